@@ -1,0 +1,13 @@
+//! ferry's object model and manifest validation.
+//!
+//! This crate owns what a manifest *is* for ferry: the API types of every kind in scope
+//! (Kubernetes' own through `k8s-openapi`, pinned to 1.33, plus ferry's `ferry.dev/v1` kinds),
+//! the loader that turns YAML and JSON files into objects, the JSON Schemas of every kind (in a
+//! normal and a strict flavour, generated from the types), and the validator behind
+//! `ferry validate`, which the GitOps sync reuses to check a commit as a whole.
+
+pub mod events;
+pub mod loader;
+pub mod pointer;
+pub mod position;
+pub mod scalar;
