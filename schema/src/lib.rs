@@ -7,7 +7,13 @@
 //! `ferry validate`, which the GitOps sync reuses to check a commit as a whole.
 
 pub mod events;
+pub mod ferry;
+pub mod generate;
+pub mod kinds;
 pub mod loader;
 pub mod pointer;
 pub mod position;
+pub mod rules;
 pub mod scalar;
+
+pub use k8s_openapi;

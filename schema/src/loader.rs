@@ -14,8 +14,8 @@ use std::ops::Range;
 
 use serde_json::{Map, Value};
 
-use crate::pointer::JsonPointer;
 use crate::events::{EventStream, YamlEvent, mark_position};
+use crate::pointer::JsonPointer;
 use crate::scalar::{Resolved, key_text, resolve_bool, resolve_plain, resolve_plain_owned};
 
 /// Limits that keep hostile input from costing unbounded time or memory.
@@ -600,7 +600,9 @@ mod tests {
         let text = "base: &b {x: 1, z: 2}\nuse: *b\nmerged:\n  <<: *b\n  z: 3\n";
         assert_eq!(
             values(text),
-            vec![json!({"base": {"x": 1, "z": 2}, "use": {"x": 1, "z": 2}, "merged": {"z": 3, "x": 1}})]
+            vec![
+                json!({"base": {"x": 1, "z": 2}, "use": {"x": 1, "z": 2}, "merged": {"z": 3, "x": 1}})
+            ]
         );
     }
 
@@ -627,7 +629,9 @@ mod tests {
 
     #[test]
     fn billion_laughs_is_refused_fast() {
-        let mut text = String::from("a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+        let mut text = String::from(
+            "a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+        );
         for i in 1..10 {
             let refs = vec![format!("*a{}", i - 1); 9].join(",");
             text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
@@ -643,10 +647,18 @@ mod tests {
     #[test]
     fn deep_nesting_is_refused() {
         let flow = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-        assert!(load(&flow)[0].value.is_err(), "deep flow nesting is refused");
-        let block: String = (0..500).map(|i| format!("{}a:\n", "  ".repeat(i))).collect();
+        assert!(
+            load(&flow)[0].value.is_err(),
+            "deep flow nesting is refused"
+        );
+        let block: String = (0..500)
+            .map(|i| format!("{}a:\n", "  ".repeat(i)))
+            .collect();
         let err = load(&block)[0].value.clone().expect_err("too deep");
-        assert!(matches!(err.error, LoadError::TooDeep { limit: 100 }), "{err:?}");
+        assert!(
+            matches!(err.error, LoadError::TooDeep { limit: 100 }),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! more and the events are walked with the path tracked until the pointer is reached. A pointer
 //! to a field that is absent (a missing required field) resolves to its deepest present parent.
 
-
 use crate::events::{EventStream, YamlEvent, mark_position};
 use crate::loader::Position;
 use crate::pointer::segments;
@@ -122,10 +121,18 @@ mod tests {
     fn finds_scalar_values() {
         assert_eq!(locate(POD, 0, "/metadata/name", Anchor::Value), pos(4, 9));
         assert_eq!(
-            locate(POD, 0, "/spec/containers/0/ports/0/containerPort", Anchor::Value),
+            locate(
+                POD,
+                0,
+                "/spec/containers/0/ports/0/containerPort",
+                Anchor::Value
+            ),
             pos(10, 22)
         );
-        assert_eq!(locate(POD, 0, "/spec/containers/1/image", Anchor::Value), pos(12, 12));
+        assert_eq!(
+            locate(POD, 0, "/spec/containers/1/image", Anchor::Value),
+            pos(12, 12)
+        );
     }
 
     #[test]
@@ -137,7 +144,10 @@ mod tests {
     #[test]
     fn missing_fields_resolve_to_their_parent() {
         assert_eq!(locate(POD, 0, "/spec/selector", Anchor::Value), pos(5, 1));
-        assert_eq!(locate(POD, 0, "/spec/containers/1/ports", Anchor::Value), pos(11, 5));
+        assert_eq!(
+            locate(POD, 0, "/spec/containers/1/ports", Anchor::Value),
+            pos(11, 5)
+        );
     }
 
     #[test]

@@ -213,6 +213,8 @@ mod tests {
         assert_eq!(key_text(json!(true)), "true");
         assert_eq!(key_text(json!(8080)), "8080");
         assert_eq!(key_text(Value::Null), "null");
-        assert!(matches!(resolve_plain_owned("web".into()), Resolved::Value(Value::String(s)) if s == "web"));
+        assert!(
+            matches!(resolve_plain_owned("web".into()), Resolved::Value(Value::String(s)) if s == "web")
+        );
     }
 }
