@@ -6,6 +6,7 @@
 //! normal and a strict flavour, generated from the types), and the validator behind
 //! `ferry validate`, which the GitOps sync reuses to check a commit as a whole.
 
+pub mod catalog;
 pub mod events;
 pub mod ferry;
 pub mod generate;
@@ -15,5 +16,6 @@ pub mod pointer;
 pub mod position;
 pub mod rules;
 pub mod scalar;
+pub mod validate;
 
 pub use k8s_openapi;
