@@ -15,6 +15,7 @@ pub mod loader;
 pub mod pointer;
 pub mod position;
 pub mod rules;
+pub mod run;
 pub mod scalar;
 pub mod validate;
 
