@@ -92,7 +92,8 @@ pub fn locate(text: &str, line_offset: usize, pointer: &str, anchor: Anchor) -> 
 fn finish_value(stack: &mut [Container], path: &mut Vec<String>) {
     match stack.last_mut() {
         Some(Container::Map { key }) => {
-            if key.take().is_some() {
+            let had_key = key.take().is_some();
+            if had_key {
                 path.pop();
             }
         }

@@ -73,7 +73,7 @@ impl<W: Write> Reporter for Junit<W> {
                         ">\n      <{tag} message=\"{}\" type=\"{}\">{}</{tag}>\n    </testcase>",
                         escape(first),
                         r.status.as_str(),
-                        escape(&details.join("\n"))
+                        escape(details.join("\n"))
                     )?;
                 }
             }

@@ -87,7 +87,7 @@ fn base64_problem(text: &str) -> Option<String> {
             "not valid base64: illegal character at offset {at} (use stringData for plain text)"
         ));
     }
-    if bytes.len() % 4 != 0 || padding > 2 {
+    if !bytes.len().is_multiple_of(4) || padding > 2 {
         return Some(
             "not valid base64: length is not a multiple of 4 (use stringData for plain text)"
                 .into(),

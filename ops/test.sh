@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The README's test command: sets up what the tests need, then runs every test.
+#
+# Needs only a Rust toolchain and python3 on a fresh machine. Outside tools a test depends on
+# are installed here when missing; under CI=true a tool that cannot be had is a failure, never
+# a silent skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() { # need TOOL WHY: fail under CI when TOOL is missing, else warn
+  if ! command -v "$1" >/dev/null 2>&1; then
+    if [ "${CI:-}" = "true" ]; then
+      echo "test.sh: $1 is required ($2) and is not installed" >&2
+      exit 1
+    fi
+    echo "test.sh: warning: $1 not found ($2); those checks will not run" >&2
+    return 1
+  fi
+}
+
+need cargo "builds and runs the tests"
+need python3 "runs the verdict-parity comparison with kubernetes-validate" || true
+
+echo "== cargo test (workspace)"
+cargo test --workspace --all-targets
+
+if command -v python3 >/dev/null 2>&1; then
+  echo "== verdict parity with kubernetes-validate (fixtures/parity)"
+  # Installs kubernetes-validate into target/bench-venv from PyPI on first use.
+  python3 ops/bench/parity.py
+fi
