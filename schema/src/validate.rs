@@ -600,7 +600,6 @@ fn schema_message(kind: &ValidationErrorKind, instance: &Value) -> String {
 fn article(t: &str) -> String {
     match t {
         "integer" | "object" | "array" => format!("an {t}"),
-        "object_" => t.to_owned(),
         _ => format!("a {t}"),
     }
 }
