@@ -35,4 +35,4 @@ schemas:
 
 # Fuzz the manifest loader and validator (stable toolchain; needs `cargo install cargo-fuzz`).
 fuzz seconds="300":
-    cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run validate corpus seeds -- -max_total_time={{seconds}} -rss_limit_mb=2048 -max_len=65536
+    cd fuzz && mkdir -p corpus && RUSTC_BOOTSTRAP=1 cargo fuzz run validate corpus seeds -- -max_total_time={{seconds}} -rss_limit_mb=2048 -max_len=65536
