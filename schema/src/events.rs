@@ -4,8 +4,17 @@
 //! (and through it kubectl and the apiserver) is itself a port of, so documents tokenize the way
 //! Kubernetes tokenizes them. It is a pull parser with an explicit state stack: no recursion,
 //! and nothing is parsed beyond the event the caller asks for.
+//!
+//! Two guards around it. Its scanner panics when a block scalar runs into the end of input
+//! (C libyaml pads its buffer with NULs there; the port does not), so the text is always given
+//! a final newline ([`terminated`]) and a block scalar that consumed that added newline gets it
+//! taken off again: values are exactly what Kubernetes reads. And should the parser panic on
+//! some other input, the panic is caught and reported as a syntax error of that document.
 
-use libyaml_safer::{EventData, Mark, Parser};
+use std::borrow::Cow;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use libyaml_safer::{EventData, Mark, Parser, ScalarStyle};
 
 use crate::loader::Position;
 
@@ -48,19 +57,33 @@ pub struct SyntaxError {
     pub column: usize,
 }
 
+/// The text to hand to [`EventStream::new`]: `text` with a final newline.
+pub fn terminated(text: &str) -> Cow<'_, str> {
+    if text.ends_with('\n') {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(format!("{text}\n"))
+    }
+}
+
 /// Pulls events from a text.
 pub struct EventStream<'a> {
     parser: Parser<'a>,
+    original_len: u64,
+    last_mark: Mark,
     done: bool,
 }
 
 impl<'a> EventStream<'a> {
-    /// Starts parsing `text` (held by the caller for the stream's lifetime).
-    pub fn new(text: &'a mut &'a [u8]) -> Self {
+    /// Starts parsing `input`, which [`terminated`] made from a text of `original_len` bytes
+    /// (the caller holds it for the stream's lifetime).
+    pub fn new(input: &'a mut &'a [u8], original_len: usize) -> Self {
         let mut parser = Parser::new();
-        parser.set_input_string(text);
+        parser.set_input_string(input);
         EventStream {
             parser,
+            original_len: original_len as u64,
+            last_mark: Mark::default(),
             done: false,
         }
     }
@@ -81,9 +104,18 @@ impl Iterator for EventStream<'_> {
         if self.done {
             return None;
         }
-        let event = match self.parser.parse() {
-            Ok(event) => event,
-            Err(error) => {
+        let parsed = catch_unwind(AssertUnwindSafe(|| self.parser.parse()));
+        let event = match parsed {
+            Ok(Ok(event)) => event,
+            Err(_panic) => {
+                self.done = true;
+                return Some(Err(SyntaxError {
+                    message: "the YAML parser failed on this document".into(),
+                    line: self.last_mark.line as usize,
+                    column: self.last_mark.column as usize,
+                }));
+            }
+            Ok(Err(error)) => {
                 self.done = true;
                 let mark = error.problem_mark().unwrap_or_default();
                 let message = match error.context() {
@@ -97,6 +129,7 @@ impl Iterator for EventStream<'_> {
                 }));
             }
         };
+        self.last_mark = event.start_mark;
         let yaml = match event.data {
             EventData::StreamEnd => {
                 self.done = true;
@@ -109,15 +142,22 @@ impl Iterator for EventStream<'_> {
             EventData::Scalar {
                 anchor,
                 tag,
-                value,
+                mut value,
                 style,
                 ..
-            } => YamlEvent::Scalar {
-                value,
-                plain: style == libyaml_safer::ScalarStyle::Plain,
-                tag,
-                anchor,
-            },
+            } => {
+                let block = matches!(style, ScalarStyle::Literal | ScalarStyle::Folded);
+                if block && event.end_mark.index > self.original_len && value.ends_with('\n') {
+                    // The newline `terminated` added is not part of the document.
+                    value.pop();
+                }
+                YamlEvent::Scalar {
+                    value,
+                    plain: style == ScalarStyle::Plain,
+                    tag,
+                    anchor,
+                }
+            }
             EventData::SequenceStart { anchor, .. } => YamlEvent::SequenceStart(anchor),
             EventData::SequenceEnd => YamlEvent::SequenceEnd,
             EventData::MappingStart { anchor, .. } => YamlEvent::MappingStart(anchor),

@@ -14,7 +14,7 @@ use std::ops::Range;
 
 use serde_json::{Map, Value};
 
-use crate::events::{EventStream, YamlEvent, mark_position};
+use crate::events::{EventStream, YamlEvent, mark_position, terminated};
 use crate::pointer::JsonPointer;
 use crate::scalar::{Resolved, key_text, resolve_bool, resolve_plain, resolve_plain_owned};
 
@@ -287,8 +287,9 @@ impl<'l> Builder<'l> {
 
     fn build(&mut self, chunk: &str) -> Result<Value, Located<LoadError>> {
         let mut root: Option<Value> = None;
-        let mut bytes = chunk.as_bytes();
-        for event in EventStream::new(&mut bytes) {
+        let input = terminated(chunk);
+        let mut bytes = input.as_bytes();
+        for event in EventStream::new(&mut bytes, chunk.len()) {
             let (event, mark) = event.map_err(|e| Located {
                 error: LoadError::Syntax(e.message),
                 position: Position {
@@ -617,6 +618,16 @@ mod tests {
                 position: Position { line: 3, column: 3 }
             }]
         );
+    }
+
+    #[test]
+    fn block_scalar_at_end_of_input_without_newline() {
+        // Found by the fuzzer: the YAML library's scanner panicked here.
+        assert_eq!(values("a: |\n  x"), vec![json!({"a": "x"})]);
+        assert_eq!(values("a: |\n  x\n"), vec![json!({"a": "x\n"})]);
+        assert_eq!(values("a: |+\n  x\n\n"), vec![json!({"a": "x\n\n"})]);
+        assert_eq!(values("a: >-\n  x\n  y"), vec![json!({"a": "x y"})]);
+        assert_eq!(values("a: x"), vec![json!({"a": "x"})]);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! more and the events are walked with the path tracked until the pointer is reached. A pointer
 //! to a field that is absent (a missing required field) resolves to its deepest present parent.
 
-use crate::events::{EventStream, YamlEvent, mark_position};
+use crate::events::{EventStream, YamlEvent, mark_position, terminated};
 use crate::loader::Position;
 use crate::pointer::segments;
 
@@ -32,8 +32,9 @@ pub fn locate(text: &str, line_offset: usize, pointer: &str, anchor: Anchor) -> 
         line: line_offset + 1,
         column: 1,
     };
-    let mut bytes = text.as_bytes();
-    for event in EventStream::new(&mut bytes) {
+    let input = terminated(text);
+    let mut bytes = input.as_bytes();
+    for event in EventStream::new(&mut bytes, text.len()) {
         let Ok((event, mark)) = event else { break };
         let here = mark_position(&mark, line_offset);
         let is_container = match event {
