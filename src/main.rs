@@ -92,6 +92,13 @@ struct ValidateArgs {
 }
 
 fn main() -> ExitCode {
+    // The YAML library's own panics are caught and reported as findings; keep them quiet.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !ferry_schema::events::is_yaml_library_panic(info) {
+            default_hook(info);
+        }
+    }));
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate(args) => validate(args),

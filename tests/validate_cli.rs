@@ -465,6 +465,7 @@ fn hostile_input_is_refused_clearly() {
     assert!(!by_file("/deep.yaml").is_empty());
     assert!(by_file("deep-block.yaml").contains("nests deeper than"));
     assert!(by_file("huge.yaml").contains("over the limit"));
+    assert!(by_file("flow-tag.yaml").contains("malformed YAML"));
 }
 
 #[test]

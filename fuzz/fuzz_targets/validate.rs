@@ -10,7 +10,20 @@ use std::sync::OnceLock;
 static NORMAL: OnceLock<Validator> = OnceLock::new();
 static STRICT: OnceLock<Validator> = OnceLock::new();
 
+static HOOK: OnceLock<()> = OnceLock::new();
+
 fuzz_target!(|data: &[u8]| {
+    // Panics raised inside the YAML library are caught by the loader and reported as syntax
+    // errors (see ferry_schema::events); any other panic is a crash.
+    HOOK.get_or_init(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !ferry_schema::events::is_yaml_library_panic(info) {
+                previous(info);
+                std::process::abort();
+            }
+        }));
+    });
     let normal = NORMAL.get_or_init(|| Validator::new(Options::default(), Vec::new()));
     let strict = STRICT.get_or_init(|| {
         Validator::new(Options { strict: true, ..Options::default() }, Vec::new())

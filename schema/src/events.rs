@@ -57,6 +57,13 @@ pub struct SyntaxError {
     pub column: usize,
 }
 
+/// Is this panic one of the YAML library's own (caught by [`EventStream`] and reported as a
+/// syntax error)? Panic hooks use it to keep those quiet while every other panic stays loud.
+pub fn is_yaml_library_panic(info: &std::panic::PanicHookInfo<'_>) -> bool {
+    info.location()
+        .is_some_and(|l| l.file().contains("libyaml-safer") || l.file().contains("libyaml_safer"))
+}
+
 /// The text to hand to [`EventStream::new`]: `text` with a final newline.
 pub fn terminated(text: &str) -> Cow<'_, str> {
     if text.ends_with('\n') {
