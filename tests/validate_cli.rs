@@ -438,6 +438,12 @@ fn hostile_input_is_refused_clearly() {
             "x".repeat(4 << 20)
         ),
     );
+    // Found by fuzzing: the YAML library panics on a tag before ',' in a flow collection.
+    write(
+        dir.path(),
+        "flow-tag.yaml",
+        "apiVersion: v1\nkind: ConfigMap\ndata: [!foo, x]\n",
+    );
     let out = ferry(&[
         "validate",
         "-o",
@@ -445,6 +451,11 @@ fn hostile_input_is_refused_clearly() {
         dir.path().to_str().expect("utf-8"),
     ]);
     assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report = json(&out);
     let by_file = |name: &str| -> String {
         let r = report["resources"]
