@@ -21,6 +21,22 @@ need() { # need TOOL WHY: fail under CI when TOOL is missing, else warn
 need cargo "builds and runs the tests"
 need python3 "runs the verdict-parity comparison with kubernetes-validate" || true
 
+# PostgreSQL: the storage suite runs on it as well as on SQLite. The tests start a throwaway
+# server themselves (initdb/pg_ctl in a temp dir); here we only make sure it is installed.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing PostgreSQL (apt-get)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    # The package starts a cluster of its own; the tests do not use it.
+    service postgresql stop >/dev/null 2>&1 || true
+  elif [ "${CI:-}" = "true" ]; then
+    echo "test.sh: PostgreSQL is required and cannot be installed here (not root, or no apt-get)" >&2
+    exit 1
+  else
+    echo "test.sh: warning: PostgreSQL not installed; the PostgreSQL half of the storage tests will not run" >&2
+  fi
+fi
+
 echo "== cargo test (workspace)"
 cargo test --workspace --all-targets
 

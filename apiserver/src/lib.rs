@@ -1,7 +1,11 @@
-//! ferry's apiserver (not built yet: issue #3).
+//! ferry's apiserver (issue #3, in progress).
 //!
-//! It will own the Kubernetes REST API over hyper (discovery, OpenAPI, CRUD, list/watch,
-//! subresources, admission and defaulting, authn/authz), the storage layer (sqlx: SQLite
-//! embedded, PostgreSQL for production, one global gap-free revision, a change log that watch
-//! reads, group commit), the multi-object transaction API the GitOps sync applies commits with,
-//! the audit trail, and metrics. Nothing here works yet, and nothing pretends to.
+//! Built so far: the storage layer ([`storage`]): objects and a change log on SQLite or
+//! PostgreSQL through sqlx, one global gap-free revision handed out by a group-commit writer,
+//! multi-object all-or-nothing transactions, and watches that resume from any retained
+//! revision with nothing missed or repeated.
+//!
+//! Still to come: the Kubernetes REST API over hyper (discovery, OpenAPI, CRUD, list/watch,
+//! subresources, admission and defaulting, authn/authz), the audit trail, and metrics.
+
+pub mod storage;

@@ -1,0 +1,303 @@
+//! ferry's storage: current objects in one table, every change in a change log keyed by one
+//! global revision, on SQLite or PostgreSQL through sqlx.
+//!
+//! Writes go through the group-commit [`writer`]; reads go straight to the pool. Committed
+//! changes are published to watchers through the [`hub`], in revision order with no gaps.
+
+mod change;
+mod engine;
+mod error;
+mod hub;
+mod key;
+mod listener;
+mod txn;
+mod watch;
+mod writer;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use sqlx::{AnyPool, Row};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+pub use change::{Change, EventType};
+pub use engine::Engine;
+pub use error::StorageError;
+pub use hub::Hub;
+pub use key::ObjectKey;
+pub use txn::WriteOp;
+pub use watch::Watch;
+
+/// A stored object and its revision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    /// The revision it was last written at (its resourceVersion).
+    pub revision: i64,
+    /// The object.
+    pub object: Value,
+}
+
+/// A consistent page of a list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListPage {
+    /// The objects, ordered by namespace and name.
+    pub items: Vec<Stored>,
+    /// The revision the list is consistent at.
+    pub revision: i64,
+    /// Namespace and name of the last item when more remain.
+    pub more_after: Option<(String, String)>,
+}
+
+/// The storage of one ferry process.
+#[derive(Clone)]
+pub struct Storage {
+    pool: AnyPool,
+    engine: Engine,
+    writes: mpsc::Sender<writer::WriteRequest>,
+    hub: Hub,
+    cancel: CancellationToken,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("engine", &self.engine)
+            .finish()
+    }
+}
+
+impl Storage {
+    /// Opens `url` (`sqlite://PATH` or `postgres://...`), runs migrations, starts the writer.
+    pub async fn open(url: &str) -> Result<Storage, StorageError> {
+        let (pool, engine) = engine::connect(url, 8).await?;
+        let revision = current_revision(&pool).await?;
+        let hub = Hub::new(pool.clone(), revision);
+        let (writes, requests) = mpsc::channel(writer::MAX_BATCH * 4);
+        let publisher = hub.clone();
+        tokio::spawn(writer::run(
+            pool.clone(),
+            engine,
+            requests,
+            move |changes| publisher.publish(changes),
+        ));
+        let cancel = CancellationToken::new();
+        if engine == Engine::Postgres {
+            tokio::spawn(listener::run(url.to_owned(), hub.clone(), cancel.clone()));
+        }
+        Ok(Storage {
+            pool,
+            engine,
+            writes,
+            hub,
+            cancel,
+        })
+    }
+
+    /// Stops the background tasks and closes the pool; queued writes still complete.
+    pub async fn close(&self) {
+        self.cancel.cancel();
+        self.pool.close().await;
+    }
+
+    /// The engine in use.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// The hub that delivers committed changes.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Applies `ops` as one transaction: all or nothing, consecutive revisions.
+    pub async fn write(&self, ops: Vec<WriteOp>) -> Result<Vec<Arc<Change>>, StorageError> {
+        let (reply, outcome) = oneshot::channel();
+        self.writes
+            .send(writer::WriteRequest { ops, reply })
+            .await
+            .map_err(|_| StorageError::Unavailable("the writer has stopped".into()))?;
+        outcome
+            .await
+            .map_err(|_| StorageError::Unavailable("the writer has stopped".into()))?
+    }
+
+    /// Reads one object.
+    pub async fn get(&self, key: &ObjectKey) -> Result<Option<Stored>, StorageError> {
+        let row = sqlx::query(
+            "SELECT revision, body FROM objects WHERE resource = $1 AND namespace = $2 AND name = $3",
+        )
+        .bind(&key.resource)
+        .bind(&key.namespace)
+        .bind(&key.name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| stored(&row, key)).transpose()
+    }
+
+    /// Lists a resource (in one namespace, or all when `namespace` is `None`), after the
+    /// `(namespace, name)` cursor, at most `limit` items (0: no limit). Consistent: every item
+    /// is as of the returned revision.
+    pub async fn list(
+        &self,
+        resource: &str,
+        namespace: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<ListPage, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        if self.engine == Engine::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let revision: i64 = sqlx::query("SELECT revision FROM ferry_meta WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        let (after_ns, after_name) = after.unwrap_or(("", ""));
+        let fetch = if limit == 0 {
+            i64::MAX
+        } else {
+            limit as i64 + 1
+        };
+        let rows = sqlx::query(
+            "SELECT revision, body, namespace, name FROM objects \
+             WHERE resource = $1 AND ($2 = '' OR namespace = $2) \
+             AND (namespace > $3 OR (namespace = $3 AND name > $4)) \
+             ORDER BY namespace, name LIMIT $5",
+        )
+        .bind(resource)
+        .bind(namespace.unwrap_or(""))
+        .bind(after_ns)
+        .bind(after_name)
+        .bind(fetch)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut items = Vec::with_capacity(rows.len());
+        let mut more_after = None;
+        for (i, row) in rows.iter().enumerate() {
+            let ns: String = row.try_get(2)?;
+            let name: String = row.try_get(3)?;
+            if limit != 0 && i == limit {
+                break;
+            }
+            if limit != 0 && i + 1 == limit && rows.len() > limit {
+                more_after = Some((ns.clone(), name.clone()));
+            }
+            items.push(stored(row, &ObjectKey::new(resource, ns, name))?);
+        }
+        Ok(ListPage {
+            items,
+            revision,
+            more_after,
+        })
+    }
+
+    /// The current global revision.
+    pub async fn revision(&self) -> Result<i64, StorageError> {
+        current_revision(&self.pool).await
+    }
+
+    /// Watches every change after `revision`, in order, with nothing missed or repeated.
+    pub fn watch(&self, revision: i64) -> Watch {
+        Watch::new(self.hub.clone(), revision)
+    }
+
+    /// Drops change-log entries committed before `cutoff_ms` (Unix milliseconds), keeping the
+    /// newest one so the current revision stays watchable. Returns the new compacted revision.
+    pub async fn compact(&self, cutoff_ms: i64) -> Result<i64, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE ferry_meta SET revision = revision WHERE id = 1")
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query(
+            "SELECT COALESCE(MAX(revision), 0) FROM changes WHERE committed_ms < $1 \
+             AND revision < (SELECT revision FROM ferry_meta WHERE id = 1)",
+        )
+        .bind(cutoff_ms)
+        .fetch_one(&mut *tx)
+        .await?;
+        let upto: i64 = row.try_get(0)?;
+        if upto > 0 {
+            sqlx::query("DELETE FROM changes WHERE revision <= $1")
+                .bind(upto)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE ferry_meta SET compacted = $1 WHERE id = 1 AND compacted < $1")
+                .bind(upto)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let compacted: i64 = sqlx::query("SELECT compacted FROM ferry_meta WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        tx.commit().await?;
+        Ok(compacted)
+    }
+}
+
+async fn current_revision(pool: &AnyPool) -> Result<i64, StorageError> {
+    Ok(sqlx::query("SELECT revision FROM ferry_meta WHERE id = 1")
+        .fetch_one(pool)
+        .await?
+        .try_get(0)?)
+}
+
+fn stored(row: &sqlx::any::AnyRow, key: &ObjectKey) -> Result<Stored, StorageError> {
+    let revision: i64 = row.try_get(0)?;
+    let body: String = row.try_get(1)?;
+    let object = serde_json::from_str(&body)
+        .map_err(|e| StorageError::Corrupt(key.clone(), e.to_string()))?;
+    Ok(Stored { revision, object })
+}
+
+/// Reads committed changes after `revision`, at most `limit`, oldest first; `Expired` when the
+/// change log no longer reaches back that far.
+pub(crate) async fn changes_after(
+    pool: &AnyPool,
+    revision: i64,
+    limit: i64,
+) -> Result<Vec<Arc<Change>>, StorageError> {
+    let compacted: i64 = sqlx::query("SELECT compacted FROM ferry_meta WHERE id = 1")
+        .fetch_one(pool)
+        .await?
+        .try_get(0)?;
+    if revision < compacted {
+        return Err(StorageError::Expired {
+            requested: revision,
+            oldest: compacted,
+        });
+    }
+    let rows = sqlx::query(
+        "SELECT revision, resource, namespace, name, event, body FROM changes \
+         WHERE revision > $1 ORDER BY revision LIMIT $2",
+    )
+    .bind(revision)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let key = ObjectKey::new(
+            row.try_get::<String, _>(1)?,
+            row.try_get::<String, _>(2)?,
+            row.try_get::<String, _>(3)?,
+        );
+        let event_text: String = row.try_get(4)?;
+        let event = EventType::parse(&event_text)
+            .ok_or_else(|| StorageError::Corrupt(key.clone(), format!("event {event_text:?}")))?;
+        let body: String = row.try_get(5)?;
+        let object = serde_json::from_str(&body)
+            .map_err(|e| StorageError::Corrupt(key.clone(), e.to_string()))?;
+        out.push(Arc::new(Change {
+            revision: row.try_get(0)?,
+            event,
+            key,
+            object: Arc::new(object),
+        }));
+    }
+    Ok(out)
+}

@@ -1,0 +1,279 @@
+//! Group commit: one task owns all writes of this process. It takes the queued requests (up to
+//! [`MAX_BATCH`]) into one database transaction, so concurrent writers share one fsync.
+//!
+//! Inside the transaction it first locks the `ferry_meta` row (the same lock every ferry
+//! process takes), reads the global revision, checks every request's preconditions against the
+//! database and the batch's own earlier writes, hands out consecutive revisions to the requests
+//! that pass, writes objects and change-log rows, stores the new revision and commits. A request
+//! whose precondition fails gets its error and consumes no revision; a database failure fails
+//! the whole batch and nothing is written. Revisions are therefore strictly increasing in
+//! commit order and without gaps.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use sqlx::{Any, AnyPool, Row, Transaction};
+use tokio::sync::{mpsc, oneshot};
+
+use super::change::{Change, EventType};
+use super::engine::Engine;
+use super::error::StorageError;
+use super::key::ObjectKey;
+use super::txn::WriteOp;
+
+/// Most requests committed in one transaction.
+pub const MAX_BATCH: usize = 256;
+
+/// A queued write: its operations (all or nothing) and where to send the outcome.
+pub struct WriteRequest {
+    /// The operations.
+    pub ops: Vec<WriteOp>,
+    /// The committed changes, or why nothing was written.
+    pub reply: oneshot::Sender<Result<Vec<Arc<Change>>, StorageError>>,
+}
+
+/// The state of a key as the batch sees it: `(revision, body)` or absent.
+type Current = Option<(i64, Arc<Value>)>;
+
+/// Runs the writer until every sender is gone, handing committed changes to `publish`.
+pub async fn run(
+    pool: AnyPool,
+    engine: Engine,
+    mut requests: mpsc::Receiver<WriteRequest>,
+    publish: impl Fn(&[Arc<Change>]),
+) {
+    while let Some(first) = requests.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match requests.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        let mut ops: Vec<&[WriteOp]> = batch.iter().map(|r| r.ops.as_slice()).collect();
+        let outcome = commit(&pool, engine, &mut ops).await;
+        match outcome {
+            Ok(results) => {
+                let mut committed: Vec<Arc<Change>> = Vec::new();
+                for changes in results.iter().flatten() {
+                    committed.extend(changes.iter().cloned());
+                }
+                publish(&committed);
+                for (request, result) in batch.into_iter().zip(results) {
+                    let _ = request.reply.send(result);
+                }
+            }
+            Err(error) => {
+                let message = error.to_string();
+                for request in batch {
+                    let _ = request
+                        .reply
+                        .send(Err(StorageError::Unavailable(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+async fn lookup(
+    tx: &mut Transaction<'static, Any>,
+    overlay: &HashMap<ObjectKey, Current>,
+    key: &ObjectKey,
+) -> Result<Current, StorageError> {
+    if let Some(current) = overlay.get(key) {
+        return Ok(current.clone());
+    }
+    let row = sqlx::query(
+        "SELECT revision, body FROM objects WHERE resource = $1 AND namespace = $2 AND name = $3",
+    )
+    .bind(&key.resource)
+    .bind(&key.namespace)
+    .bind(&key.name)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match row {
+        None => Ok(None),
+        Some(row) => {
+            let revision: i64 = row.try_get(0)?;
+            let body: String = row.try_get(1)?;
+            let value: Value = serde_json::from_str(&body)
+                .map_err(|e| StorageError::Corrupt(key.clone(), e.to_string()))?;
+            Ok(Some((revision, Arc::new(value))))
+        }
+    }
+}
+
+fn with_revision(mut object: Value, revision: i64) -> Value {
+    if let Some(meta) = object.as_object_mut().map(|o| {
+        o.entry("metadata")
+            .or_insert_with(|| Value::Object(Default::default()))
+    }) && let Some(meta) = meta.as_object_mut()
+    {
+        meta.insert(
+            "resourceVersion".into(),
+            Value::String(revision.to_string()),
+        );
+    }
+    object
+}
+
+/// Plans one request against the batch's view; `Err` leaves the view untouched.
+async fn plan(
+    tx: &mut Transaction<'static, Any>,
+    overlay: &HashMap<ObjectKey, Current>,
+    ops: &[WriteOp],
+    first_revision: i64,
+) -> Result<Vec<Arc<Change>>, StorageError> {
+    let mut local: HashMap<ObjectKey, Current> = HashMap::new();
+    let mut changes = Vec::with_capacity(ops.len());
+    for (revision, op) in (first_revision..).zip(ops) {
+        let key = op.key();
+        let current = match local.get(key) {
+            Some(c) => c.clone(),
+            None => lookup(tx, overlay, key).await?,
+        };
+        let (event, object) = match (op, &current) {
+            (WriteOp::Create { .. }, Some(_)) => {
+                return Err(StorageError::AlreadyExists(key.clone()));
+            }
+            (WriteOp::Create { object, .. }, None) => (EventType::Added, object.clone()),
+            (WriteOp::Update { .. } | WriteOp::Delete { .. }, None) => {
+                return Err(StorageError::NotFound(key.clone()));
+            }
+            (
+                WriteOp::Update {
+                    expected: Some(e), ..
+                }
+                | WriteOp::Delete {
+                    expected: Some(e), ..
+                },
+                Some((found, _)),
+            ) if e != found => {
+                return Err(StorageError::Conflict {
+                    key: key.clone(),
+                    expected: *e,
+                    found: *found,
+                });
+            }
+            (WriteOp::Update { object, .. }, Some(_)) => (EventType::Modified, object.clone()),
+            (WriteOp::Delete { .. }, Some((_, last))) => (EventType::Deleted, (**last).clone()),
+        };
+        let object = Arc::new(with_revision(object, revision));
+        local.insert(
+            key.clone(),
+            match event {
+                EventType::Deleted => None,
+                _ => Some((revision, object.clone())),
+            },
+        );
+        changes.push(Arc::new(Change {
+            revision,
+            event,
+            key: key.clone(),
+            object,
+        }));
+    }
+    Ok(changes)
+}
+
+/// Commits a batch; the outer error is a database failure (nothing written), the inner ones
+/// are per-request precondition failures.
+async fn commit(
+    pool: &AnyPool,
+    engine: Engine,
+    batch: &mut [&[WriteOp]],
+) -> Result<Vec<Result<Vec<Arc<Change>>, StorageError>>, StorageError> {
+    let mut tx = pool.begin().await?;
+    // Take the write lock before reading the revision: every ferry process does the same.
+    sqlx::query("UPDATE ferry_meta SET revision = revision WHERE id = 1")
+        .execute(&mut *tx)
+        .await?;
+    let current: i64 = sqlx::query("SELECT revision FROM ferry_meta WHERE id = 1")
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+    let mut next = current + 1;
+    let mut overlay: HashMap<ObjectKey, Current> = HashMap::new();
+    let mut results = Vec::with_capacity(batch.len());
+    for ops in batch.iter() {
+        match plan(&mut tx, &overlay, ops, next).await {
+            Ok(changes) => {
+                for change in &changes {
+                    let state = match change.event {
+                        EventType::Deleted => None,
+                        _ => Some((change.revision, change.object.clone())),
+                    };
+                    overlay.insert(change.key.clone(), state);
+                }
+                next += changes.len() as i64;
+                results.push(Ok(changes));
+            }
+            Err(StorageError::Unavailable(message)) => {
+                return Err(StorageError::Unavailable(message));
+            }
+            Err(error) => results.push(Err(error)),
+        }
+    }
+    if next == current + 1 {
+        tx.rollback().await?;
+        return Ok(results);
+    }
+    let committed_ms = now_ms();
+    let mut to_write: Vec<Arc<Change>> = Vec::new();
+    for changes in results.iter().flatten() {
+        to_write.extend(changes.iter().cloned());
+    }
+    for change in &to_write {
+        let key = &change.key;
+        let body = change.object.to_string();
+        match change.event {
+            EventType::Added => {
+                sqlx::query("INSERT INTO objects (resource, namespace, name, revision, body) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(&key.resource).bind(&key.namespace).bind(&key.name).bind(change.revision).bind(&body)
+                    .execute(&mut *tx).await?;
+            }
+            EventType::Modified => {
+                sqlx::query("UPDATE objects SET revision = $4, body = $5 WHERE resource = $1 AND namespace = $2 AND name = $3")
+                    .bind(&key.resource).bind(&key.namespace).bind(&key.name).bind(change.revision).bind(&body)
+                    .execute(&mut *tx).await?;
+            }
+            EventType::Deleted => {
+                sqlx::query(
+                    "DELETE FROM objects WHERE resource = $1 AND namespace = $2 AND name = $3",
+                )
+                .bind(&key.resource)
+                .bind(&key.namespace)
+                .bind(&key.name)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        sqlx::query("INSERT INTO changes (revision, resource, namespace, name, event, body, committed_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(change.revision).bind(&key.resource).bind(&key.namespace).bind(&key.name)
+            .bind(change.event.as_str()).bind(&body).bind(committed_ms)
+            .execute(&mut *tx).await?;
+    }
+    let last = next - 1;
+    sqlx::query("UPDATE ferry_meta SET revision = $1 WHERE id = 1")
+        .bind(last)
+        .execute(&mut *tx)
+        .await?;
+    if engine == Engine::Postgres {
+        sqlx::query("SELECT pg_notify($2, $1)")
+            .bind(last.to_string())
+            .bind(super::listener::CHANNEL)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(results)
+}
