@@ -161,6 +161,18 @@ impl Validator {
         &self.options
     }
 
+    /// Checks one parsed object (as the apiserver receives it): its schema and the semantic
+    /// rules. Findings carry JSON pointer paths; their positions are zero (there is no text).
+    pub fn check_object(&self, value: Value) -> ResourceReport {
+        let mut report = file_error("", String::new());
+        report.errors.clear();
+        report.start = Position::default();
+        self.check_resource(value, &JsonPointer::root(), &mut report, &|_, _| {
+            Position::default()
+        });
+        report
+    }
+
     /// Validates a file's bytes.
     pub fn validate_bytes(&self, filename: &str, bytes: &[u8]) -> Vec<ResourceReport> {
         match decode_text(bytes, &self.options.limits) {

@@ -1,0 +1,503 @@
+//! Admission: what happens to an object between the request body and storage. Identity
+//! (`uid`, `creationTimestamp`, `generation`), the checks the path implies (kind, name and
+//! namespace agree with the URL), defaulting as Kubernetes does it, the split between the main
+//! resource and its `status` subresource, immutable fields, and validation with the same engine
+//! as `ferry validate` (422 Invalid with field causes; unknown fields per `fieldValidation`).
+
+use ferry_schema::kinds::KindInfo;
+use ferry_schema::validate::{Options, Validator};
+use serde_json::{Map, Value, json};
+
+use super::catalog::has_status;
+use super::status::{ApiError, Cause};
+
+/// What to do with unknown fields (`fieldValidation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldValidation {
+    /// Refuse the request (400).
+    Strict,
+    /// Accept, with a warning.
+    Warn,
+    /// Accept silently.
+    Ignore,
+}
+
+impl FieldValidation {
+    /// Parses the query parameter; kubectl's default is Strict, the API's default is Warn.
+    pub fn parse(value: Option<&str>) -> Result<FieldValidation, ApiError> {
+        match value {
+            None | Some("") | Some("Warn") => Ok(FieldValidation::Warn),
+            Some("Strict") => Ok(FieldValidation::Strict),
+            Some("Ignore") => Ok(FieldValidation::Ignore),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "fieldValidation must be one of Strict, Warn, Ignore; got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Where the object being updated lives (from the URL).
+#[derive(Debug, Clone, Copy)]
+pub struct ObjectAt<'a> {
+    /// Namespace from the path.
+    pub namespace: Option<&'a str>,
+    /// Name from the path.
+    pub name: &'a str,
+}
+
+/// How an update is made.
+#[derive(Debug, Clone, Copy)]
+pub struct UpdateHow {
+    /// Through the `status` subresource: only the status changes.
+    pub status_only: bool,
+    /// What to do with unknown fields.
+    pub field_validation: FieldValidation,
+}
+
+/// Validators for admission.
+pub struct Admission {
+    strict: Validator,
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Admission {
+            strict: Validator::new(
+                Options {
+                    strict: true,
+                    ..Options::default()
+                },
+                Vec::new(),
+            ),
+        }
+    }
+}
+
+fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// A random lowercase alphanumeric string, for `generateName`.
+fn suffix(len: usize) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    bytes
+        .iter()
+        .take(len)
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+/// `/spec/ports/0/port` → `spec.ports[0].port`.
+pub fn field_path(pointer: &str) -> String {
+    let mut out = String::new();
+    for segment in ferry_schema::pointer::segments(pointer) {
+        if segment.chars().all(|c| c.is_ascii_digit()) && !segment.is_empty() {
+            out.push_str(&format!("[{segment}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&segment);
+        }
+    }
+    out
+}
+
+fn meta(object: &mut Value) -> &mut Map<String, Value> {
+    if !object["metadata"].is_object() {
+        object["metadata"] = json!({});
+    }
+    match object.get_mut("metadata").and_then(Value::as_object_mut) {
+        Some(m) => m,
+        None => unreachable!("metadata was just made an object"),
+    }
+}
+
+fn set_default(object: &mut Value, key: &str, value: Value) {
+    if let Some(map) = object.as_object_mut() {
+        map.entry(key.to_owned()).or_insert(value);
+    }
+}
+
+fn default_pod_spec(spec: &mut Value) {
+    if !spec.is_object() {
+        return;
+    }
+    set_default(spec, "restartPolicy", json!("Always"));
+    set_default(spec, "terminationGracePeriodSeconds", json!(30));
+    set_default(spec, "dnsPolicy", json!("ClusterFirst"));
+    set_default(spec, "schedulerName", json!("default-scheduler"));
+    set_default(spec, "securityContext", json!({}));
+    for list in ["initContainers", "containers"] {
+        if let Some(containers) = spec[list].as_array_mut() {
+            for c in containers {
+                let image = c["image"].as_str().unwrap_or_default().to_owned();
+                let tag = image
+                    .rsplit('/')
+                    .next()
+                    .and_then(|last| last.split_once(':'))
+                    .map(|(_, t)| t.to_owned());
+                let policy = if image.contains('@') || tag.as_deref().is_some_and(|t| t != "latest")
+                {
+                    "IfNotPresent"
+                } else {
+                    "Always"
+                };
+                set_default(c, "imagePullPolicy", json!(policy));
+                set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
+                set_default(c, "terminationMessagePolicy", json!("File"));
+                if let Some(ports) = c["ports"].as_array_mut() {
+                    for p in ports {
+                        set_default(p, "protocol", json!("TCP"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Applies Kubernetes' defaults for the kind.
+pub fn default(kind: &KindInfo, object: &mut Value) {
+    let spec = &mut object["spec"];
+    match (kind.group, kind.kind) {
+        ("", "Pod") => default_pod_spec(spec),
+        ("apps", "Deployment") => {
+            set_default(spec, "replicas", json!(1));
+            set_default(
+                spec,
+                "strategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+            );
+            set_default(spec, "revisionHistoryLimit", json!(10));
+            set_default(spec, "progressDeadlineSeconds", json!(600));
+            default_pod_spec(&mut spec["template"]["spec"]);
+        }
+        ("apps", "ReplicaSet") => {
+            set_default(spec, "replicas", json!(1));
+            default_pod_spec(&mut spec["template"]["spec"]);
+        }
+        ("apps", "DaemonSet") => {
+            set_default(
+                spec,
+                "updateStrategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+            );
+            set_default(spec, "revisionHistoryLimit", json!(10));
+            default_pod_spec(&mut spec["template"]["spec"]);
+        }
+        ("apps", "StatefulSet") => {
+            set_default(spec, "replicas", json!(1));
+            set_default(spec, "podManagementPolicy", json!("OrderedReady"));
+            set_default(
+                spec,
+                "updateStrategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+            );
+            set_default(spec, "revisionHistoryLimit", json!(10));
+            default_pod_spec(&mut spec["template"]["spec"]);
+        }
+        ("batch", "Job") => {
+            set_default(spec, "parallelism", json!(1));
+            set_default(spec, "completions", json!(1));
+            set_default(spec, "backoffLimit", json!(6));
+            set_default(spec, "completionMode", json!("NonIndexed"));
+            set_default(spec, "suspend", json!(false));
+            default_pod_spec(&mut spec["template"]["spec"]);
+        }
+        ("batch", "CronJob") => {
+            set_default(spec, "concurrencyPolicy", json!("Allow"));
+            set_default(spec, "suspend", json!(false));
+            set_default(spec, "successfulJobsHistoryLimit", json!(3));
+            set_default(spec, "failedJobsHistoryLimit", json!(1));
+            default_pod_spec(&mut spec["jobTemplate"]["spec"]["template"]["spec"]);
+        }
+        ("", "Service") if spec.is_object() => {
+            set_default(spec, "type", json!("ClusterIP"));
+            set_default(spec, "sessionAffinity", json!("None"));
+            if let Some(ports) = spec["ports"].as_array_mut() {
+                for p in ports {
+                    set_default(p, "protocol", json!("TCP"));
+                    let port = p["port"].clone();
+                    set_default(p, "targetPort", port);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Fresh status for a created object whose status is a subresource.
+fn initial_status(kind: &KindInfo) -> Value {
+    match kind.kind {
+        "Namespace" => json!({"phase": "Active"}),
+        "Pod" => json!({"phase": "Pending"}),
+        _ => json!({}),
+    }
+}
+
+/// Fields that may not change once set: `(kind, JSON pointer)`.
+const IMMUTABLE: &[(&str, &str)] = &[
+    ("Deployment", "/spec/selector"),
+    ("ReplicaSet", "/spec/selector"),
+    ("DaemonSet", "/spec/selector"),
+    ("StatefulSet", "/spec/selector"),
+    ("Job", "/spec/selector"),
+    ("Job", "/spec/template"),
+    ("Service", "/spec/clusterIP"),
+];
+
+impl Admission {
+    fn check_path_agreement(
+        kind: &KindInfo,
+        object: &mut Value,
+        namespace: Option<&str>,
+    ) -> Result<(), ApiError> {
+        if !object.is_object() {
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object",
+            ));
+        }
+        let want = kind.api_version();
+        match object["apiVersion"].as_str() {
+            Some(v) if v != want => {
+                return Err(ApiError::bad_request(format!(
+                    "the API version in the data ({v}) does not match the expected API version ({want})"
+                )));
+            }
+            Some(_) => {}
+            None => object["apiVersion"] = json!(want),
+        }
+        match object["kind"].as_str() {
+            Some(k) if k != kind.kind => {
+                return Err(ApiError::bad_request(format!(
+                    "the kind in the data ({k}) does not match the expected kind ({})",
+                    kind.kind
+                )));
+            }
+            Some(_) => {}
+            None => object["kind"] = json!(kind.kind),
+        }
+        let m = meta(object);
+        if kind.namespaced {
+            let ns = namespace.unwrap_or("default");
+            match m.get("namespace").and_then(Value::as_str) {
+                Some(given) if !given.is_empty() && given != ns => {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ));
+                }
+                _ => {
+                    m.insert("namespace".into(), json!(ns));
+                }
+            }
+        } else {
+            m.remove("namespace");
+        }
+        Ok(())
+    }
+
+    fn validate(
+        &self,
+        kind: &KindInfo,
+        object: &Value,
+        fv: FieldValidation,
+    ) -> Result<Vec<String>, ApiError> {
+        let report = self.strict.check_object(object.clone());
+        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        let mut causes = Vec::new();
+        let mut unknown = Vec::new();
+        for f in report.errors {
+            let field = field_path(&f.path);
+            if f.message.starts_with("unknown field ") {
+                unknown.push(format!("unknown field \"{field}\""));
+            } else {
+                let reason = if f.message.starts_with("required field") {
+                    "FieldValueRequired"
+                } else if f.message.starts_with("unsupported value") {
+                    "FieldValueNotSupported"
+                } else if f.message.contains("duplicate") {
+                    "FieldValueDuplicate"
+                } else {
+                    "FieldValueInvalid"
+                };
+                causes.push(Cause {
+                    reason,
+                    field,
+                    message: f.message,
+                });
+            }
+        }
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(kind.group, kind.kind, name, causes));
+        }
+        match fv {
+            FieldValidation::Strict if !unknown.is_empty() => Err(ApiError::bad_request(format!(
+                "strict decoding error: {}",
+                unknown.join(", ")
+            ))),
+            FieldValidation::Warn => Ok(unknown),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Prepares a new object: returns it and the warnings to send.
+    pub fn create(
+        &self,
+        kind: &KindInfo,
+        namespace: Option<&str>,
+        mut object: Value,
+        fv: FieldValidation,
+    ) -> Result<(Value, Vec<String>), ApiError> {
+        Self::check_path_agreement(kind, &mut object, namespace)?;
+        let m = meta(&mut object);
+        if m.get("name")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            match m.get("generateName").and_then(Value::as_str) {
+                Some(prefix) if !prefix.is_empty() => {
+                    let name = format!("{prefix}{}", suffix(5));
+                    m.insert("name".into(), json!(name));
+                }
+                _ => {
+                    return Err(ApiError::invalid(
+                        kind.group,
+                        kind.kind,
+                        "",
+                        vec![Cause {
+                            reason: "FieldValueRequired",
+                            field: "metadata.name".into(),
+                            message: "name or generateName is required".into(),
+                        }],
+                    ));
+                }
+            }
+        }
+        for server_owned in [
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+        ] {
+            m.remove(server_owned);
+        }
+        m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+        m.insert("creationTimestamp".into(), json!(now()));
+        m.insert("generation".into(), json!(1));
+        if has_status(kind)
+            && let Some(map) = object.as_object_mut()
+        {
+            map.insert("status".into(), initial_status(kind));
+        }
+        default(kind, &mut object);
+        let warnings = self.validate(kind, &object, fv)?;
+        Ok((object, warnings))
+    }
+
+    /// Prepares a replacement of `old` (PUT or a patch result). With `how.status_only` (the
+    /// status subresource) only the status changes. Returns the new object and warnings.
+    pub fn update(
+        &self,
+        kind: &KindInfo,
+        at: ObjectAt<'_>,
+        old: &Value,
+        mut object: Value,
+        how: UpdateHow,
+    ) -> Result<(Value, Vec<String>), ApiError> {
+        let ObjectAt { namespace, name } = at;
+        let UpdateHow {
+            status_only,
+            field_validation: fv,
+        } = how;
+        Self::check_path_agreement(kind, &mut object, namespace)?;
+        let given = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if !given.is_empty() && given != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({given}) does not match the name on the URL ({name})"
+            )));
+        }
+        let mut object = if status_only {
+            let mut merged = old.clone();
+            merged["status"] = object["status"].clone();
+            if let Some(rv) = object["metadata"]["resourceVersion"].as_str() {
+                meta(&mut merged).insert("resourceVersion".into(), json!(rv));
+            }
+            merged
+        } else {
+            if has_status(kind) {
+                object["status"] = old["status"].clone();
+            }
+            object
+        };
+        let old_meta = old["metadata"].as_object().cloned().unwrap_or_default();
+        let m = meta(&mut object);
+        m.insert("name".into(), json!(name));
+        for kept in [
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ] {
+            match old_meta.get(kept) {
+                Some(v) => m.insert(kept.into(), v.clone()),
+                None => m.remove(kept),
+            };
+        }
+        default(kind, &mut object);
+        let spec_changed = {
+            let strip = |v: &Value| {
+                let mut v = v.clone();
+                if let Some(map) = v.as_object_mut() {
+                    map.remove("metadata");
+                    map.remove("status");
+                }
+                v
+            };
+            strip(old) != strip(&object)
+        };
+        if spec_changed {
+            let generation = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+            meta(&mut object).insert("generation".into(), json!(generation));
+        }
+        let mut causes = Vec::new();
+        for (k, pointer) in IMMUTABLE {
+            if *k != kind.kind {
+                continue;
+            }
+            let (before, after) = (old.pointer(pointer), object.pointer(pointer));
+            if before.is_some_and(|b| !b.is_null() && b.as_str() != Some("")) && before != after {
+                causes.push(Cause {
+                    reason: "FieldValueInvalid",
+                    field: field_path(pointer),
+                    message: "field is immutable".into(),
+                });
+            }
+        }
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(kind.group, kind.kind, name, causes));
+        }
+        let warnings = self.validate(kind, &object, fv)?;
+        Ok((object, warnings))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_paths() {
+        assert_eq!(field_path("/spec/ports/0/port"), "spec.ports[0].port");
+        assert_eq!(
+            field_path("/metadata/labels/app.kubernetes.io~1name"),
+            "metadata.labels.app.kubernetes.io/name"
+        );
+    }
+}

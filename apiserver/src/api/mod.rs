@@ -1,0 +1,102 @@
+//! The Kubernetes REST API: one handler parses the path, then serves discovery, health,
+//! OpenAPI, or a resource. Every error leaves as a `Status` object ([`status`]).
+
+pub mod admission;
+pub mod catalog;
+pub mod discovery;
+pub mod openapi;
+pub mod path;
+pub mod request;
+pub mod resource;
+pub mod selector;
+pub mod status;
+pub mod strategic;
+pub mod table;
+pub mod watch;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Response, StatusCode};
+use tokio_util::sync::CancellationToken;
+
+use crate::storage::Storage;
+use admission::Admission;
+use path::Target;
+use request::{accept, json_response, query, typed_response};
+use status::ApiError;
+
+/// What every request shares.
+pub struct ApiState {
+    /// The storage.
+    pub storage: Storage,
+    /// Admission: defaulting and validation.
+    pub admission: Admission,
+    /// Fires when the server shuts down: open watches end.
+    pub shutdown: CancellationToken,
+}
+
+/// The API as a tower service (axum router): served over TCP by [`crate::server`], or called
+/// in-process.
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new().fallback(handle).with_state(state)
+}
+
+async fn handle(State(state): State<Arc<ApiState>>, request: Request) -> Response<Body> {
+    match dispatch(&state, request).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn dispatch(state: &ApiState, request: Request) -> Result<Response<Body>, ApiError> {
+    let (parts, body) = request.into_parts();
+    let target = path::parse(parts.uri.path()).ok_or_else(ApiError::no_route)?;
+    let accept_header = accept(&parts.headers);
+    let ok = |value: serde_json::Value| Ok(json_response(StatusCode::OK, &value, &[]));
+    match target {
+        Target::Version => ok(discovery::version()),
+        Target::Health => Ok(typed_response("text/plain", "ok".into())),
+        Target::Metrics => Ok(typed_response("text/plain; version=0.0.4", String::new())),
+        Target::CoreVersions | Target::Groups if discovery::wants_aggregated(&accept_header) => {
+            let mut response = json_response(
+                StatusCode::OK,
+                &discovery::aggregated(target == Target::CoreVersions),
+                &[],
+            );
+            if let Ok(v) = axum::http::HeaderValue::from_str(discovery::AGGREGATED) {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::CONTENT_TYPE, v);
+            }
+            Ok(response)
+        }
+        Target::CoreVersions => ok(discovery::core_versions()),
+        Target::Groups => ok(discovery::group_list()),
+        Target::Group(name) => {
+            discovery::group(&name).map_or_else(|| Err(ApiError::no_route()), ok)
+        }
+        Target::ResourceList { group, version } => {
+            discovery::resource_list(&group, &version).map_or_else(|| Err(ApiError::no_route()), ok)
+        }
+        Target::OpenApiV2 => ok(openapi::v2()),
+        Target::OpenApiV3Root => ok(openapi::v3_root()),
+        Target::OpenApiV3 { group, version } => {
+            openapi::v3(&group, &version).map_or_else(|| Err(ApiError::no_route()), ok)
+        }
+        Target::Resource(path) => {
+            let kind = catalog::find(&path.group, &path.version, &path.resource)
+                .ok_or_else(ApiError::no_route)?;
+            let call = resource::Call {
+                state,
+                kind,
+                path,
+                query: query(parts.uri.query()),
+                headers: parts.headers,
+            };
+            resource::handle(call, parts.method, body).await
+        }
+    }
+}
