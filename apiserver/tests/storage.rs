@@ -200,7 +200,48 @@ async fn lists_are_paged_and_consistent(s: Storage) {
             None => break,
         }
     }
+    // The joined form pages the same way and holds the same bodies.
+    let mut joined_names = Vec::new();
+    let mut after: Option<(String, String)> = None;
+    loop {
+        let page = s
+            .list_joined(
+                "configmaps",
+                Some("default"),
+                after.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+                10,
+            )
+            .await
+            .expect("joined page");
+        let items: Vec<Value> =
+            serde_json::from_str(&format!("[{}]", page.items)).expect("joined bodies are JSON");
+        joined_names.extend(items.iter().map(|i| {
+            i["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        }));
+        match page.more_after {
+            Some(cursor) => after = Some(cursor),
+            None => break,
+        }
+    }
+    let everything = s
+        .list_joined("configmaps", None, None, 0)
+        .await
+        .expect("joined");
+    let all_items: Vec<Value> =
+        serde_json::from_str(&format!("[{}]", everything.items)).expect("JSON");
+    assert_eq!(all_items.len(), 26);
+    assert!(
+        s.list_joined("nothing", None, None, 0)
+            .await
+            .expect("empty")
+            .items
+            .is_empty()
+    );
     assert_eq!(names.len(), 25);
+    assert_eq!(joined_names, names);
     assert_eq!(names.iter().collect::<HashSet<_>>().len(), 25);
     assert_eq!(names[0], "item-00");
     assert_eq!(names[24], "item-24");

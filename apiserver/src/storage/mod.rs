@@ -49,6 +49,28 @@ pub struct ListPage {
     pub more_after: Option<(String, String)>,
 }
 
+/// A consistent page of a list, bodies as stored (JSON text).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawPage {
+    /// `(namespace, name, revision, body)` ordered by namespace and name.
+    pub items: Vec<(String, String, i64, String)>,
+    /// The revision the list is consistent at.
+    pub revision: i64,
+    /// Namespace and name of the last item when more remain.
+    pub more_after: Option<(String, String)>,
+}
+
+/// A consistent page of a list as one JSON text: the stored bodies joined with commas.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoinedPage {
+    /// The bodies, comma-separated, ordered by namespace and name (empty when none).
+    pub items: String,
+    /// The revision the list is consistent at.
+    pub revision: i64,
+    /// Namespace and name of the last item when more remain.
+    pub more_after: Option<(String, String)>,
+}
+
 /// The storage of one ferry process.
 #[derive(Clone)]
 pub struct Storage {
@@ -145,6 +167,29 @@ impl Storage {
         after: Option<(&str, &str)>,
         limit: usize,
     ) -> Result<ListPage, StorageError> {
+        let raw = self.list_raw(resource, namespace, after, limit).await?;
+        let mut items = Vec::with_capacity(raw.items.len());
+        for (ns, name, revision, body) in raw.items {
+            let object = serde_json::from_str(&body).map_err(|e| {
+                StorageError::Corrupt(ObjectKey::new(resource, ns, name), e.to_string())
+            })?;
+            items.push(Stored { revision, object });
+        }
+        Ok(ListPage {
+            items,
+            revision: raw.revision,
+            more_after: raw.more_after,
+        })
+    }
+
+    /// [`Storage::list`] without parsing the bodies: for responses that pass them through.
+    pub async fn list_raw(
+        &self,
+        resource: &str,
+        namespace: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<RawPage, StorageError> {
         let mut tx = self.pool.begin().await?;
         if self.engine == Engine::Postgres {
             sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -161,34 +206,122 @@ impl Storage {
         } else {
             limit as i64 + 1
         };
-        let rows = sqlx::query(
-            "SELECT revision, body, namespace, name FROM objects \
-             WHERE resource = $1 AND ($2 = '' OR namespace = $2) \
-             AND (namespace > $3 OR (namespace = $3 AND name > $4)) \
-             ORDER BY namespace, name LIMIT $5",
-        )
-        .bind(resource)
-        .bind(namespace.unwrap_or(""))
-        .bind(after_ns)
-        .bind(after_name)
-        .bind(fetch)
-        .fetch_all(&mut *tx)
-        .await?;
+        // Two shapes, so each is a range scan of the primary key.
+        let rows = match namespace {
+            Some(ns) => {
+                let after_name = if after_ns == ns { after_name } else { "" };
+                sqlx::query(
+                    "SELECT revision, body, namespace, name FROM objects \
+                     WHERE resource = $1 AND namespace = $2 AND name > $3 ORDER BY name LIMIT $4",
+                )
+                .bind(resource)
+                .bind(ns)
+                .bind(after_name)
+                .bind(fetch)
+                .fetch_all(&mut *tx)
+                .await?
+            }
+            None => {
+                sqlx::query(
+                    "SELECT revision, body, namespace, name FROM objects \
+                     WHERE resource = $1 AND (namespace, name) > ($2, $3) ORDER BY namespace, name LIMIT $4",
+                )
+                .bind(resource)
+                .bind(after_ns)
+                .bind(after_name)
+                .bind(fetch)
+                .fetch_all(&mut *tx)
+                .await?
+            }
+        };
         tx.commit().await?;
+        let more = limit != 0 && rows.len() > limit;
         let mut items = Vec::with_capacity(rows.len());
-        let mut more_after = None;
-        for (i, row) in rows.iter().enumerate() {
-            let ns: String = row.try_get(2)?;
-            let name: String = row.try_get(3)?;
-            if limit != 0 && i == limit {
-                break;
-            }
-            if limit != 0 && i + 1 == limit && rows.len() > limit {
-                more_after = Some((ns.clone(), name.clone()));
-            }
-            items.push(stored(row, &ObjectKey::new(resource, ns, name))?);
+        for row in rows
+            .into_iter()
+            .take(if limit == 0 { usize::MAX } else { limit })
+        {
+            items.push((
+                row.try_get(2)?,
+                row.try_get(3)?,
+                row.try_get(0)?,
+                row.try_get(1)?,
+            ));
         }
-        Ok(ListPage {
+        let more_after = if more {
+            items
+                .last()
+                .map(|(ns, name, _, _): &(String, String, i64, String)| (ns.clone(), name.clone()))
+        } else {
+            None
+        };
+        Ok(RawPage {
+            items,
+            revision,
+            more_after,
+        })
+    }
+
+    /// [`Storage::list_raw`] joined in the database into one text: a list response passes
+    /// the stored bodies through without a row-by-row round trip.
+    pub async fn list_joined(
+        &self,
+        resource: &str,
+        namespace: Option<&str>,
+        after: Option<(&str, &str)>,
+        limit: usize,
+    ) -> Result<JoinedPage, StorageError> {
+        let mut tx = self.pool.begin().await?;
+        if self.engine == Engine::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let revision: i64 = sqlx::query("SELECT revision FROM ferry_meta WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        let (after_ns, after_name) = after.unwrap_or(("", ""));
+        let (ns, after_name) = match namespace {
+            Some(ns) => (ns, if after_ns == ns { after_name } else { "" }),
+            None => ("", after_name),
+        };
+        // One page, as a range scan of the primary key either way.
+        let page = "FROM objects WHERE resource = $1 AND \
+                    (($2 <> '' AND namespace = $2 AND name > $4) OR ($2 = '' AND (namespace, name) > ($3, $4)))";
+        let fetch = if limit == 0 { i64::MAX } else { limit as i64 };
+        let joined_sql = format!(
+            "SELECT COALESCE(string_agg(body, ',' ORDER BY namespace, name), '') FROM \
+             (SELECT body, namespace, name {page} ORDER BY namespace, name LIMIT $5) AS page"
+        );
+        let items: String = sqlx::query(sqlx::AssertSqlSafe(joined_sql))
+            .bind(resource)
+            .bind(ns)
+            .bind(after_ns)
+            .bind(after_name)
+            .bind(fetch)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        let mut more_after = None;
+        if limit > 0 {
+            // The page's last key, and whether anything follows it.
+            let edge_sql =
+                format!("SELECT namespace, name {page} ORDER BY namespace, name LIMIT 2 OFFSET $5");
+            let edge = sqlx::query(sqlx::AssertSqlSafe(edge_sql))
+                .bind(resource)
+                .bind(ns)
+                .bind(after_ns)
+                .bind(after_name)
+                .bind(limit as i64 - 1)
+                .fetch_all(&mut *tx)
+                .await?;
+            if edge.len() == 2 {
+                more_after = Some((edge[0].try_get(0)?, edge[0].try_get(1)?));
+            }
+        }
+        tx.commit().await?;
+        Ok(JoinedPage {
             items,
             revision,
             more_after,

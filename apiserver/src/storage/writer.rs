@@ -84,32 +84,68 @@ fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
-async fn lookup(
-    tx: &mut Transaction<'static, Any>,
-    overlay: &HashMap<ObjectKey, Current>,
-    key: &ObjectKey,
-) -> Result<Current, StorageError> {
-    if let Some(current) = overlay.get(key) {
-        return Ok(current.clone());
+/// Rows per multi-row statement (SQLite allows 32,766 parameters; 7 per change row).
+const CHUNK: usize = 500;
+
+/// `($1, $2, $3), ($4, $5, $6), ...` for `rows` rows of `width` parameters.
+fn placeholders(rows: usize, width: usize) -> String {
+    let mut out = String::with_capacity(rows * width * 5);
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..width {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&format!("${}", r * width + c + 1));
+        }
+        out.push(')');
     }
-    let row = sqlx::query(
-        "SELECT revision, body FROM objects WHERE resource = $1 AND namespace = $2 AND name = $3",
-    )
-    .bind(&key.resource)
-    .bind(&key.namespace)
-    .bind(&key.name)
-    .fetch_optional(&mut **tx)
-    .await?;
-    match row {
-        None => Ok(None),
-        Some(row) => {
-            let revision: i64 = row.try_get(0)?;
-            let body: String = row.try_get(1)?;
+    out
+}
+
+/// Reads the current state of every key the batch touches, in a few statements.
+async fn prefetch(
+    tx: &mut Transaction<'static, Any>,
+    batch: &[&[WriteOp]],
+) -> Result<HashMap<ObjectKey, Current>, StorageError> {
+    let mut keys: Vec<&ObjectKey> = batch
+        .iter()
+        .flat_map(|ops| ops.iter().map(WriteOp::key))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let mut found: HashMap<ObjectKey, Current> =
+        keys.iter().map(|k| ((*k).clone(), None)).collect();
+    for chunk in keys.chunks(CHUNK) {
+        let sql = format!(
+            "SELECT resource, namespace, name, revision, body FROM objects WHERE (resource, namespace, name) IN (VALUES {})",
+            placeholders(chunk.len(), 3)
+        );
+        // Only the number of placeholders varies; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for key in chunk {
+            query = query
+                .bind(&key.resource)
+                .bind(&key.namespace)
+                .bind(&key.name);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            let key = ObjectKey::new(
+                row.try_get::<String, _>(0)?,
+                row.try_get::<String, _>(1)?,
+                row.try_get::<String, _>(2)?,
+            );
+            let revision: i64 = row.try_get(3)?;
+            let body: String = row.try_get(4)?;
             let value: Value = serde_json::from_str(&body)
                 .map_err(|e| StorageError::Corrupt(key.clone(), e.to_string()))?;
-            Ok(Some((revision, Arc::new(value))))
+            found.insert(key, Some((revision, Arc::new(value))));
         }
     }
+    Ok(found)
 }
 
 fn with_revision(mut object: Value, revision: i64) -> Value {
@@ -127,8 +163,7 @@ fn with_revision(mut object: Value, revision: i64) -> Value {
 }
 
 /// Plans one request against the batch's view; `Err` leaves the view untouched.
-async fn plan(
-    tx: &mut Transaction<'static, Any>,
+fn plan(
     overlay: &HashMap<ObjectKey, Current>,
     ops: &[WriteOp],
     first_revision: i64,
@@ -139,7 +174,7 @@ async fn plan(
         let key = op.key();
         let current = match local.get(key) {
             Some(c) => c.clone(),
-            None => lookup(tx, overlay, key).await?,
+            None => overlay.get(key).cloned().flatten(),
         };
         let (event, object) = match (op, &current) {
             (WriteOp::Create { .. }, Some(_)) => {
@@ -185,6 +220,84 @@ async fn plan(
     Ok(changes)
 }
 
+/// Writes the final state of every touched object and every change-log row, in a few
+/// multi-row statements.
+async fn write_changes(
+    tx: &mut Transaction<'static, Any>,
+    changes: &[Arc<Change>],
+    committed_ms: i64,
+) -> Result<(), StorageError> {
+    // Only the last change of each key decides its row.
+    let mut last: HashMap<&ObjectKey, &Arc<Change>> = HashMap::new();
+    for change in changes {
+        last.insert(&change.key, change);
+    }
+    let mut upserts: Vec<(&Arc<Change>, String)> = Vec::new();
+    let mut deletes: Vec<&ObjectKey> = Vec::new();
+    for (key, change) in &last {
+        match change.event {
+            EventType::Deleted => deletes.push(key),
+            _ => upserts.push((change, change.object.to_string())),
+        }
+    }
+    for chunk in upserts.chunks(CHUNK) {
+        let sql = format!(
+            "INSERT INTO objects (resource, namespace, name, revision, body) VALUES {} \
+             ON CONFLICT (resource, namespace, name) DO UPDATE SET revision = excluded.revision, body = excluded.body",
+            placeholders(chunk.len(), 5)
+        );
+        // Only the number of placeholders varies; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (change, body) in chunk {
+            let key = &change.key;
+            query = query
+                .bind(&key.resource)
+                .bind(&key.namespace)
+                .bind(&key.name)
+                .bind(change.revision)
+                .bind(body.as_str());
+        }
+        query.execute(&mut **tx).await?;
+    }
+    for chunk in deletes.chunks(CHUNK) {
+        let sql = format!(
+            "DELETE FROM objects WHERE (resource, namespace, name) IN (VALUES {})",
+            placeholders(chunk.len(), 3)
+        );
+        // Only the number of placeholders varies; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for key in chunk {
+            query = query
+                .bind(&key.resource)
+                .bind(&key.namespace)
+                .bind(&key.name);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    let bodies: Vec<String> = changes.iter().map(|c| c.object.to_string()).collect();
+    for (chunk, chunk_bodies) in changes.chunks(CHUNK).zip(bodies.chunks(CHUNK)) {
+        let sql = format!(
+            "INSERT INTO changes (revision, resource, namespace, name, event, body, committed_ms) VALUES {}",
+            placeholders(chunk.len(), 7)
+        );
+        // Only the number of placeholders varies; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (change, body) in chunk.iter().zip(chunk_bodies) {
+            let key = &change.key;
+            query = query
+                .bind(change.revision)
+                .bind(&key.resource)
+                .bind(&key.namespace)
+                .bind(&key.name)
+                .bind(change.event.as_str())
+                .bind(body.as_str())
+                .bind(committed_ms);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 /// Commits a batch; the outer error is a database failure (nothing written), the inner ones
 /// are per-request precondition failures.
 async fn commit(
@@ -202,10 +315,10 @@ async fn commit(
         .await?
         .try_get(0)?;
     let mut next = current + 1;
-    let mut overlay: HashMap<ObjectKey, Current> = HashMap::new();
+    let mut overlay = prefetch(&mut tx, batch).await?;
     let mut results = Vec::with_capacity(batch.len());
     for ops in batch.iter() {
-        match plan(&mut tx, &overlay, ops, next).await {
+        match plan(&overlay, ops, next) {
             Ok(changes) => {
                 for change in &changes {
                     let state = match change.event {
@@ -232,36 +345,7 @@ async fn commit(
     for changes in results.iter().flatten() {
         to_write.extend(changes.iter().cloned());
     }
-    for change in &to_write {
-        let key = &change.key;
-        let body = change.object.to_string();
-        match change.event {
-            EventType::Added => {
-                sqlx::query("INSERT INTO objects (resource, namespace, name, revision, body) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(&key.resource).bind(&key.namespace).bind(&key.name).bind(change.revision).bind(&body)
-                    .execute(&mut *tx).await?;
-            }
-            EventType::Modified => {
-                sqlx::query("UPDATE objects SET revision = $4, body = $5 WHERE resource = $1 AND namespace = $2 AND name = $3")
-                    .bind(&key.resource).bind(&key.namespace).bind(&key.name).bind(change.revision).bind(&body)
-                    .execute(&mut *tx).await?;
-            }
-            EventType::Deleted => {
-                sqlx::query(
-                    "DELETE FROM objects WHERE resource = $1 AND namespace = $2 AND name = $3",
-                )
-                .bind(&key.resource)
-                .bind(&key.namespace)
-                .bind(&key.name)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-        sqlx::query("INSERT INTO changes (revision, resource, namespace, name, event, body, committed_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-            .bind(change.revision).bind(&key.resource).bind(&key.namespace).bind(&key.name)
-            .bind(change.event.as_str()).bind(&body).bind(committed_ms)
-            .execute(&mut *tx).await?;
-    }
+    write_changes(&mut tx, &to_write, committed_ms).await?;
     let last = next - 1;
     sqlx::query("UPDATE ferry_meta SET revision = $1 WHERE id = 1")
         .bind(last)
