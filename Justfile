@@ -15,9 +15,11 @@ e2e:
     cargo test --test validate_cli --test parity_corpus
     python3 ops/bench/parity.py
 
-# Benchmarks: `just bench validate` (numbers to stdout and bench-results/<what>.json).
+# Benchmarks: `just bench validate`, `just bench apiserver` (numbers to stdout and
+# bench-results/<what>.json).
 bench what="validate":
     cargo build --release
+    cargo build --release -p ferry-apiserver --example apibench
     python3 ops/bench/{{what}}.py
 
 # Formatting and lints, as CI runs them.

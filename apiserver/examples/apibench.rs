@@ -5,7 +5,7 @@
 //! - the time to list 10,000 pods;
 //! - watch delivery latency (write sent to event received) across 100 watchers.
 //!
-//! usage: apibench URL [--creates N]. Prints one JSON object.
+//! usage: apibench URL [--creates N] | apibench URL --fill N. Prints one JSON object.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -261,6 +261,20 @@ async fn main() {
     )
     .await;
 
+    if let Some(fill) = args
+        .iter()
+        .position(|a| a == "--fill")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        // Only create `fill` more objects (for memory measurements), then report the rate.
+        let (rate, _) = create_many(&http, &base, "configmaps", "fill", fill, 16, configmap).await;
+        println!(
+            "{}",
+            json!({"filled": fill, "creates_per_second": rate.round()})
+        );
+        return;
+    }
     let (creates_per_second, latencies) =
         create_many(&http, &base, "configmaps", "cm", creates, 16, configmap).await;
     let steady = steady_rate(&http, &base, 1000, 5).await;

@@ -128,6 +128,24 @@ async fn transactions_are_all_or_nothing(s: Storage) {
         vec![before + 1, before + 2, before + 3],
         "one contiguous range"
     );
+    // A Require precondition writes nothing and consumes no revision; a missing key fails all.
+    let at = s.revision().await.expect("revision");
+    let changes = s
+        .write(vec![WriteOp::Require { key: key("b") }, create("c")])
+        .await
+        .expect("required object exists");
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].revision, at + 1);
+    let outcome = s
+        .write(vec![
+            WriteOp::Require {
+                key: key("missing"),
+            },
+            create("d"),
+        ])
+        .await;
+    assert!(matches!(outcome, Err(StorageError::NotFound(_))));
+    assert!(s.get(&key("d")).await.expect("get").is_none());
 }
 
 async fn concurrent_writers_get_gap_free_revisions(s: Storage) {

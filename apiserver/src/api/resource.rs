@@ -286,33 +286,26 @@ async fn get(call: &Call<'_>, name: &str) -> Result<Response<Body>, ApiError> {
     }
 }
 
-async fn require_namespace(call: &Call<'_>) -> Result<(), ApiError> {
-    let Some(ns) = call
+/// The precondition that the request's namespace exists, checked inside the write's
+/// transaction (so a namespace deleted meanwhile cannot receive the object).
+fn namespace_precondition(call: &Call<'_>) -> Option<WriteOp> {
+    let ns = call
         .path
         .namespace
         .as_deref()
-        .filter(|_| call.kind.namespaced)
-    else {
-        return Ok(());
-    };
-    let key = ObjectKey::new("namespaces", "", ns);
-    match call
-        .state
-        .storage
-        .get(&key)
-        .await
-        .map_err(|e| call.storage_error(e))?
-    {
-        Some(n) if n.object["metadata"]["deletionTimestamp"].is_string() => Err(ApiError {
-            code: 403,
-            reason: "Forbidden",
-            message: format!(
-                "unable to create new content in namespace {ns} because it is being terminated"
-            ),
-            details: None,
-        }),
-        Some(_) => Ok(()),
-        None => Err(ApiError::not_found("", "namespaces", ns)),
+        .filter(|_| call.kind.namespaced)?;
+    Some(WriteOp::Require {
+        key: ObjectKey::new("namespaces", "", ns),
+    })
+}
+
+/// A NotFound about the request's namespace reads as the namespace being missing.
+fn create_error(call: &Call<'_>, error: crate::storage::StorageError) -> ApiError {
+    match error {
+        crate::storage::StorageError::NotFound(key) if key.resource == "namespaces" => {
+            ApiError::not_found("", "namespaces", &key.name)
+        }
+        other => call.storage_error(other),
     }
 }
 
@@ -332,7 +325,6 @@ async fn create(call: &Call<'_>, body: Body) -> Result<Response<Body>, ApiError>
         call.state
             .admission
             .create(call.kind, call.path.namespace.as_deref(), object, fv)?;
-    require_namespace(call).await?;
     let name = object["metadata"]["name"]
         .as_str()
         .unwrap_or_default()
@@ -345,15 +337,17 @@ async fn create(call: &Call<'_>, body: Body) -> Result<Response<Body>, ApiError>
             &warnings,
         ));
     }
+    let mut ops: Vec<WriteOp> = namespace_precondition(call).into_iter().collect();
+    ops.push(WriteOp::Create {
+        key: call.key(&name),
+        object,
+    });
     let changes = call
         .state
         .storage
-        .write(vec![WriteOp::Create {
-            key: call.key(&name),
-            object,
-        }])
+        .write(ops)
         .await
-        .map_err(|e| call.storage_error(e))?;
+        .map_err(|e| create_error(call, e))?;
     Ok(respond_object(
         call,
         StatusCode::CREATED,

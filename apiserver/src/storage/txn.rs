@@ -30,6 +30,12 @@ pub enum WriteOp {
         /// The revision the caller read.
         expected: Option<i64>,
     },
+    /// A precondition only: the object must exist (e.g. the namespace of a new object) and
+    /// not be marked for deletion; fails with NotFound otherwise. Writes nothing.
+    Require {
+        /// Which object.
+        key: ObjectKey,
+    },
 }
 
 impl WriteOp {
@@ -38,7 +44,8 @@ impl WriteOp {
         match self {
             WriteOp::Create { key, .. }
             | WriteOp::Update { key, .. }
-            | WriteOp::Delete { key, .. } => key,
+            | WriteOp::Delete { key, .. }
+            | WriteOp::Require { key } => key,
         }
     }
 }

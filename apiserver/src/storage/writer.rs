@@ -170,12 +170,21 @@ fn plan(
 ) -> Result<Vec<Arc<Change>>, StorageError> {
     let mut local: HashMap<ObjectKey, Current> = HashMap::new();
     let mut changes = Vec::with_capacity(ops.len());
-    for (revision, op) in (first_revision..).zip(ops) {
+    let mut revision = first_revision - 1;
+    for op in ops {
         let key = op.key();
         let current = match local.get(key) {
             Some(c) => c.clone(),
             None => overlay.get(key).cloned().flatten(),
         };
+        if let WriteOp::Require { .. } = op {
+            match &current {
+                Some((_, object)) if !object["metadata"]["deletionTimestamp"].is_string() => {
+                    continue;
+                }
+                _ => return Err(StorageError::NotFound(key.clone())),
+            }
+        }
         let (event, object) = match (op, &current) {
             (WriteOp::Create { .. }, Some(_)) => {
                 return Err(StorageError::AlreadyExists(key.clone()));
@@ -201,7 +210,9 @@ fn plan(
             }
             (WriteOp::Update { object, .. }, Some(_)) => (EventType::Modified, object.clone()),
             (WriteOp::Delete { .. }, Some((_, last))) => (EventType::Deleted, (**last).clone()),
+            (WriteOp::Require { .. }, _) => continue,
         };
+        revision += 1;
         let object = Arc::new(with_revision(object, revision));
         local.insert(
             key.clone(),
@@ -307,13 +318,12 @@ async fn commit(
 ) -> Result<Vec<Result<Vec<Arc<Change>>, StorageError>>, StorageError> {
     let mut tx = pool.begin().await?;
     // Take the write lock before reading the revision: every ferry process does the same.
-    sqlx::query("UPDATE ferry_meta SET revision = revision WHERE id = 1")
-        .execute(&mut *tx)
-        .await?;
-    let current: i64 = sqlx::query("SELECT revision FROM ferry_meta WHERE id = 1")
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get(0)?;
+    // (The lock and the read are one statement: fewer round trips per batch.)
+    let current: i64 =
+        sqlx::query("UPDATE ferry_meta SET revision = revision WHERE id = 1 RETURNING revision")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
     let mut next = current + 1;
     let mut overlay = prefetch(&mut tx, batch).await?;
     let mut results = Vec::with_capacity(batch.len());

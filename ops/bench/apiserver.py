@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""`just bench apiserver`: the apiserver on SQLite and on PostgreSQL, measured by the load
+generator apiserver/examples/apibench.rs (16 concurrent clients, ConfigMaps of about 1.5 KB):
+creates/s with p50/p99, p99 at a steady 1,000 writes/s, listing 10,000 pods, watch delivery
+p99 across 100 watchers, and resident memory once the store holds 100,000 objects.
+
+PostgreSQL runs as a throwaway server (initdb/pg_ctl in a temp dir, fsync on). Prints a table
+and writes bench-results/apiserver.json. Exits non-zero when a goal is missed.
+"""
+import glob
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FERRY = os.path.join(ROOT, "target", "release", "ferry")
+BENCH = os.path.join(ROOT, "target", "release", "examples", "apibench")
+RESULTS = os.path.join(ROOT, "bench-results", "apiserver.json")
+GOALS = {"sqlite_creates": 10_000, "postgres_creates": 5_000, "steady_p99_ms": 20,
+         "list_ms": 150, "watch_p99_ms": 10, "rss_mib_100k": 300}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Postgres:
+    def __init__(self):
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not bins:
+            sys.exit("PostgreSQL is not installed (apt-get install postgresql)")
+        self.bindir = os.path.dirname(bins[-1])
+        self.dir = tempfile.mkdtemp(prefix="ferry-bench-pg-")
+        self.port = free_port()
+        self.root = os.geteuid() == 0
+        if self.root:
+            shutil.chown(self.dir, "postgres", "postgres")
+        data = os.path.join(self.dir, "data")
+        self.run("initdb", "-D", data, "-A", "trust", "-U", "ferry", "--no-sync", "-E", "UTF8")
+        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=200"
+        self.run("pg_ctl", "-D", data, "-l", os.path.join(self.dir, "log"), "-o", opts, "-w", "start")
+        self.run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "ferry", "bench")
+        self.url = f"postgres://ferry@127.0.0.1:{self.port}/bench"
+
+    def run(self, tool, *args):
+        cmd = [os.path.join(self.bindir, tool), *args]
+        if self.root:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        subprocess.run(cmd, check=True, capture_output=True)
+
+    def stop(self):
+        self.run("pg_ctl", "-D", os.path.join(self.dir, "data"), "-m", "immediate", "stop")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def measure(engine):
+    data_dir = tempfile.mkdtemp(prefix="ferry-bench-")
+    pg = Postgres() if engine == "postgres" else None
+    args = [FERRY, "apiserver", "--listen", "127.0.0.1:0", "--data-dir", data_dir]
+    if pg:
+        args += ["--db", pg.url]
+    server = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    try:
+        url = next(w for w in server.stdout.readline().split() if w.startswith("http://"))
+        out = subprocess.run([BENCH, url, "--creates", "20000"], check=True, capture_output=True, text=True)
+        result = json.loads(out.stdout)
+        # 20,000 + 5,000 ConfigMaps, 10,000 pods, 200 Secrets so far: fill to 100,000 objects.
+        fill = subprocess.run([BENCH, url, "--fill", "64800"], check=True, capture_output=True, text=True)
+        time.sleep(1)
+        result["objects_for_rss"] = 100_000
+        result["rss_mib_at_100k_objects"] = round(rss_mib(server.pid), 1)
+        result["fill"] = json.loads(fill.stdout)
+        return result
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        if pg:
+            pg.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def main():
+    for path in (FERRY, BENCH):
+        if not os.path.exists(path):
+            sys.exit("build first: cargo build --release && cargo build --release -p ferry-apiserver --example apibench")
+    results = {engine: measure(engine) for engine in ("sqlite", "postgres")}
+    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+    with open(RESULTS, "w") as f:
+        json.dump({"results": results, "goals": GOALS}, f, indent=2)
+    rows = [
+        ("creates/s, 16 clients", "creates_per_second_16_clients", None),
+        ("create p50 ms", "create_latency", "p50_ms"),
+        ("create p99 ms", "create_latency", "p99_ms"),
+        ("p99 ms at 1,000 writes/s", "create_latency_at_1000_per_second", "p99_ms"),
+        ("list 10,000 pods, median ms", "list_10000_pods", "p50_ms"),
+        ("watch delivery p99 ms, 100 watchers", "watch_delivery_100_watchers", "p99_ms"),
+        ("RSS MiB at 100,000 objects", "rss_mib_at_100k_objects", None),
+    ]
+    print(f"{'':40} {'SQLite':>12} {'PostgreSQL':>12}")
+    for label, key, sub in rows:
+        cells = []
+        for engine in ("sqlite", "postgres"):
+            v = results[engine][key]
+            v = v[sub] if sub else v
+            cells.append(f"{v:>12,.1f}" if isinstance(v, float) else f"{v:>12,}")
+        print(f"{label:40} {cells[0]} {cells[1]}")
+    print(f"wrote {os.path.relpath(RESULTS, ROOT)}")
+    missed = []
+    s, p = results["sqlite"], results["postgres"]
+    if s["creates_per_second_16_clients"] < GOALS["sqlite_creates"]:
+        missed.append(f"SQLite creates/s {s['creates_per_second_16_clients']:,.0f} < {GOALS['sqlite_creates']:,}")
+    if p["creates_per_second_16_clients"] < GOALS["postgres_creates"]:
+        missed.append(f"PostgreSQL creates/s {p['creates_per_second_16_clients']:,.0f} < {GOALS['postgres_creates']:,}")
+    for engine, r in results.items():
+        if r["create_latency_at_1000_per_second"]["p99_ms"] > GOALS["steady_p99_ms"]:
+            missed.append(f"{engine}: p99 at 1,000 writes/s over {GOALS['steady_p99_ms']} ms")
+        if r["list_10000_pods"]["p50_ms"] > GOALS["list_ms"]:
+            missed.append(f"{engine}: list of 10,000 pods over {GOALS['list_ms']} ms")
+        if r["watch_delivery_100_watchers"]["p99_ms"] > GOALS["watch_p99_ms"]:
+            missed.append(f"{engine}: watch p99 over {GOALS['watch_p99_ms']} ms")
+        if r["rss_mib_at_100k_objects"] > GOALS["rss_mib_100k"]:
+            missed.append(f"{engine}: RSS over {GOALS['rss_mib_100k']} MiB at 100,000 objects")
+    if missed:
+        sys.exit("goals missed: " + "; ".join(missed))
+
+
+if __name__ == "__main__":
+    main()
