@@ -494,3 +494,49 @@ fn refuses_to_listen_beyond_loopback_without_tls() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn postgres_outage_is_a_503_then_the_apiserver_recovers() {
+    let Some(kubectl) = kubectl_binary() else {
+        return;
+    };
+    let Some(pg) = TempPostgres::start() else {
+        return;
+    };
+    let api = Apiserver::start(&kubectl, Some(pg.database("outage")));
+    api.ok(&["create", "configmap", "--dry-run=client", "-o", "name", "x"]);
+    let out = api.kubectl_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: before}\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    pg.kill();
+    let err = api.fails(&["get", "configmap", "before"]);
+    assert!(err.contains("ServiceUnavailable"), "{err}");
+    pg.restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = api.kubectl(&[
+            "get",
+            "configmap",
+            "before",
+            "-o",
+            "jsonpath={.metadata.name}",
+        ]);
+        if out.status.success() {
+            assert_eq!(text(&out.stdout), "before");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the apiserver did not recover: {}",
+            text(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = api.kubectl_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: after}\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

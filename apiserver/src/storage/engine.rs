@@ -44,7 +44,11 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<(AnyPool, Engine
         }
         _ => url.to_owned(),
     };
-    let options = AnyPoolOptions::new().max_connections(max_connections);
+    // While the database is unreachable, fail fast (the API answers 503) rather than hold
+    // requests for sqlx's default 30 s.
+    let options = AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(std::time::Duration::from_secs(2));
     let options = match engine {
         Engine::Sqlite => options.after_connect(|conn, _| {
             Box::pin(async move {
