@@ -49,6 +49,12 @@ struct ApiserverArgs {
     /// Directory for the embedded database.
     #[arg(long, default_value = ".ferry")]
     data_dir: PathBuf,
+    /// The range Service ClusterIPs are allocated from.
+    #[arg(long, default_value = "10.96.0.0/12")]
+    service_cidr: String,
+    /// The range Service NodePorts are allocated from.
+    #[arg(long, default_value = "30000-32767")]
+    node_port_range: String,
     /// How long the change log keeps changes for watches to resume from (e.g. 10m, 90s, 1h).
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     watch_retention: std::time::Duration,
@@ -287,6 +293,9 @@ fn apiserver(args: ApiserverArgs) -> anyhow::Result<ExitCode> {
             format!("sqlite://{}", args.data_dir.join("ferry.db").display())
         }
     };
+    let ranges =
+        ferry_apiserver::api::allocator::Ranges::parse(&args.service_cidr, &args.node_port_range)
+            .map_err(|e| anyhow::anyhow!(e))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -301,6 +310,7 @@ fn apiserver(args: ApiserverArgs) -> anyhow::Result<ExitCode> {
             storage: storage.clone(),
             admission,
             shutdown: cancel.child_token(),
+            ranges,
         });
         let (listener, addr) = ferry_apiserver::server::bind(args.listen).await?;
         println!("ferry apiserver listening on http://{addr} ({})", db.split('?').next().unwrap_or_default());

@@ -371,6 +371,60 @@ fn everyday(api: &Apiserver) {
         .collect();
     assert_eq!(kinds, vec!["ADDED", "MODIFIED", "DELETED"], "{events}");
 
+    // Services get a ClusterIP from the service CIDR; a NodePort is held until the Service goes.
+    let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: front, namespace: shop}\nspec:\n  type: NodePort\n  selector: {app: web}\n  ports: [{port: 80, nodePort: 30080}]\n";
+    let out = api.kubectl_stdin(&["apply", "-f", "-"], svc);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let ip = api.ok(&[
+        "get",
+        "svc",
+        "front",
+        "-n",
+        "shop",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    let octets: Vec<u8> = ip.split('.').filter_map(|o| o.parse().ok()).collect();
+    assert!(
+        octets.len() == 4 && octets[0] == 10 && (96..112).contains(&octets[1]),
+        "{ip} is in 10.96.0.0/12"
+    );
+    let clash = svc.replace("name: front", "name: clash");
+    let out = api.kubectl_stdin(&["apply", "-f", "-"], &clash);
+    assert!(
+        text(&out.stderr).contains("30080 is already allocated"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = api.kubectl_stdin(
+        &["replace", "-f", "-"],
+        &svc.replace("port: 80,", "port: 80, targetPort: 8080,"),
+    );
+    assert!(
+        out.status.success(),
+        "replace without clusterIP keeps it: {}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        api.ok(&[
+            "get",
+            "svc",
+            "front",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.spec.clusterIP}"
+        ]),
+        ip
+    );
+    api.ok(&["delete", "svc", "front", "-n", "shop"]);
+    let out = api.kubectl_stdin(&["apply", "-f", "-"], &clash);
+    assert!(
+        out.status.success(),
+        "the NodePort was released: {}",
+        text(&out.stderr)
+    );
+
     // delete (which waits), then NotFound.
     let out = api.ok(&["delete", "deploy", "web", "-n", "shop"]);
     assert!(out.contains("deleted"), "{out}");

@@ -229,6 +229,30 @@ pub fn default(kind: &KindInfo, object: &mut Value) {
     }
 }
 
+/// An update that leaves out a Service's allocated values keeps them, as Kubernetes does (so
+/// `kubectl replace` of a manifest without `clusterIP` works).
+fn carry_allocations(old: &Value, new: &mut Value) {
+    for field in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
+        let missing = new["spec"][field].is_null() || new["spec"][field].as_str() == Some("");
+        if missing && !old["spec"][field].is_null() {
+            new["spec"][field] = old["spec"][field].clone();
+        }
+    }
+    let old_ports = old["spec"]["ports"].as_array().cloned().unwrap_or_default();
+    if let Some(ports) = new["spec"]["ports"].as_array_mut() {
+        for port in ports {
+            if port["nodePort"].is_null()
+                && let Some(before) = old_ports
+                    .iter()
+                    .find(|p| p["port"] == port["port"] && p["protocol"] == port["protocol"])
+                && !before["nodePort"].is_null()
+            {
+                port["nodePort"] = before["nodePort"].clone();
+            }
+        }
+    }
+}
+
 /// Fresh status for a created object whose status is a subresource.
 fn initial_status(kind: &KindInfo) -> Value {
     match kind.kind {
@@ -451,6 +475,9 @@ impl Admission {
             };
         }
         default(kind, &mut object);
+        if kind.group.is_empty() && kind.kind == "Service" {
+            carry_allocations(old, &mut object);
+        }
         let spec_changed = {
             let strip = |v: &Value| {
                 let mut v = v.clone();

@@ -2,6 +2,7 @@
 //! OpenAPI, or a resource. Every error leaves as a `Status` object ([`status`]).
 
 pub mod admission;
+pub mod allocator;
 pub mod catalog;
 pub mod discovery;
 pub mod openapi;
@@ -36,6 +37,8 @@ pub struct ApiState {
     pub admission: Admission,
     /// Fires when the server shuts down: open watches end.
     pub shutdown: CancellationToken,
+    /// Where ClusterIPs and NodePorts come from.
+    pub ranges: allocator::Ranges,
 }
 
 /// The API as a tower service (axum router): served over TCP by [`crate::server`], or called

@@ -15,7 +15,7 @@ use super::request::{accept, body_bytes, content_type, json_response, parse_obje
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
 use super::table::{table, wants_table};
-use super::{ApiState, watch};
+use super::{ApiState, allocator, watch};
 use crate::storage::{ObjectKey, Stored, WriteOp};
 
 /// Items fetched from storage per page while filtering.
@@ -337,21 +337,58 @@ async fn create(call: &Call<'_>, body: Body) -> Result<Response<Body>, ApiError>
             &warnings,
         ));
     }
-    let mut ops: Vec<WriteOp> = namespace_precondition(call).into_iter().collect();
-    ops.push(WriteOp::Create {
-        key: call.key(&name),
-        object,
-    });
-    let changes = call
-        .state
-        .storage
-        .write(ops)
-        .await
-        .map_err(|e| create_error(call, e))?;
+    let is_service = call.kind.group.is_empty() && call.kind.kind == "Service";
+    let explicit = is_service
+        .then(|| allocator::reservations(&object))
+        .unwrap_or_default();
+    let mut attempt = 0;
+    let changes = loop {
+        attempt += 1;
+        let mut object = object.clone();
+        let mut ops: Vec<WriteOp> = namespace_precondition(call).into_iter().collect();
+        if is_service {
+            ops.extend(allocator::allocate(&call.state.ranges, &mut object)?);
+        }
+        ops.push(WriteOp::Create {
+            key: call.key(&name),
+            object,
+        });
+        match call.state.storage.write(ops).await {
+            Ok(changes) => break changes,
+            // Another Service holds that IP or port: an automatic pick tries again, a value
+            // the user asked for is refused.
+            Err(crate::storage::StorageError::AlreadyExists(key))
+                if allocator::is_reservation(&key) =>
+            {
+                if explicit.contains(&key) || attempt >= 8 {
+                    let field = if key.resource == allocator::CLUSTER_IPS {
+                        "spec.clusterIP"
+                    } else {
+                        "spec.ports.nodePort"
+                    };
+                    return Err(ApiError::invalid(
+                        "",
+                        "Service",
+                        &name,
+                        vec![super::status::Cause {
+                            reason: "FieldValueInvalid",
+                            field: field.into(),
+                            message: format!("{} is already allocated", key.name),
+                        }],
+                    ));
+                }
+            }
+            Err(e) => return Err(create_error(call, e)),
+        }
+    };
+    let created = changes
+        .last()
+        .map(|c| (*c.object).clone())
+        .unwrap_or_default();
     Ok(respond_object(
         call,
         StatusCode::CREATED,
-        &changes[0].object,
+        &created,
         &warnings,
     ))
 }
@@ -515,11 +552,27 @@ async fn delete(call: &Call<'_>, name: &str, body: Body) -> Result<Response<Body
                     .as_str()
                     .unwrap_or_default()
                     .to_owned();
+                if kind.group.is_empty() && kind.kind == "Service" {
+                    for reserved in allocator::reservations(&item.object) {
+                        ops.push(WriteOp::Delete {
+                            key: reserved,
+                            expected: None,
+                        });
+                    }
+                }
                 ops.push(WriteOp::Delete {
                     key: ObjectKey::new(storage_resource(kind), name, item_name),
                     expected: Some(item.revision),
                 });
             }
+        }
+    }
+    if call.kind.group.is_empty() && call.kind.kind == "Service" {
+        for reserved in allocator::reservations(&stored.object) {
+            ops.push(WriteOp::Delete {
+                key: reserved,
+                expected: None,
+            });
         }
     }
     ops.push(WriteOp::Delete { key, expected });
@@ -538,7 +591,7 @@ async fn delete(call: &Call<'_>, name: &str, body: Body) -> Result<Response<Body
 
 async fn delete_collection(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
     let (items, _, _) = select(call, 0, None).await?;
-    let ops: Vec<WriteOp> = items
+    let mut ops: Vec<WriteOp> = items
         .iter()
         .map(|o| WriteOp::Delete {
             key: call.key(o["metadata"]["name"].as_str().unwrap_or_default()),
@@ -547,6 +600,16 @@ async fn delete_collection(call: &Call<'_>) -> Result<Response<Body>, ApiError> 
                 .and_then(|r| r.parse().ok()),
         })
         .collect();
+    if call.kind.group.is_empty() && call.kind.kind == "Service" {
+        for item in &items {
+            for reserved in allocator::reservations(item) {
+                ops.push(WriteOp::Delete {
+                    key: reserved,
+                    expected: None,
+                });
+            }
+        }
+    }
     let changes = if ops.is_empty() || is_dry_run(call) {
         Vec::new()
     } else {
@@ -557,6 +620,11 @@ async fn delete_collection(call: &Call<'_>) -> Result<Response<Body>, ApiError> 
             .map_err(|e| call.storage_error(e))?
     };
     let revision = changes.last().map(|c| c.revision).unwrap_or_default();
+    let resource = storage_resource(call.kind);
+    let changes: Vec<_> = changes
+        .into_iter()
+        .filter(|c| c.key.resource == resource)
+        .collect();
     let list = json!({
         "kind": format!("{}List", call.kind.kind),
         "apiVersion": call.kind.api_version(),
