@@ -338,9 +338,11 @@ async fn create(call: &Call<'_>, body: Body) -> Result<Response<Body>, ApiError>
         ));
     }
     let is_service = call.kind.group.is_empty() && call.kind.kind == "Service";
-    let explicit = is_service
-        .then(|| allocator::reservations(&object))
-        .unwrap_or_default();
+    let explicit = if is_service {
+        allocator::reservations(&object)
+    } else {
+        Vec::new()
+    };
     let mut attempt = 0;
     let changes = loop {
         attempt += 1;
