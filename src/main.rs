@@ -311,6 +311,7 @@ fn apiserver(args: ApiserverArgs) -> anyhow::Result<ExitCode> {
             admission,
             shutdown: cancel.child_token(),
             ranges,
+            metrics: Default::default(),
         });
         let (listener, addr) = ferry_apiserver::server::bind(args.listen).await?;
         println!("ferry apiserver listening on http://{addr} ({})", db.split('?').next().unwrap_or_default());

@@ -567,6 +567,8 @@ fn postgres_outage_is_a_503_then_the_apiserver_recovers() {
     pg.kill();
     let err = api.fails(&["get", "configmap", "before"]);
     assert!(err.contains("ServiceUnavailable"), "{err}");
+    api.fails(&["get", "--raw", "/readyz"]);
+    assert_eq!(api.ok(&["get", "--raw", "/livez"]), "ok");
     pg.restart();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -593,4 +595,15 @@ fn postgres_outage_is_a_503_then_the_apiserver_recovers() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: after}\n",
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(api.ok(&["get", "--raw", "/readyz"]), "ok");
+    let metrics = api.ok(&["get", "--raw", "/metrics"]);
+    assert!(
+        metrics.contains("apiserver_request_total{verb=\"create\",code=\"201\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("apiserver_request_total{verb=\"get\",code=\"503\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("ferry_storage_revision "), "{metrics}");
 }

@@ -5,6 +5,7 @@ pub mod admission;
 pub mod allocator;
 pub mod catalog;
 pub mod discovery;
+pub mod metrics;
 pub mod openapi;
 pub mod path;
 pub mod request;
@@ -39,6 +40,15 @@ pub struct ApiState {
     pub shutdown: CancellationToken,
     /// Where ClusterIPs and NodePorts come from.
     pub ranges: allocator::Ranges,
+    /// Request and watch counters for `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+impl ApiState {
+    /// A shared handle on the metrics, for tasks that outlive a request.
+    pub fn metrics_handle(&self) -> Arc<metrics::Metrics> {
+        self.metrics.clone()
+    }
 }
 
 /// The API as a tower service (axum router): served over TCP by [`crate::server`], or called
@@ -48,10 +58,28 @@ pub fn router(state: Arc<ApiState>) -> Router {
 }
 
 async fn handle(State(state): State<Arc<ApiState>>, request: Request) -> Response<Body> {
-    match dispatch(&state, request).await {
+    let started = std::time::Instant::now();
+    let watching = request
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1"));
+    let verb = match *request.method() {
+        axum::http::Method::GET if watching => "watch",
+        axum::http::Method::GET => "get",
+        axum::http::Method::POST => "create",
+        axum::http::Method::PUT => "update",
+        axum::http::Method::PATCH => "patch",
+        axum::http::Method::DELETE => "delete",
+        _ => "other",
+    };
+    let response = match dispatch(&state, request).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
-    }
+    };
+    state
+        .metrics
+        .request(verb, response.status().as_u16(), started.elapsed());
+    response
 }
 
 async fn dispatch(state: &ApiState, request: Request) -> Result<Response<Body>, ApiError> {
@@ -61,8 +89,22 @@ async fn dispatch(state: &ApiState, request: Request) -> Result<Response<Body>, 
     let ok = |value: serde_json::Value| Ok(json_response(StatusCode::OK, &value, &[]));
     match target {
         Target::Version => ok(discovery::version()),
+        Target::Health if parts.uri.path().starts_with("/readyz") => {
+            match state.storage.revision().await {
+                Ok(_) => Ok(typed_response("text/plain", "ok".into())),
+                Err(e) => Err(ApiError::unavailable(format!(
+                    "storage is not reachable: {e}"
+                ))),
+            }
+        }
         Target::Health => Ok(typed_response("text/plain", "ok".into())),
-        Target::Metrics => Ok(typed_response("text/plain; version=0.0.4", String::new())),
+        Target::Metrics => {
+            let revision = state.storage.revision().await.ok();
+            Ok(typed_response(
+                "text/plain; version=0.0.4",
+                state.metrics.render(revision),
+            ))
+        }
         Target::CoreVersions | Target::Groups if discovery::wants_aggregated(&accept_header) => {
             let mut response = json_response(
                 StatusCode::OK,

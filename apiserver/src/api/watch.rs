@@ -30,6 +30,17 @@ fn event(kind: &str, object: Value) -> Bytes {
     Bytes::from(line)
 }
 
+/// Counts a watch as open for as long as it lives.
+struct WatchGuard(std::sync::Arc<ApiMetrics>);
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        self.0.watch_delta(-1);
+    }
+}
+
+type ApiMetrics = super::metrics::Metrics;
+
 /// Serves a watch request.
 pub async fn serve(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     let labels = LabelSelector::parse(
@@ -90,7 +101,10 @@ pub async fn serve(call: Call<'_>) -> Result<Response<Body>, ApiError> {
             object
         }
     };
+    let state_metrics = call.state.metrics_handle();
+    state_metrics.watch_delta(1);
     tokio::spawn(async move {
+        let _open = WatchGuard(state_metrics);
         for object in initial {
             if tx.send(event("ADDED", render(object))).await.is_err() {
                 return;
