@@ -246,6 +246,38 @@ fn everyday(api: &Apiserver) {
         "3 2"
     );
 
+    // apply --server-side: field ownership, a conflict after someone else scaled, and force.
+    let ssa = DEPLOYMENT
+        .replace("name: web", "name: ssa")
+        .replace("app: web", "app: ssa");
+    let out = api.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &ssa);
+    assert!(
+        text(&out.stdout).contains("serverside-applied"),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    api.ok(&["scale", "deploy", "ssa", "-n", "shop", "--replicas=4"]);
+    let changed = ssa.replace("nginx:1.27", "nginx:1.28");
+    let out = api.kubectl_stdin(&["apply", "--server-side", "-f", "-"], &changed);
+    let err = text(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("Apply failed with 1 conflict")
+            && err.contains(".spec.replicas"),
+        "{err}"
+    );
+    let out = api.kubectl_stdin(
+        &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+        &changed,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        api.ok(&["get", "deploy", "ssa", "-n", "shop", "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image} {.metadata.managedFields[*].manager}"]),
+        "2 nginx:1.28 kubectl"
+    );
+    api.ok(&["delete", "deploy", "ssa", "-n", "shop"]);
+
     // get prints kubectl's Table columns.
     let table = api.ok(&["get", "deployments", "-n", "shop"]);
     let header: Vec<&str> = table

@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod allocator;
+pub mod apply;
 pub mod catalog;
 pub mod discovery;
 pub mod metrics;

@@ -15,7 +15,7 @@ use super::request::{accept, body_bytes, content_type, json_response, parse_obje
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::ApiError;
 use super::table::{table, wants_table};
-use super::{ApiState, allocator, watch};
+use super::{ApiState, allocator, apply, watch};
 use crate::storage::{ObjectKey, Stored, WriteOp};
 
 /// Items fetched from storage per page while filtering.
@@ -321,10 +321,21 @@ fn is_dry_run(call: &Call<'_>) -> bool {
 async fn create(call: &Call<'_>, body: Body) -> Result<Response<Body>, ApiError> {
     let object = read_body(call, body).await?;
     let fv = FieldValidation::parse(call.q("fieldValidation"))?;
-    let (object, warnings) =
+    let (mut object, warnings) =
         call.state
             .admission
             .create(call.kind, call.path.namespace.as_deref(), object, fv)?;
+    apply::record_update(None, &mut object, &manager(call));
+    insert_new(call, object, warnings).await
+}
+
+/// Stores a new, admitted object: its namespace must exist, a Service gets its ClusterIP and
+/// NodePorts, and a dry run stops before the write.
+async fn insert_new(
+    call: &Call<'_>,
+    object: Value,
+    warnings: Vec<String>,
+) -> Result<Response<Body>, ApiError> {
     let name = object["metadata"]["name"]
         .as_str()
         .unwrap_or_default()
@@ -436,10 +447,11 @@ async fn update(
         status_only,
         field_validation: fv,
     };
-    let (object, warnings) =
+    let (mut object, warnings) =
         call.state
             .admission
             .update(call.kind, at, &old.object, object, how)?;
+    apply::record_update(Some(&old.object), &mut object, &manager(call));
     if is_dry_run(call) {
         return Ok(respond_object(call, StatusCode::OK, &object, &warnings));
     }
@@ -668,6 +680,101 @@ fn apply_patch(call: &Call<'_>, target: &mut Value, bytes: &[u8]) -> Result<(), 
     }
 }
 
+/// Who is writing: the `fieldManager` parameter, else the client's name from its User-Agent.
+fn manager(call: &Call<'_>) -> String {
+    if let Some(m) = call.q("fieldManager").filter(|m| !m.is_empty()) {
+        return m.to_owned();
+    }
+    call.headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .filter(|m| !m.is_empty())
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
+/// Server-side apply: creates the object or merges the configuration into it, with field
+/// ownership and conflicts ([`apply`]).
+async fn server_side_apply(
+    call: &Call<'_>,
+    name: &str,
+    bytes: &[u8],
+) -> Result<Response<Body>, ApiError> {
+    let config = parse_object(bytes, "application/yaml")?;
+    let manager = call
+        .q("fieldManager")
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| ApiError::bad_request("fieldManager is required for apply patches"))?
+        .to_owned();
+    if let Some(given) = config["metadata"]["name"].as_str()
+        && given != name
+    {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({given}) does not match the name on the URL ({name})"
+        )));
+    }
+    let force = call.q("force") == Some("true");
+    let fv = FieldValidation::parse(call.q("fieldValidation"))?;
+    let who = (call.kind.group, call.kind.plural, name);
+    let key = call.key(name);
+    for attempt in 1..=PATCH_ATTEMPTS {
+        let stored = call
+            .state
+            .storage
+            .get(&key)
+            .await
+            .map_err(|e| call.storage_error(e))?;
+        let Some(stored) = stored else {
+            let mut object = apply::apply(None, &config, &manager, force, who)?;
+            object["metadata"]["name"] = json!(name);
+            let (object, warnings) = call.state.admission.create(
+                call.kind,
+                call.path.namespace.as_deref(),
+                object,
+                fv,
+            )?;
+            return insert_new(call, object, warnings).await;
+        };
+        let object = apply::apply(Some(&stored.object), &config, &manager, force, who)?;
+        let at = ObjectAt {
+            namespace: call.path.namespace.as_deref(),
+            name,
+        };
+        let how = UpdateHow {
+            status_only: false,
+            field_validation: fv,
+        };
+        let (object, warnings) =
+            call.state
+                .admission
+                .update(call.kind, at, &stored.object, object, how)?;
+        if is_dry_run(call) {
+            return Ok(respond_object(call, StatusCode::OK, &object, &warnings));
+        }
+        let op = WriteOp::Update {
+            key: key.clone(),
+            object,
+            expected: Some(stored.revision),
+        };
+        match call.state.storage.write(vec![op]).await {
+            Ok(changes) => {
+                return Ok(respond_object(
+                    call,
+                    StatusCode::OK,
+                    &changes[0].object,
+                    &warnings,
+                ));
+            }
+            Err(crate::storage::StorageError::Conflict { .. }) if attempt < PATCH_ATTEMPTS => {
+                continue;
+            }
+            Err(e) => return Err(call.storage_error(e)),
+        }
+    }
+    Err(ApiError::conflict(call.kind.group, call.kind.plural, name))
+}
+
 /// How many times a patch is re-applied when the object changed under it.
 const PATCH_ATTEMPTS: usize = 5;
 
@@ -678,6 +785,9 @@ async fn patch(
     status_only: bool,
 ) -> Result<Response<Body>, ApiError> {
     let bytes = body_bytes(body).await?;
+    if content_type(&call.headers) == "application/apply-patch+yaml" && !status_only {
+        return server_side_apply(call, name, &bytes).await;
+    }
     let fv = FieldValidation::parse(call.q("fieldValidation"))?;
     let key = call.key(name);
     for attempt in 1..=PATCH_ATTEMPTS {
@@ -701,10 +811,11 @@ async fn patch(
             status_only,
             field_validation: fv,
         };
-        let (object, warnings) =
+        let (mut object, warnings) =
             call.state
                 .admission
                 .update(call.kind, at, &stored.object, patched, how)?;
+        apply::record_update(Some(&stored.object), &mut object, &manager(call));
         if is_dry_run(call) {
             return Ok(respond_object(call, StatusCode::OK, &object, &warnings));
         }
@@ -809,10 +920,11 @@ async fn write_scale(
             status_only: false,
             field_validation: FieldValidation::Strict,
         };
-        let (object, _) =
+        let (mut object, _) =
             call.state
                 .admission
                 .update(call.kind, at, &stored.object, object, how)?;
+        apply::record_update(Some(&stored.object), &mut object, &manager(call));
         let op = WriteOp::Update {
             key: key.clone(),
             object,
