@@ -278,6 +278,55 @@ fn everyday(api: &Apiserver) {
     );
     api.ok(&["delete", "deploy", "ssa", "-n", "shop"]);
 
+    // The binding subresource assigns a pod to a node, once.
+    let out = api.kubectl_stdin(&["create", "-f", "-"], "apiVersion: v1\nkind: Pod\nmetadata: {name: p1, namespace: shop}\nspec:\n  containers: [{name: c, image: busybox}]\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let binding = r#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"p1"},"target":{"kind":"Node","name":"node-1"}}"#;
+    let bind = |api: &Apiserver| {
+        let mut child = Command::new(&api.kubectl)
+            .args([
+                "create",
+                "--raw",
+                "/api/v1/namespaces/shop/pods/p1/binding",
+                "-f",
+                "-",
+            ])
+            .env("KUBECONFIG", &api.kubeconfig)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl create --raw");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(binding.as_bytes())
+            .expect("write");
+        child.wait_with_output().expect("exits")
+    };
+    let out = bind(api);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        api.ok(&[
+            "get",
+            "pod",
+            "p1",
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.spec.nodeName}"
+        ]),
+        "node-1"
+    );
+    let out = bind(api);
+    assert!(
+        text(&out.stderr).contains("already assigned"),
+        "{}",
+        text(&out.stderr)
+    );
+
     // get prints kubectl's Table columns.
     let table = api.ok(&["get", "deployments", "-n", "shop"]);
     let header: Vec<&str> = table

@@ -88,6 +88,9 @@ pub async fn handle(
             patch_scale(&call, &name, body).await
         }
         (Method::POST, None, None) => create(&call, body).await,
+        (Method::POST, Some(name), Some("binding")) if call.kind.kind == "Pod" => {
+            bind(&call, &name, body).await
+        }
         (Method::PUT, Some(name), None) => update(&call, &name, body, false).await,
         (Method::PUT, Some(name), Some("status")) => update(&call, &name, body, true).await,
         (Method::DELETE, Some(name), None) => delete(&call, &name, body).await,
@@ -678,6 +681,74 @@ fn apply_patch(call: &Call<'_>, target: &mut Value, bytes: &[u8]) -> Result<(), 
         }
         other => Err(ApiError::unsupported_media_type(other)),
     }
+}
+
+/// `POST pods/{name}/binding`: assigns a pod to a node (what a scheduler does). The pod must
+/// not be bound already; the binding's UID and resourceVersion, when given, are preconditions.
+async fn bind(call: &Call<'_>, name: &str, body: Body) -> Result<Response<Body>, ApiError> {
+    let binding = read_body(call, body).await?;
+    let node = binding["target"]["name"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "",
+                "Binding",
+                name,
+                vec![super::status::Cause {
+                    reason: "FieldValueRequired",
+                    field: "target.name".into(),
+                    message: "the node to bind to is required".into(),
+                }],
+            )
+        })?;
+    if binding["target"]["kind"]
+        .as_str()
+        .is_some_and(|k| !k.is_empty() && k != "Node")
+    {
+        return Err(ApiError::bad_request("a pod can only be bound to a Node"));
+    }
+    let key = call.key(name);
+    let stored = call
+        .state
+        .storage
+        .get(&key)
+        .await
+        .map_err(|e| call.storage_error(e))?
+        .ok_or_else(|| ApiError::not_found(call.kind.group, call.kind.plural, name))?;
+    if let Some(uid) = binding["metadata"]["uid"].as_str()
+        && stored.object["metadata"]["uid"].as_str() != Some(uid)
+    {
+        return Err(ApiError::conflict(call.kind.group, call.kind.plural, name));
+    }
+    if let Some(bound) = stored.object["spec"]["nodeName"]
+        .as_str()
+        .filter(|n| !n.is_empty())
+    {
+        return Err(ApiError {
+            code: 409,
+            reason: "Conflict",
+            message: format!(
+                "Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} is already assigned to node \"{bound}\""
+            ),
+            details: None,
+        });
+    }
+    let expected = expected_revision(&binding)?.unwrap_or(stored.revision);
+    let mut object = stored.object.clone();
+    object["spec"]["nodeName"] = json!(node);
+    apply::record_update(Some(&stored.object), &mut object, &manager(call));
+    call.state
+        .storage
+        .write(vec![WriteOp::Update {
+            key,
+            object,
+            expected: Some(expected),
+        }])
+        .await
+        .map_err(|e| call.storage_error(e))?;
+    let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
+    Ok(json_response(StatusCode::CREATED, &status, &[]))
 }
 
 /// Who is writing: the `fieldManager` parameter, else the client's name from its User-Agent.
