@@ -153,6 +153,16 @@ pub async fn select(
     }
 }
 
+/// Reads the object at `key`, or answers 404.
+async fn fetch(call: &Call<'_>, key: &ObjectKey) -> Result<Stored, ApiError> {
+    call.state
+        .storage
+        .get(key)
+        .await
+        .map_err(|e| call.storage_error(e))?
+        .ok_or_else(|| ApiError::not_found(call.kind.group, call.kind.plural, &key.name))
+}
+
 fn encode_continue(cursor: &(String, String)) -> String {
     json!([cursor.0, cursor.1])
         .to_string()
@@ -434,13 +444,7 @@ async fn update(
     let object = read_body(call, body).await?;
     let fv = FieldValidation::parse(call.q("fieldValidation"))?;
     let key = call.key(name);
-    let old = call
-        .state
-        .storage
-        .get(&key)
-        .await
-        .map_err(|e| call.storage_error(e))?
-        .ok_or_else(|| ApiError::not_found(call.kind.group, call.kind.plural, name))?;
+    let old = fetch(call, &key).await?;
     let expected = expected_revision(&object)?;
     let at = ObjectAt {
         namespace: call.path.namespace.as_deref(),
@@ -508,13 +512,7 @@ async fn delete(call: &Call<'_>, name: &str, body: Body) -> Result<Response<Body
         )));
     }
     let key = call.key(name);
-    let stored = call
-        .state
-        .storage
-        .get(&key)
-        .await
-        .map_err(|e| call.storage_error(e))?
-        .ok_or_else(|| ApiError::not_found(call.kind.group, call.kind.plural, name))?;
+    let stored = fetch(call, &key).await?;
     let (rv, uid) = delete_preconditions(&options);
     if let Some(uid) = uid
         && stored.object["metadata"]["uid"].as_str() != Some(uid.as_str())
@@ -709,13 +707,7 @@ async fn bind(call: &Call<'_>, name: &str, body: Body) -> Result<Response<Body>,
         return Err(ApiError::bad_request("a pod can only be bound to a Node"));
     }
     let key = call.key(name);
-    let stored = call
-        .state
-        .storage
-        .get(&key)
-        .await
-        .map_err(|e| call.storage_error(e))?
-        .ok_or_else(|| ApiError::not_found(call.kind.group, call.kind.plural, name))?;
+    let stored = fetch(call, &key).await?;
     if let Some(uid) = binding["metadata"]["uid"].as_str()
         && stored.object["metadata"]["uid"].as_str() != Some(uid)
     {
@@ -862,13 +854,7 @@ async fn patch(
     let fv = FieldValidation::parse(call.q("fieldValidation"))?;
     let key = call.key(name);
     for attempt in 1..=PATCH_ATTEMPTS {
-        let stored = call
-            .state
-            .storage
-            .get(&key)
-            .await
-            .map_err(|e| call.storage_error(e))?
-            .ok_or_else(|| ApiError::not_found(call.kind.group, call.kind.plural, name))?;
+        let stored = fetch(call, &key).await?;
         let mut patched = stored.object.clone();
         apply_patch(call, &mut patched, &bytes)?;
         // A resourceVersion in the patch is a precondition; without one, retry on conflicts.
@@ -947,13 +933,7 @@ fn scale_of(object: &Value) -> Value {
 }
 
 async fn get_scale(call: &Call<'_>, name: &str) -> Result<Response<Body>, ApiError> {
-    let stored = call
-        .state
-        .storage
-        .get(&call.key(name))
-        .await
-        .map_err(|e| call.storage_error(e))?
-        .ok_or_else(|| ApiError::not_found(call.kind.group, call.kind.plural, name))?;
+    let stored = fetch(call, &call.key(name)).await?;
     Ok(json_response(
         StatusCode::OK,
         &scale_of(&stored.object),
@@ -969,13 +949,7 @@ async fn write_scale(
 ) -> Result<Response<Body>, ApiError> {
     let key = call.key(name);
     for attempt in 1..=PATCH_ATTEMPTS {
-        let stored = call
-            .state
-            .storage
-            .get(&key)
-            .await
-            .map_err(|e| call.storage_error(e))?
-            .ok_or_else(|| ApiError::not_found(call.kind.group, call.kind.plural, name))?;
+        let stored = fetch(call, &key).await?;
         let scale = make(&scale_of(&stored.object))?;
         let Some(replicas) = scale["spec"]["replicas"].as_i64() else {
             return Err(ApiError::bad_request("spec.replicas must be an integer"));

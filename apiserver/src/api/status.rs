@@ -34,6 +34,15 @@ fn details(group: &str, kind: &str, name: &str) -> Option<Value> {
     Some(json!({"name": name, "group": group, "kind": kind}))
 }
 
+/// `deployments.apps`, or `pods` for the core group, as Kubernetes names resources in errors.
+fn qualified(group: &str, resource: &str) -> String {
+    if group.is_empty() {
+        resource.to_owned()
+    } else {
+        format!("{resource}.{group}")
+    }
+}
+
 impl ApiError {
     /// 400 BadRequest.
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -46,11 +55,7 @@ impl ApiError {
     }
     /// 404 NotFound for an object.
     pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
-        let qualified = if group.is_empty() {
-            resource.to_owned()
-        } else {
-            format!("{resource}.{group}")
-        };
+        let qualified = qualified(group, resource);
         ApiError {
             code: 404,
             reason: "NotFound",
@@ -69,11 +74,7 @@ impl ApiError {
     }
     /// 409 AlreadyExists.
     pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {
-        let qualified = if group.is_empty() {
-            resource.to_owned()
-        } else {
-            format!("{resource}.{group}")
-        };
+        let qualified = qualified(group, resource);
         ApiError {
             code: 409,
             reason: "AlreadyExists",
@@ -83,11 +84,7 @@ impl ApiError {
     }
     /// 409 Conflict (optimistic concurrency).
     pub fn conflict(group: &str, resource: &str, name: &str) -> Self {
-        let qualified = if group.is_empty() {
-            resource.to_owned()
-        } else {
-            format!("{resource}.{group}")
-        };
+        let qualified = qualified(group, resource);
         ApiError {
             code: 409,
             reason: "Conflict",

@@ -190,16 +190,7 @@ impl Storage {
         after: Option<(&str, &str)>,
         limit: usize,
     ) -> Result<RawPage, StorageError> {
-        let mut tx = self.pool.begin().await?;
-        if self.engine == Engine::Postgres {
-            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                .execute(&mut *tx)
-                .await?;
-        }
-        let revision: i64 = sqlx::query("SELECT revision FROM ferry_meta WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+        let (mut tx, revision) = self.snapshot().await?;
         let (after_ns, after_name) = after.unwrap_or(("", ""));
         let fetch = if limit == 0 {
             i64::MAX
@@ -271,16 +262,7 @@ impl Storage {
         after: Option<(&str, &str)>,
         limit: usize,
     ) -> Result<JoinedPage, StorageError> {
-        let mut tx = self.pool.begin().await?;
-        if self.engine == Engine::Postgres {
-            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                .execute(&mut *tx)
-                .await?;
-        }
-        let revision: i64 = sqlx::query("SELECT revision FROM ferry_meta WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+        let (mut tx, revision) = self.snapshot().await?;
         let (after_ns, after_name) = after.unwrap_or(("", ""));
         let (ns, after_name) = match namespace {
             Some(ns) => (ns, if after_ns == ns { after_name } else { "" }),
@@ -326,6 +308,21 @@ impl Storage {
             revision,
             more_after,
         })
+    }
+
+    /// A read transaction that sees one consistent state, and the revision of that state.
+    async fn snapshot(&self) -> Result<(sqlx::Transaction<'static, sqlx::Any>, i64), StorageError> {
+        let mut tx = self.pool.begin().await?;
+        if self.engine == Engine::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let revision: i64 = sqlx::query("SELECT revision FROM ferry_meta WHERE id = 1")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        Ok((tx, revision))
     }
 
     /// The current global revision.
