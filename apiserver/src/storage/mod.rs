@@ -272,10 +272,18 @@ impl Storage {
         let page = "FROM objects WHERE resource = $1 AND \
                     (($2 <> '' AND namespace = $2 AND name > $4) OR ($2 = '' AND (namespace, name) > ($3, $4)))";
         let fetch = if limit == 0 { i64::MAX } else { limit as i64 };
-        let joined_sql = format!(
-            "SELECT COALESCE(string_agg(body, ',' ORDER BY namespace, name), '') FROM \
-             (SELECT body, namespace, name {page} ORDER BY namespace, name LIMIT $5) AS page"
-        );
+        let joined_sql = match self.engine {
+            // SQLite aggregates the rows of the ordered subquery in that order; an ORDER BY in
+            // the aggregate would sort every body again.
+            Engine::Sqlite => format!(
+                "SELECT COALESCE(group_concat(body, ','), '') FROM \
+                 (SELECT body {page} ORDER BY namespace, name LIMIT $5) AS page"
+            ),
+            Engine::Postgres => format!(
+                "SELECT COALESCE(string_agg(body, ',' ORDER BY namespace, name), '') FROM \
+                 (SELECT body, namespace, name {page} ORDER BY namespace, name LIMIT $5) AS page"
+            ),
+        };
         let items: String = sqlx::query(sqlx::AssertSqlSafe(joined_sql))
             .bind(resource)
             .bind(ns)
