@@ -10,9 +10,11 @@ up:
 test:
     ./ops/test.sh
 
-# End-to-end tests only: the ferry binary against real inputs and kubernetes-validate.
+# End-to-end tests only: the ferry binary against real inputs, kubectl, PostgreSQL, the kube
+# crate and kubernetes-validate.
 e2e:
-    cargo test --test validate_cli --test parity_corpus
+    cargo test --test validate_cli --test parity_corpus --test apiserver_kubectl
+    cargo test -p ferry-apiserver --test storage --test kube_client
     python3 ops/bench/parity.py
 
 # Benchmarks: `just bench validate`, `just bench apiserver` (numbers to stdout and

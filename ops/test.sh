@@ -21,6 +21,12 @@ need() { # need TOOL WHY: fail under CI when TOOL is missing, else warn
 need cargo "builds and runs the tests"
 need python3 "runs the verdict-parity comparison with kubernetes-validate" || true
 
+# kubectl: the judge of API compatibility. The cloud SDK's kubectl.1.33 is preferred by the
+# tests; any kubectl on PATH will do. Under CI=true its absence fails the run.
+if [ ! -x /usr/lib/google-cloud-sdk/bin/kubectl.1.33 ]; then
+  need kubectl "drives the apiserver in the end-to-end tests" || true
+fi
+
 # PostgreSQL: the storage suite runs on it as well as on SQLite. The tests start a throwaway
 # server themselves (initdb/pg_ctl in a temp dir); here we only make sure it is installed.
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
