@@ -283,28 +283,16 @@ fn everyday(api: &Apiserver) {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let binding = r#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"p1"},"target":{"kind":"Node","name":"node-1"}}"#;
     let bind = |api: &Apiserver| {
-        let mut child = Command::new(&api.kubectl)
-            .args([
+        api.kubectl_stdin(
+            &[
                 "create",
                 "--raw",
                 "/api/v1/namespaces/shop/pods/p1/binding",
                 "-f",
                 "-",
-            ])
-            .env("KUBECONFIG", &api.kubeconfig)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("kubectl create --raw");
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(binding.as_bytes())
-            .expect("write");
-        child.wait_with_output().expect("exits")
+            ],
+            binding,
+        )
     };
     let out = bind(api);
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -446,19 +446,7 @@ async fn update(
     let key = call.key(name);
     let old = fetch(call, &key).await?;
     let expected = expected_revision(&object)?;
-    let at = ObjectAt {
-        namespace: call.path.namespace.as_deref(),
-        name,
-    };
-    let how = UpdateHow {
-        status_only,
-        field_validation: fv,
-    };
-    let (mut object, warnings) =
-        call.state
-            .admission
-            .update(call.kind, at, &old.object, object, how)?;
-    apply::record_update(Some(&old.object), &mut object, &manager(call));
+    let (object, warnings) = admit_update(call, name, &old.object, object, status_only, fv)?;
     if is_dry_run(call) {
         return Ok(respond_object(call, StatusCode::OK, &object, &warnings));
     }
@@ -743,6 +731,31 @@ async fn bind(call: &Call<'_>, name: &str, body: Body) -> Result<Response<Body>,
     Ok(json_response(StatusCode::CREATED, &status, &[]))
 }
 
+/// Admission of a replacement of `old`, with the writer's field ownership recorded.
+fn admit_update(
+    call: &Call<'_>,
+    name: &str,
+    old: &Value,
+    object: Value,
+    status_only: bool,
+    field_validation: FieldValidation,
+) -> Result<(Value, Vec<String>), ApiError> {
+    let at = ObjectAt {
+        namespace: call.path.namespace.as_deref(),
+        name,
+    };
+    let how = UpdateHow {
+        status_only,
+        field_validation,
+    };
+    let (mut object, warnings) = call
+        .state
+        .admission
+        .update(call.kind, at, old, object, how)?;
+    apply::record_update(Some(old), &mut object, &manager(call));
+    Ok((object, warnings))
+}
+
 /// Who is writing: the `fieldManager` parameter, else the client's name from its User-Agent.
 fn manager(call: &Call<'_>) -> String {
     if let Some(m) = call.q("fieldManager").filter(|m| !m.is_empty()) {
@@ -860,19 +873,8 @@ async fn patch(
         // A resourceVersion in the patch is a precondition; without one, retry on conflicts.
         let pinned = expected_revision(&patched)?.filter(|rv| *rv != stored.revision);
         let expected = pinned.unwrap_or(stored.revision);
-        let at = ObjectAt {
-            namespace: call.path.namespace.as_deref(),
-            name,
-        };
-        let how = UpdateHow {
-            status_only,
-            field_validation: fv,
-        };
-        let (mut object, warnings) =
-            call.state
-                .admission
-                .update(call.kind, at, &stored.object, patched, how)?;
-        apply::record_update(Some(&stored.object), &mut object, &manager(call));
+        let (object, warnings) =
+            admit_update(call, name, &stored.object, patched, status_only, fv)?;
         if is_dry_run(call) {
             return Ok(respond_object(call, StatusCode::OK, &object, &warnings));
         }
