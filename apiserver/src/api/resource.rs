@@ -452,15 +452,7 @@ async fn update(
     }
     let expected = Some(expected.unwrap_or(old.revision));
     // The last finalizer of an object being deleted is gone: the object goes.
-    let op = if object["metadata"]["deletionTimestamp"].is_string() && !has_finalizers(&object) {
-        WriteOp::Delete { key, expected }
-    } else {
-        WriteOp::Update {
-            key,
-            object,
-            expected,
-        }
-    };
+    let op = replacement(key, object, expected);
     let changes = call
         .state
         .storage
@@ -473,6 +465,20 @@ async fn update(
         &changes[0].object,
         &warnings,
     ))
+}
+
+/// The write that replaces an object: an update, except that an object being deleted whose
+/// last finalizer is now gone is deleted for good.
+fn replacement(key: ObjectKey, object: Value, expected: Option<i64>) -> WriteOp {
+    if object["metadata"]["deletionTimestamp"].is_string() && !has_finalizers(&object) {
+        WriteOp::Delete { key, expected }
+    } else {
+        WriteOp::Update {
+            key,
+            object,
+            expected,
+        }
+    }
 }
 
 /// The delete preconditions from a DeleteOptions body.
@@ -878,19 +884,7 @@ async fn patch(
         if is_dry_run(call) {
             return Ok(respond_object(call, StatusCode::OK, &object, &warnings));
         }
-        let op = if object["metadata"]["deletionTimestamp"].is_string() && !has_finalizers(&object)
-        {
-            WriteOp::Delete {
-                key: key.clone(),
-                expected: Some(expected),
-            }
-        } else {
-            WriteOp::Update {
-                key: key.clone(),
-                object,
-                expected: Some(expected),
-            }
-        };
+        let op = replacement(key.clone(), object, Some(expected));
         match call.state.storage.write(vec![op]).await {
             Ok(changes) => {
                 return Ok(respond_object(

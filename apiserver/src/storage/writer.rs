@@ -106,6 +106,23 @@ fn placeholders(rows: usize, width: usize) -> String {
     out
 }
 
+/// `{head} (($1, $2, $3), ...))` with every key's resource, namespace and name bound.
+fn keys_query<'q>(
+    head: &str,
+    keys: &'q [&ObjectKey],
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+    let sql = format!("{head} {})", placeholders(keys.len(), 3));
+    // Only the number of placeholders varies; every value is bound.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for key in keys {
+        query = query
+            .bind(&key.resource)
+            .bind(&key.namespace)
+            .bind(&key.name);
+    }
+    query
+}
+
 /// Reads the current state of every key the batch touches, in a few statements.
 async fn prefetch(
     tx: &mut Transaction<'static, Any>,
@@ -120,18 +137,10 @@ async fn prefetch(
     let mut found: HashMap<ObjectKey, Current> =
         keys.iter().map(|k| ((*k).clone(), None)).collect();
     for chunk in keys.chunks(CHUNK) {
-        let sql = format!(
-            "SELECT resource, namespace, name, revision, body FROM objects WHERE (resource, namespace, name) IN (VALUES {})",
-            placeholders(chunk.len(), 3)
+        let query = keys_query(
+            "SELECT resource, namespace, name, revision, body FROM objects WHERE (resource, namespace, name) IN (VALUES",
+            chunk,
         );
-        // Only the number of placeholders varies; every value is bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for key in chunk {
-            query = query
-                .bind(&key.resource)
-                .bind(&key.namespace)
-                .bind(&key.name);
-        }
         for row in query.fetch_all(&mut **tx).await? {
             let key = ObjectKey::new(
                 row.try_get::<String, _>(0)?,
@@ -271,18 +280,10 @@ async fn write_changes(
         query.execute(&mut **tx).await?;
     }
     for chunk in deletes.chunks(CHUNK) {
-        let sql = format!(
-            "DELETE FROM objects WHERE (resource, namespace, name) IN (VALUES {})",
-            placeholders(chunk.len(), 3)
+        let query = keys_query(
+            "DELETE FROM objects WHERE (resource, namespace, name) IN (VALUES",
+            chunk,
         );
-        // Only the number of placeholders varies; every value is bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for key in chunk {
-            query = query
-                .bind(&key.resource)
-                .bind(&key.namespace)
-                .bind(&key.name);
-        }
         query.execute(&mut **tx).await?;
     }
     let bodies: Vec<String> = changes.iter().map(|c| c.object.to_string()).collect();
