@@ -1,6 +1,9 @@
 //! The `ferry` command line: argument parsing and wiring of the library crates, nothing more.
 
+mod audit;
 mod output;
+mod serve;
+mod up;
 
 use std::io::{IsTerminal, Read, Write};
 use std::ops::ControlFlow;
@@ -19,6 +22,8 @@ use ferry_schema::validate::{KindFilter, Options, Validator};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    server: audit::Server,
 }
 
 #[derive(Debug, Subcommand)]
@@ -29,52 +34,14 @@ enum Command {
     #[command(subcommand)]
     Schema(SchemaCommand),
     /// Run the Kubernetes API server on SQLite or PostgreSQL.
-    Apiserver(ApiserverArgs),
+    Apiserver(serve::ServeArgs),
+    /// Run the apiserver and the GitOps engine following a repository (default: the demo).
+    Up(Box<up::UpArgs>),
+    /// The GitOps audit and actions against a running ferry.
+    #[command(flatten)]
+    Audit(audit::AuditCommand),
     /// Print a kubeconfig that points kubectl at a ferry apiserver.
-    Kubeconfig {
-        /// The apiserver's URL.
-        #[arg(long, default_value = "http://127.0.0.1:6443")]
-        server: String,
-    },
-}
-
-#[derive(Debug, clap::Args)]
-struct ApiserverArgs {
-    /// Address to listen on (port 0 picks a free port, printed at start).
-    #[arg(long, default_value = "127.0.0.1:6443")]
-    listen: std::net::SocketAddr,
-    /// Database: sqlite://PATH or postgres://... (default: a SQLite file in the data dir).
-    #[arg(long)]
-    db: Option<String>,
-    /// Directory for the embedded database.
-    #[arg(long, default_value = ".ferry")]
-    data_dir: PathBuf,
-    /// The range Service ClusterIPs are allocated from.
-    #[arg(long, default_value = "10.96.0.0/12")]
-    service_cidr: String,
-    /// The range Service NodePorts are allocated from.
-    #[arg(long, default_value = "30000-32767")]
-    node_port_range: String,
-    /// How long the change log keeps changes for watches to resume from (e.g. 10m, 90s, 1h).
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
-    watch_retention: std::time::Duration,
-}
-
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: use e.g. 90s, 10m, 1h"))?;
-    let seconds = match unit {
-        "s" | "" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("invalid duration unit in {text:?}: use s, m or h")),
-    };
-    Ok(std::time::Duration::from_secs(seconds))
+    Kubeconfig,
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,8 +117,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => validate(args),
         Command::Schema(SchemaCommand::Export { dir }) => export_schemas(&dir),
-        Command::Apiserver(args) => apiserver(args),
-        Command::Kubeconfig { server } => kubeconfig(&server),
+        Command::Apiserver(args) => {
+            serve::run(args, "apiserver", serve::Alone).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Up(args) => up::up(*args).map(|()| ExitCode::SUCCESS),
+        Command::Audit(command) => audit::run(&cli.server, command),
+        Command::Kubeconfig => kubeconfig(cli.server.url()),
     };
     match result {
         Ok(code) => code,
@@ -271,88 +242,5 @@ fn kubeconfig(server: &str) -> anyhow::Result<ExitCode> {
         "apiVersion: v1\nkind: Config\nclusters:\n- name: ferry\n  cluster:\n    server: {server}\ncontexts:\n- name: ferry\n  context:\n    cluster: ferry\n    user: ferry\n    namespace: default\ncurrent-context: ferry\nusers:\n- name: ferry\n  user: {{}}\n"
     );
     std::io::stdout().write_all(config.as_bytes())?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn apiserver(args: ApiserverArgs) -> anyhow::Result<ExitCode> {
-    use ferry_apiserver::api::{ApiState, admission::Admission};
-    use ferry_apiserver::storage::Storage;
-
-    if !args.listen.ip().is_loopback() {
-        anyhow::bail!(
-            "refusing to listen on {} without TLS and token authentication (not built yet); \
-             listen on a loopback address such as 127.0.0.1:6443",
-            args.listen
-        );
-    }
-    let db = match args.db {
-        Some(db) => db,
-        None => {
-            std::fs::create_dir_all(&args.data_dir)
-                .with_context(|| format!("creating {}", args.data_dir.display()))?;
-            format!("sqlite://{}", args.data_dir.join("ferry.db").display())
-        }
-    };
-    let ranges =
-        ferry_apiserver::api::allocator::Ranges::parse(&args.service_cidr, &args.node_port_range)
-            .map_err(|e| anyhow::anyhow!(e))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let storage = Storage::open(&db).await.with_context(|| format!("opening {db}"))?;
-        let admission = Admission::default();
-        ferry_apiserver::bootstrap::system_namespaces(&storage, &admission)
-            .await
-            .context("creating the system namespaces")?;
-        let cancel = tokio_util::sync::CancellationToken::new();
-        let state = std::sync::Arc::new(ApiState {
-            storage: storage.clone(),
-            admission,
-            shutdown: cancel.child_token(),
-            ranges,
-            metrics: Default::default(),
-        });
-        let (listener, addr) = ferry_apiserver::server::bind(args.listen).await?;
-        println!("ferry apiserver listening on http://{addr} ({})", db.split('?').next().unwrap_or_default());
-        std::io::stdout().flush()?;
-        let compactor = {
-            let storage = storage.clone();
-            let cancel = cancel.clone();
-            let retention = args.watch_retention;
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(std::time::Duration::from_secs(30).min(retention.max(std::time::Duration::from_secs(1))));
-                loop {
-                    tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        _ = tick.tick() => {
-                            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-                            let cutoff = now.saturating_sub(retention).as_millis() as i64;
-                            if let Err(e) = storage.compact(cutoff).await {
-                                eprintln!("ferry: compaction failed (will retry): {e}");
-                            }
-                        }
-                    }
-                }
-            })
-        };
-        let signals = {
-            let cancel = cancel.clone();
-            tokio::spawn(async move {
-                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
-                }
-                cancel.cancel();
-            })
-        };
-        ferry_apiserver::server::serve(listener, state, cancel.clone(), std::time::Duration::from_secs(10)).await?;
-        cancel.cancel();
-        let _ = compactor.await;
-        signals.abort();
-        storage.close().await;
-        anyhow::Ok(())
-    })?;
     Ok(ExitCode::SUCCESS)
 }

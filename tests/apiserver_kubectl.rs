@@ -8,26 +8,8 @@ use std::time::{Duration, Instant};
 
 use ferry_testkit::TempPostgres;
 
-/// The kubectl to judge with: 1.33 from the cloud SDK, else the one on PATH.
 fn kubectl_binary() -> Option<PathBuf> {
-    let sdk = Path::new("/usr/lib/google-cloud-sdk/bin/kubectl.1.33");
-    if sdk.is_file() {
-        return Some(sdk.to_path_buf());
-    }
-    let found = Command::new("sh")
-        .args(["-c", "command -v kubectl"])
-        .output()
-        .ok()?;
-    let path = String::from_utf8_lossy(&found.stdout).trim().to_owned();
-    if path.is_empty() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "kubectl is required under CI=true"
-        );
-        eprintln!("kubectl not installed; skipping");
-        return None;
-    }
-    Some(PathBuf::from(path))
+    ferry_testkit::tools::kubectl()
 }
 
 struct Apiserver {

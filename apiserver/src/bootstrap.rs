@@ -1,4 +1,5 @@
-//! What a fresh cluster has: the `default`, `kube-system` and `kube-node-lease` namespaces.
+//! What a fresh cluster has: the `default`, `kube-system`, `kube-public` and `kube-node-lease`
+//! namespaces, and `ferry-system` for ferry's own `Source` and `Revision` objects.
 //! Idempotent: existing namespaces are left alone, and a concurrent creator is not an error.
 
 use serde_json::json;
@@ -7,7 +8,13 @@ use crate::api::admission::{Admission, FieldValidation};
 use crate::storage::{ObjectKey, Storage, StorageError, WriteOp};
 
 /// Namespaces every cluster has.
-pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-node-lease"];
+pub const SYSTEM_NAMESPACES: &[&str] = &[
+    "default",
+    "kube-system",
+    "kube-public",
+    "kube-node-lease",
+    "ferry-system",
+];
 
 /// Creates the system namespaces that are missing.
 pub async fn system_namespaces(

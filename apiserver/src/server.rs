@@ -44,6 +44,18 @@ pub async fn serve(
     drain: Duration,
 ) -> Result<(), ServeError> {
     let app = router(state.clone());
+    serve_app(listener, app, state, cancel, drain).await
+}
+
+/// [`serve`] with a router the caller built: the API's [`router`] merged with routes of its
+/// own (e.g. `ferry up`'s webhooks).
+pub async fn serve_app(
+    listener: TcpListener,
+    app: axum::Router,
+    state: Arc<ApiState>,
+    cancel: CancellationToken,
+    drain: Duration,
+) -> Result<(), ServeError> {
     let stop = cancel.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         stop.cancelled().await;

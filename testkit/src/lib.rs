@@ -3,7 +3,10 @@
 //! [`TempPostgres`] starts a throwaway PostgreSQL server in a temporary directory (with
 //! `initdb` and `pg_ctl`, as the `postgres` user when running as root), on a free loopback
 //! port, with fsync on, and stops it when dropped. Where PostgreSQL is not installed it returns
-//! `None` so a developer's run can go on; under `CI=true` that is a failure instead.
+//! `None` so a developer's run can go on; under `CI=true` that is a failure instead. The same
+//! rule finds the outside tools ([`tools`]).
+
+pub mod tools;
 
 use std::net::TcpListener;
 use std::os::unix::fs::chown;

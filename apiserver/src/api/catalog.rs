@@ -20,7 +20,6 @@ const WITH_STATUS: &[&str] = &[
     "PodDisruptionBudget",
     "HorizontalPodAutoscaler",
     "Source",
-    "Revision",
 ];
 
 /// Kinds with a `scale` subresource.

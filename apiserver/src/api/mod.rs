@@ -15,6 +15,7 @@ pub mod selector;
 pub mod status;
 pub mod strategic;
 pub mod table;
+pub mod transaction;
 pub mod watch;
 
 use std::sync::Arc;
@@ -85,6 +86,13 @@ async fn handle(State(state): State<Arc<ApiState>>, request: Request) -> Respons
 
 async fn dispatch(state: &ApiState, request: Request) -> Result<Response<Body>, ApiError> {
     let (parts, body) = request.into_parts();
+    if parts.uri.path() == transaction::PATH {
+        if parts.method != axum::http::Method::POST {
+            return Err(ApiError::method_not_allowed("transactions only take POST"));
+        }
+        let media = request::content_type(&parts.headers);
+        return transaction::handle(state, &query(parts.uri.query()), &media, body).await;
+    }
     let target = path::parse(parts.uri.path()).ok_or_else(ApiError::no_route)?;
     let accept_header = accept(&parts.headers);
     let ok = |value: serde_json::Value| Ok(json_response(StatusCode::OK, &value, &[]));

@@ -342,6 +342,52 @@ async fn create(call: &Call<'_>, body: Body) -> Result<Response<Body>, ApiError>
     insert_new(call, object, warnings).await
 }
 
+/// What goes with the deletion of `object` (at `key`) in the same transaction: everything in
+/// a Namespace, and a Service's ClusterIP and NodePort reservations.
+pub(crate) async fn deletion_ops(
+    state: &ApiState,
+    kind: &KindInfo,
+    key: &ObjectKey,
+    object: &Value,
+) -> Result<Vec<WriteOp>, crate::storage::StorageError> {
+    let mut ops = Vec::new();
+    if kind.group.is_empty() && kind.kind == "Namespace" {
+        for inner in KINDS.iter().filter(|k| k.namespaced) {
+            let page = state
+                .storage
+                .list(&storage_resource(inner), Some(&key.name), None, 0)
+                .await?;
+            for item in page.items {
+                let item_name = item.object["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                if inner.group.is_empty() && inner.kind == "Service" {
+                    ops.extend(release_reservations(&item.object));
+                }
+                ops.push(WriteOp::Delete {
+                    key: ObjectKey::new(storage_resource(inner), &key.name, item_name),
+                    expected: Some(item.revision),
+                });
+            }
+        }
+    }
+    if kind.group.is_empty() && kind.kind == "Service" {
+        ops.extend(release_reservations(object));
+    }
+    Ok(ops)
+}
+
+/// Deletes of a Service's ClusterIP and NodePort reservations.
+fn release_reservations(service: &Value) -> impl Iterator<Item = WriteOp> {
+    allocator::reservations(service)
+        .into_iter()
+        .map(|key| WriteOp::Delete {
+            key,
+            expected: None,
+        })
+}
+
 /// Stores a new, admitted object: its namespace must exist, a Service gets its ClusterIP and
 /// NodePorts, and a dry run stops before the write.
 async fn insert_new(
@@ -547,43 +593,11 @@ async fn delete(call: &Call<'_>, name: &str, body: Body) -> Result<Response<Body
             &[],
         ));
     }
-    if call.kind.kind == "Namespace" {
-        // The namespace and everything in it go in one transaction.
-        for kind in KINDS.iter().filter(|k| k.namespaced) {
-            let page = call
-                .state
-                .storage
-                .list(&storage_resource(kind), Some(name), None, 0)
-                .await
-                .map_err(|e| call.storage_error(e))?;
-            for item in page.items {
-                let item_name = item.object["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
-                if kind.group.is_empty() && kind.kind == "Service" {
-                    for reserved in allocator::reservations(&item.object) {
-                        ops.push(WriteOp::Delete {
-                            key: reserved,
-                            expected: None,
-                        });
-                    }
-                }
-                ops.push(WriteOp::Delete {
-                    key: ObjectKey::new(storage_resource(kind), name, item_name),
-                    expected: Some(item.revision),
-                });
-            }
-        }
-    }
-    if call.kind.group.is_empty() && call.kind.kind == "Service" {
-        for reserved in allocator::reservations(&stored.object) {
-            ops.push(WriteOp::Delete {
-                key: reserved,
-                expected: None,
-            });
-        }
-    }
+    ops.extend(
+        deletion_ops(call.state, call.kind, &key, &stored.object)
+            .await
+            .map_err(|e| call.storage_error(e))?,
+    );
     ops.push(WriteOp::Delete { key, expected });
     let changes = call
         .state
@@ -611,12 +625,7 @@ async fn delete_collection(call: &Call<'_>) -> Result<Response<Body>, ApiError> 
         .collect();
     if call.kind.group.is_empty() && call.kind.kind == "Service" {
         for item in &items {
-            for reserved in allocator::reservations(item) {
-                ops.push(WriteOp::Delete {
-                    key: reserved,
-                    expected: None,
-                });
-            }
+            ops.extend(release_reservations(item));
         }
     }
     let changes = if ops.is_empty() || is_dry_run(call) {

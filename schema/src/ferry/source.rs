@@ -136,6 +136,9 @@ pub struct SourceStatus {
     /// A commit a rollback pinned the source to, until a newer commit arrives.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinned_commit: Option<String>,
+    /// The head the source was on when it was pinned: a head other than this unpins it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_head: Option<String>,
     /// Name of the Revision of the last sync attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_revision: Option<String>,

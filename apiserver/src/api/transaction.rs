@@ -1,0 +1,564 @@
+//! ferry's multi-object transaction, `POST /apis/ferry.dev/v1/transactions`: many creates,
+//! server-side applies and deletes, admitted one by one and committed as one database
+//! transaction (all or nothing, one contiguous range of revisions). The GitOps sync applies a
+//! commit through it; `dryRun=All` admits everything and writes nothing.
+//!
+//! The body is a `Transaction`:
+//!
+//! ```json
+//! {"apiVersion": "ferry.dev/v1", "kind": "Transaction", "operations": [
+//!   {"apply":  {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {...}, ...}},
+//!   {"create": {"apiVersion": "ferry.dev/v1", "kind": "Revision", ...}},
+//!   {"delete": {"apiVersion": "v1", "kind": "ConfigMap", "namespace": "demo", "name": "old",
+//!               "resourceVersion": "12"}}]}
+//! ```
+//!
+//! `apply` is server-side apply by `fieldManager` with `force` (the repository is the source of
+//! truth): it creates the object or takes the fields it sets, and removes the fields it set
+//! before and no longer sets. Namespaces are written first, deletes last; an object may live in
+//! a namespace the same transaction creates. A deleted Namespace takes its contents with it.
+//!
+//! Every operation is admitted before anything is written, and every refusal is reported at
+//! once: a 422 whose causes name the operation (`operations[3]`), the object and the field. The
+//! answer lists, per operation, what happened (`created`, `updated`, `unchanged`, `deleted`)
+//! with the object before and after, so the caller can diff.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::body::Body;
+use axum::http::{Response, StatusCode};
+use ferry_schema::kinds::{self, KindInfo};
+use serde_json::{Value, json};
+
+use super::admission::{FieldValidation, ObjectAt, UpdateHow};
+use super::catalog::storage_resource;
+use super::request::{body_bytes, json_response, parse_object};
+use super::status::{ApiError, Cause};
+use super::{ApiState, allocator, apply, resource};
+use crate::storage::{ObjectKey, StorageError, WriteOp};
+
+/// The path the transaction is served at.
+pub const PATH: &str = "/apis/ferry.dev/v1/transactions";
+
+/// How many times a transaction is retried when an automatically picked ClusterIP or NodePort
+/// was taken meanwhile, or an object changed between admission and commit.
+const ATTEMPTS: usize = 8;
+
+/// What one operation asks for.
+#[derive(Debug, Clone)]
+enum Verb {
+    Apply,
+    Create,
+    Delete,
+}
+
+/// One admitted operation, ready to write.
+struct Planned {
+    index: usize,
+    kind: &'static KindInfo,
+    key: ObjectKey,
+    action: &'static str,
+    before: Option<Value>,
+    after: Option<Value>,
+    ops: Vec<WriteOp>,
+}
+
+/// Serves a transaction request.
+pub async fn handle(
+    state: &ApiState,
+    query: &std::collections::HashMap<String, String>,
+    media_type: &str,
+    body: Body,
+) -> Result<Response<Body>, ApiError> {
+    let bytes = body_bytes(body).await?;
+    let request = parse_object(&bytes, media_type)?;
+    let manager = query
+        .get("fieldManager")
+        .filter(|m| !m.is_empty())
+        .cloned()
+        .unwrap_or_else(|| "ferry".to_owned());
+    let dry_run = query.get("dryRun").is_some_and(|d| d == "All");
+    let operations = parse(&request)?;
+    let mut last_error = None;
+    for _ in 0..ATTEMPTS {
+        let planned = admit_all(state, &operations, &manager).await?;
+        if dry_run {
+            return Ok(answer(&planned, None));
+        }
+        let ops: Vec<WriteOp> = planned.iter().flat_map(|p| p.ops.iter().cloned()).collect();
+        if ops.is_empty() {
+            return Ok(answer(&planned, None));
+        }
+        match state.storage.write(ops).await {
+            Ok(changes) => {
+                let mut planned = planned;
+                // The stored forms carry their new resourceVersions.
+                for p in &mut planned {
+                    if let Some(change) = changes.iter().rev().find(|c| c.key == p.key)
+                        && p.after.is_some()
+                    {
+                        p.after = Some((*change.object).clone());
+                    }
+                }
+                let revision = changes.last().map(|c| c.revision);
+                return Ok(answer(&planned, revision));
+            }
+            // Raced with another writer: admit again against the new state.
+            Err(e @ (StorageError::Conflict { .. } | StorageError::AlreadyExists(_))) => {
+                if let StorageError::AlreadyExists(key) = &e
+                    && !allocator::is_reservation(key)
+                {
+                    return Err(storage_error(e));
+                }
+                last_error = Some(e);
+            }
+            Err(e) => return Err(storage_error(e)),
+        }
+    }
+    Err(storage_error(last_error.unwrap_or_else(|| {
+        StorageError::Unavailable("the transaction kept conflicting".into())
+    })))
+}
+
+fn storage_error(error: StorageError) -> ApiError {
+    match error {
+        StorageError::NotFound(key) if key.resource == "namespaces" => {
+            ApiError::not_found("", "namespaces", &key.name)
+        }
+        other => {
+            let resource = match &other {
+                StorageError::NotFound(k)
+                | StorageError::AlreadyExists(k)
+                | StorageError::Conflict { key: k, .. } => k.resource.clone(),
+                _ => String::new(),
+            };
+            ApiError::from_storage(other, "", &resource)
+        }
+    }
+}
+
+/// The operations of a request body, in order.
+fn parse(request: &Value) -> Result<Vec<(Verb, Value)>, ApiError> {
+    if request["kind"].as_str() != Some("Transaction") {
+        return Err(ApiError::bad_request(
+            "the body must be a ferry.dev/v1 Transaction",
+        ));
+    }
+    let Some(list) = request["operations"].as_array() else {
+        return Err(ApiError::bad_request(
+            "a Transaction needs a list of operations",
+        ));
+    };
+    let mut out = Vec::with_capacity(list.len());
+    for (i, op) in list.iter().enumerate() {
+        let entry = op.as_object().filter(|m| m.len() == 1);
+        let parsed = entry
+            .and_then(|m| m.iter().next())
+            .and_then(|(verb, body)| {
+                let verb = match verb.as_str() {
+                    "apply" => Verb::Apply,
+                    "create" => Verb::Create,
+                    "delete" => Verb::Delete,
+                    _ => return None,
+                };
+                Some((verb, body.clone()))
+            });
+        match parsed {
+            Some(p) if p.1.is_object() => out.push(p),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "operations[{i}] must be one of {{\"apply\": object}}, {{\"create\": object}}, {{\"delete\": reference}}"
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `Kind namespace/name` of an object or reference.
+fn describe(kind: &str, namespace: &str, name: &str) -> String {
+    if namespace.is_empty() {
+        format!("{kind} {name}")
+    } else {
+        format!("{kind} {namespace}/{name}")
+    }
+}
+
+/// Admits every operation; all refusals are gathered into one 422.
+async fn admit_all(
+    state: &ApiState,
+    operations: &[(Verb, Value)],
+    manager: &str,
+) -> Result<Vec<Planned>, ApiError> {
+    // Namespaces first, deletes last, the rest in the given order.
+    let mut order: Vec<usize> = (0..operations.len()).collect();
+    order.sort_by_key(|&i| match &operations[i] {
+        (Verb::Delete, _) => 2,
+        (_, object) if object["kind"] == "Namespace" && object["apiVersion"] == "v1" => 0,
+        _ => 1,
+    });
+    let created_namespaces: HashSet<String> = operations
+        .iter()
+        .filter(|(verb, o)| {
+            !matches!(verb, Verb::Delete) && o["kind"] == "Namespace" && o["apiVersion"] == "v1"
+        })
+        .filter_map(|(_, o)| o["metadata"]["name"].as_str().map(str::to_owned))
+        .collect();
+    let mut planned = Vec::with_capacity(operations.len());
+    let mut causes: Vec<Cause> = Vec::new();
+    let mut first_error: Option<ApiError> = None;
+    for i in order {
+        let (verb, body) = &operations[i];
+        match admit_one(state, i, verb, body, manager, &created_namespaces).await {
+            Ok(p) => planned.push(p),
+            Err(error) => {
+                let what = describe(
+                    body["kind"].as_str().unwrap_or("?"),
+                    body["metadata"]["namespace"]
+                        .as_str()
+                        .or(body["namespace"].as_str())
+                        .unwrap_or_default(),
+                    body["metadata"]["name"]
+                        .as_str()
+                        .or(body["name"].as_str())
+                        .unwrap_or_default(),
+                );
+                let listed = error
+                    .details
+                    .as_ref()
+                    .and_then(|d| d["causes"].as_array())
+                    .cloned()
+                    .unwrap_or_default();
+                if listed.is_empty() {
+                    causes.push(Cause {
+                        reason: error.reason,
+                        field: format!("operations[{i}]"),
+                        message: format!("{what}: {}", error.message),
+                    });
+                } else {
+                    for c in listed {
+                        let field = c["field"].as_str().unwrap_or_default();
+                        causes.push(Cause {
+                            reason: "FieldValueInvalid",
+                            field: if field.is_empty() {
+                                format!("operations[{i}]")
+                            } else {
+                                format!("operations[{i}].{field}")
+                            },
+                            message: format!(
+                                "{what}: {}",
+                                c["message"].as_str().unwrap_or_default()
+                            ),
+                        });
+                    }
+                }
+                if first_error.is_none() {
+                    first_error = Some(error);
+                }
+            }
+        }
+    }
+    // Two new Services of this transaction asking for the same ClusterIP or NodePort.
+    let mut reserved: HashMap<&ObjectKey, usize> = HashMap::new();
+    for p in &planned {
+        for op in &p.ops {
+            if let WriteOp::Create { key, .. } = op
+                && allocator::is_reservation(key)
+                && let Some(other) = reserved.insert(key, p.index)
+            {
+                let error = allocated(&p.key.name, key);
+                causes.push(Cause {
+                    reason: "FieldValueInvalid",
+                    field: format!("operations[{}].spec", p.index),
+                    message: format!(
+                        "{}: {} (also asked for by operations[{other}])",
+                        describe(p.kind.kind, &p.key.namespace, &p.key.name),
+                        error
+                            .details
+                            .as_ref()
+                            .and_then(|d| d["causes"][0]["message"].as_str())
+                            .unwrap_or_default()
+                    ),
+                });
+                if first_error.is_none() {
+                    first_error = Some(error);
+                }
+            }
+        }
+    }
+    if let Some(first) = first_error {
+        let mut error = ApiError::invalid("ferry.dev", "Transaction", "", Vec::new());
+        // A lone refusal keeps its own code (404 for a missing namespace, 409 for a conflict).
+        if causes.len() == 1 {
+            error.code = first.code;
+            error.reason = first.reason;
+        }
+        error.message = format!(
+            "the transaction was refused, nothing was written: {}",
+            causes
+                .iter()
+                .map(|c| c.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+        error.details = Some(json!({
+            "group": "ferry.dev",
+            "kind": "transactions",
+            "causes": causes.iter().map(|c| json!({"reason": c.reason, "field": c.field, "message": c.message})).collect::<Vec<_>>(),
+        }));
+        return Err(error);
+    }
+    Ok(planned)
+}
+
+/// Admits one operation against the stored state.
+async fn admit_one(
+    state: &ApiState,
+    index: usize,
+    verb: &Verb,
+    body: &Value,
+    manager: &str,
+    created_namespaces: &HashSet<String>,
+) -> Result<Planned, ApiError> {
+    let api_version = body["apiVersion"].as_str().unwrap_or_default();
+    let kind_name = body["kind"].as_str().unwrap_or_default();
+    let kind = kinds::find(api_version, kind_name).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "no kind {kind_name:?} in {api_version:?} is served here"
+        ))
+    })?;
+    let (namespace, name) = match verb {
+        Verb::Delete => (
+            body["namespace"].as_str().unwrap_or_default(),
+            body["name"].as_str().unwrap_or_default(),
+        ),
+        _ => (
+            body["metadata"]["namespace"].as_str().unwrap_or_default(),
+            body["metadata"]["name"].as_str().unwrap_or_default(),
+        ),
+    };
+    if kind.namespaced && namespace.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "{kind_name} {name} is namespaced and needs a namespace"
+        )));
+    }
+    let namespace = if kind.namespaced { namespace } else { "" };
+    let key = ObjectKey::new(storage_resource(kind), namespace, name);
+    let stored = state
+        .storage
+        .get(&key)
+        .await
+        .map_err(|e| ApiError::from_storage(e, kind.group, kind.plural))?;
+    let ns_arg = kind.namespaced.then_some(namespace);
+    let mut ops = Vec::new();
+    let needs_namespace = kind.namespaced && !created_namespaces.contains(namespace);
+    let fv = FieldValidation::Strict;
+    let (action, before, after) = match (verb, stored) {
+        (Verb::Delete, None) => {
+            return Err(ApiError::not_found(kind.group, kind.plural, name));
+        }
+        (Verb::Delete, Some(stored)) => {
+            if let Some(rv) = body["resourceVersion"].as_str()
+                && rv != stored.revision.to_string()
+            {
+                return Err(ApiError::conflict(kind.group, kind.plural, name));
+            }
+            ops.extend(
+                resource::deletion_ops(state, kind, &key, &stored.object)
+                    .await
+                    .map_err(|e| ApiError::from_storage(e, kind.group, kind.plural))?,
+            );
+            ops.push(WriteOp::Delete {
+                key: key.clone(),
+                expected: Some(stored.revision),
+            });
+            ("deleted", Some(stored.object), None)
+        }
+        (Verb::Create, Some(_)) => {
+            return Err(ApiError::already_exists(kind.group, kind.plural, name));
+        }
+        (Verb::Create, None) => {
+            let (mut object, _) = state.admission.create(kind, ns_arg, body.clone(), fv)?;
+            apply::record_update(None, &mut object, manager);
+            if needs_namespace {
+                ops.push(namespace_required(namespace));
+            }
+            if kind.group.is_empty() && kind.kind == "Service" {
+                ops.extend(allocate(state, name, &mut object).await?);
+            }
+            ops.push(WriteOp::Create {
+                key: key.clone(),
+                object: object.clone(),
+            });
+            ("created", None, Some(object))
+        }
+        (Verb::Apply, None) => {
+            let config = body.clone();
+            let object = apply::apply(
+                None,
+                &config,
+                manager,
+                true,
+                (kind.group, kind.plural, name),
+            )?;
+            let (mut object, _) = state.admission.create(kind, ns_arg, object, fv)?;
+            if needs_namespace {
+                ops.push(namespace_required(namespace));
+            }
+            if kind.group.is_empty() && kind.kind == "Service" {
+                ops.extend(allocate(state, name, &mut object).await?);
+            }
+            ops.push(WriteOp::Create {
+                key: key.clone(),
+                object: object.clone(),
+            });
+            ("created", None, Some(object))
+        }
+        (Verb::Apply, Some(stored)) => {
+            let object = apply::apply(
+                Some(&stored.object),
+                body,
+                manager,
+                true,
+                (kind.group, kind.plural, name),
+            )?;
+            let at = ObjectAt {
+                namespace: ns_arg,
+                name,
+            };
+            let how = UpdateHow {
+                status_only: false,
+                field_validation: fv,
+            };
+            let (object, _) = state
+                .admission
+                .update(kind, at, &stored.object, object, how)?;
+            if same_content(&stored.object, &object) {
+                (
+                    "unchanged",
+                    Some(stored.object.clone()),
+                    Some(stored.object),
+                )
+            } else {
+                ops.push(WriteOp::Update {
+                    key: key.clone(),
+                    object: object.clone(),
+                    expected: Some(stored.revision),
+                });
+                ("updated", Some(stored.object), Some(object))
+            }
+        }
+    };
+    Ok(Planned {
+        index,
+        kind,
+        key,
+        action,
+        before,
+        after,
+        ops,
+    })
+}
+
+/// A new Service's ClusterIP and NodePorts; a value the manifest asks for that another
+/// Service holds is refused now (not at commit), so a dry run finds it.
+async fn allocate(
+    state: &ApiState,
+    name: &str,
+    service: &mut Value,
+) -> Result<Vec<WriteOp>, ApiError> {
+    for key in allocator::reservations(service) {
+        let taken = state
+            .storage
+            .get(&key)
+            .await
+            .map_err(|e| ApiError::from_storage(e, "", "services"))?;
+        if taken.is_some() {
+            return Err(allocated(name, &key));
+        }
+    }
+    allocator::allocate(&state.ranges, service)
+}
+
+/// 422: a ClusterIP or NodePort is already allocated.
+fn allocated(name: &str, key: &ObjectKey) -> ApiError {
+    let field = if key.resource == allocator::CLUSTER_IPS {
+        "spec.clusterIP"
+    } else {
+        "spec.ports.nodePort"
+    };
+    ApiError::invalid(
+        "",
+        "Service",
+        name,
+        vec![Cause {
+            reason: "FieldValueInvalid",
+            field: field.into(),
+            message: format!("{} is already allocated", key.name),
+        }],
+    )
+}
+
+fn namespace_required(namespace: &str) -> WriteOp {
+    WriteOp::Require {
+        key: ObjectKey::new("namespaces", "", namespace),
+    }
+}
+
+/// Whether two forms of an object differ only in bookkeeping (field-ownership times and the
+/// resourceVersion), so that re-applying an unchanged manifest writes nothing.
+fn same_content(old: &Value, new: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v["metadata"].as_object_mut() {
+            m.remove("resourceVersion");
+            if let Some(Value::Array(entries)) = m.get_mut("managedFields") {
+                for e in entries {
+                    if let Some(e) = e.as_object_mut() {
+                        e.remove("time");
+                    }
+                }
+            }
+        }
+        v
+    };
+    strip(old) == strip(new)
+}
+
+/// The answer: what happened to each operation, in request order.
+fn answer(planned: &[Planned], revision: Option<i64>) -> Response<Body> {
+    let mut sorted: Vec<&Planned> = planned.iter().collect();
+    sorted.sort_by_key(|p| p.index);
+    let results: Vec<Value> = sorted
+        .iter()
+        .map(|p| {
+            let mut r = json!({
+                "action": p.action,
+                "apiVersion": p.kind.api_version(),
+                "kind": p.kind.kind,
+                "name": p.key.name,
+            });
+            if !p.key.namespace.is_empty() {
+                r["namespace"] = json!(p.key.namespace);
+            }
+            if p.action != "unchanged" {
+                if let Some(before) = &p.before {
+                    r["before"] = before.clone();
+                }
+                if let Some(after) = &p.after {
+                    r["after"] = after.clone();
+                }
+            }
+            r
+        })
+        .collect();
+    let mut status = json!({"results": results});
+    if let Some(revision) = revision {
+        status["revision"] = json!(revision.to_string());
+    }
+    json_response(
+        StatusCode::OK,
+        &json!({"apiVersion": "ferry.dev/v1", "kind": "Transaction", "status": status}),
+        &[],
+    )
+}

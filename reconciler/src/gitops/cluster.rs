@@ -1,0 +1,317 @@
+//! The GitOps engine's view of the cluster, through the `kube` client: objects by kind and
+//! name, objects a source applied (by label), the multi-object transaction, and ferry's own
+//! `Source` and `Revision` objects.
+
+use ferry_schema::kinds::{self, KINDS, KindInfo};
+use http::{Request, header};
+use serde_json::{Value, json};
+
+use super::manifests::{ObjectId, SOURCE_LABEL};
+
+/// Where ferry keeps its `Source` and `Revision` objects.
+pub const FERRY_NAMESPACE: &str = "ferry-system";
+/// The field manager of everything the GitOps engine writes.
+pub const FIELD_MANAGER: &str = "ferry-gitops";
+
+/// Why a cluster call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The apiserver refused (a Status); the causes name the fields.
+    #[error("{message}")]
+    Refused {
+        /// HTTP code.
+        code: u16,
+        /// Kubernetes reason.
+        reason: String,
+        /// Message.
+        message: String,
+        /// `(field, message)` pairs.
+        causes: Vec<(String, String)>,
+    },
+    /// The apiserver could not be reached or answered nonsense.
+    #[error("the apiserver is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl ClusterError {
+    /// Whether the error is a 404.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ClusterError::Refused { code: 404, .. })
+    }
+}
+
+impl From<kube::Error> for ClusterError {
+    fn from(error: kube::Error) -> Self {
+        match error {
+            kube::Error::Api(status) => {
+                let causes = status
+                    .details
+                    .as_ref()
+                    .map(|d| {
+                        d.causes
+                            .iter()
+                            .map(|c| (c.field.clone(), c.message.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                ClusterError::Refused {
+                    code: status.code,
+                    reason: status.reason.clone(),
+                    message: status.message.clone(),
+                    causes,
+                }
+            }
+            other => ClusterError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// The path of a kind's collection (in `namespace` if namespaced).
+pub fn collection_path(kind: &KindInfo, namespace: &str) -> String {
+    let base = if kind.group.is_empty() {
+        format!("/api/{}", kind.version)
+    } else {
+        format!("/apis/{}/{}", kind.group, kind.version)
+    };
+    if kind.namespaced && !namespace.is_empty() {
+        format!("{base}/namespaces/{namespace}/{}", kind.plural)
+    } else {
+        format!("{base}/{}", kind.plural)
+    }
+}
+
+fn encode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// The cluster, as the engine uses it.
+#[derive(Clone)]
+pub struct Cluster {
+    client: kube::Client,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").finish_non_exhaustive()
+    }
+}
+
+impl Cluster {
+    /// Wraps a client.
+    pub fn new(client: kube::Client) -> Cluster {
+        Cluster { client }
+    }
+
+    /// The client.
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<Value, ClusterError> {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, content_type)
+            .header(header::ACCEPT, "application/json")
+            .body(body)
+            .map_err(|e| ClusterError::Unavailable(e.to_string()))?;
+        Ok(self.client.request::<Value>(request).await?)
+    }
+
+    /// Reads an object; `None` when it does not exist.
+    pub async fn get(&self, id: &ObjectId) -> Result<Option<Value>, ClusterError> {
+        let Some(kind) = kinds::find(&id.api_version, &id.kind) else {
+            return Ok(None);
+        };
+        let uri = format!("{}/{}", collection_path(kind, &id.namespace), id.name);
+        match self.call("GET", &uri, "application/json", Vec::new()).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Lists a kind (in one namespace or all) with a label selector.
+    pub async fn list(
+        &self,
+        kind: &KindInfo,
+        namespace: &str,
+        selector: &str,
+    ) -> Result<Vec<Value>, ClusterError> {
+        let uri = format!(
+            "{}?labelSelector={}",
+            collection_path(kind, namespace),
+            encode(selector)
+        );
+        let list = self
+            .call("GET", &uri, "application/json", Vec::new())
+            .await?;
+        Ok(list["items"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Every object carrying `source`'s label (ferry's own kinds excepted).
+    pub async fn applied_by(&self, source: &str) -> Result<Vec<(ObjectId, Value)>, ClusterError> {
+        let selector = format!("{SOURCE_LABEL}={source}");
+        let mut out = Vec::new();
+        for kind in KINDS
+            .iter()
+            .filter(|k| k.group != ferry_schema::ferry::GROUP)
+        {
+            for object in self.list(kind, "", &selector).await? {
+                let id = ObjectId {
+                    api_version: kind.api_version(),
+                    kind: kind.kind.to_owned(),
+                    namespace: object["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    name: object["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                };
+                out.push((id, object));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs a transaction (see the apiserver's `transaction` module): `operations` are
+    /// `{"apply": object}`, `{"create": object}` or `{"delete": reference}`. Returns the
+    /// per-operation results.
+    pub async fn transaction(
+        &self,
+        operations: Vec<Value>,
+        dry_run: bool,
+    ) -> Result<Vec<Value>, ClusterError> {
+        let body =
+            json!({"apiVersion": "ferry.dev/v1", "kind": "Transaction", "operations": operations});
+        let mut uri = format!("/apis/ferry.dev/v1/transactions?fieldManager={FIELD_MANAGER}");
+        if dry_run {
+            uri.push_str("&dryRun=All");
+        }
+        let bytes =
+            serde_json::to_vec(&body).map_err(|e| ClusterError::Unavailable(e.to_string()))?;
+        let answer = self.call("POST", &uri, "application/json", bytes).await?;
+        Ok(answer["status"]["results"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    fn ferry_kind(kind: &str) -> Result<&'static KindInfo, ClusterError> {
+        kinds::find(ferry_schema::ferry::API_VERSION, kind)
+            .ok_or_else(|| ClusterError::Unavailable(format!("ferry.dev/v1 {kind} is not served")))
+    }
+
+    /// A `Source` by name.
+    pub async fn source(&self, name: &str) -> Result<Option<Value>, ClusterError> {
+        let kind = Self::ferry_kind("Source")?;
+        let uri = format!("{}/{name}", collection_path(kind, FERRY_NAMESPACE));
+        match self.call("GET", &uri, "application/json", Vec::new()).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every `Source`.
+    pub async fn sources(&self) -> Result<Vec<Value>, ClusterError> {
+        self.list(Self::ferry_kind("Source")?, FERRY_NAMESPACE, "")
+            .await
+    }
+
+    /// Creates or replaces a `Source`'s spec (server-side apply by `manager`).
+    pub async fn apply_source(&self, source: &Value, manager: &str) -> Result<Value, ClusterError> {
+        let kind = Self::ferry_kind("Source")?;
+        let name = source["metadata"]["name"].as_str().unwrap_or_default();
+        let uri = format!(
+            "{}/{name}?fieldManager={}&force=true",
+            collection_path(kind, FERRY_NAMESPACE),
+            encode(manager)
+        );
+        let bytes =
+            serde_json::to_vec(source).map_err(|e| ClusterError::Unavailable(e.to_string()))?;
+        self.call("PATCH", &uri, "application/apply-patch+yaml", bytes)
+            .await
+    }
+
+    /// Merges `patch` into a `Source` (`status`: into its status subresource).
+    pub async fn patch_source(
+        &self,
+        name: &str,
+        patch: &Value,
+        status: bool,
+    ) -> Result<Value, ClusterError> {
+        let kind = Self::ferry_kind("Source")?;
+        let uri = format!(
+            "{}/{name}{}",
+            collection_path(kind, FERRY_NAMESPACE),
+            if status { "/status" } else { "" }
+        );
+        let bytes =
+            serde_json::to_vec(patch).map_err(|e| ClusterError::Unavailable(e.to_string()))?;
+        self.call("PATCH", &uri, "application/merge-patch+json", bytes)
+            .await
+    }
+
+    /// The `Revision`s of a source (all sources when `None`), oldest first.
+    pub async fn revisions(&self, source: Option<&str>) -> Result<Vec<Value>, ClusterError> {
+        let selector = source
+            .map(|s| format!("{REVISION_LABEL}={s}"))
+            .unwrap_or_default();
+        let mut items = self
+            .list(Self::ferry_kind("Revision")?, FERRY_NAMESPACE, &selector)
+            .await?;
+        items.sort_by_key(|r| {
+            (
+                r["spec"]["source"].as_str().unwrap_or_default().to_owned(),
+                sequence(r),
+            )
+        });
+        Ok(items)
+    }
+
+    /// Creates a `Revision`.
+    pub async fn create_revision(&self, revision: &Value) -> Result<Value, ClusterError> {
+        let kind = Self::ferry_kind("Revision")?;
+        let bytes =
+            serde_json::to_vec(revision).map_err(|e| ClusterError::Unavailable(e.to_string()))?;
+        self.call(
+            "POST",
+            &collection_path(kind, FERRY_NAMESPACE),
+            "application/json",
+            bytes,
+        )
+        .await
+    }
+
+    /// Merges `patch` into a `Revision`.
+    pub async fn patch_revision(&self, name: &str, patch: &Value) -> Result<Value, ClusterError> {
+        let kind = Self::ferry_kind("Revision")?;
+        let uri = format!("{}/{name}", collection_path(kind, FERRY_NAMESPACE));
+        let bytes =
+            serde_json::to_vec(patch).map_err(|e| ClusterError::Unavailable(e.to_string()))?;
+        self.call("PATCH", &uri, "application/merge-patch+json", bytes)
+            .await
+    }
+}
+
+/// The label on a `Revision` naming its source (not [`SOURCE_LABEL`], so that the audit is
+/// never pruned).
+pub const REVISION_LABEL: &str = "ferry.dev/revision-of";
+
+/// The sequence number of a revision within its source (from its name, `{source}-{n}`).
+pub fn sequence(revision: &Value) -> u64 {
+    revision["metadata"]["name"]
+        .as_str()
+        .and_then(|n| n.rsplit('-').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}

@@ -1,0 +1,277 @@
+//! The GitOps controller: watches `Source` objects (kube-rs watcher), runs one
+//! [`SourceWorker`] per source, feeds it triggers (ref and directory watches through notify,
+//! `ferry sync` and `ferry rollback` requests left as annotations on the Source, webhooks), and
+//! stops it when the Source goes or its spec changes (a new worker takes over).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ferry_schema::ferry::{SourceKind, SourceSpec};
+use futures::StreamExt;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use notify::Watcher;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::checkout::{Checkout, CheckoutError};
+use super::cluster::{Cluster, FERRY_NAMESPACE};
+use super::directory::DirectoryCheckout;
+use super::git::{Follow, GitCheckout};
+use super::worker::{Settings, SourceWorker, Trigger};
+
+/// The annotation `ferry sync` leaves on a Source: `{"id": ..., "by": ...}`.
+pub const SYNC_REQUEST: &str = "ferry.dev/sync-request";
+/// The annotation `ferry rollback` leaves on a Source:
+/// `{"id": ..., "commit": ..., "reason": ..., "by": ...}`.
+pub const ROLLBACK_REQUEST: &str = "ferry.dev/rollback-request";
+
+/// Opens the checkout a spec describes.
+pub fn open_checkout(spec: &SourceSpec) -> Result<Arc<dyn Checkout>, CheckoutError> {
+    let url = spec.url.strip_prefix("file://").unwrap_or(&spec.url);
+    let subpath = spec.path.clone().unwrap_or_default();
+    if ["https://", "http://", "ssh://", "git://"]
+        .iter()
+        .any(|p| url.starts_with(p))
+    {
+        return Err(CheckoutError::Open {
+            path: url.to_owned(),
+            message:
+                "remote repositories are not supported yet: clone it and follow the local path"
+                    .into(),
+        });
+    }
+    match spec.kind {
+        SourceKind::Directory => {
+            let root = Path::new(url).join(&subpath);
+            Ok(Arc::new(DirectoryCheckout::open(&root)?))
+        }
+        SourceKind::Git => {
+            let follow = match (&spec.commit, &spec.tag, &spec.branch) {
+                (Some(c), _, _) => Follow::Commit(c.clone()),
+                (None, Some(t), _) => Follow::Tag(t.clone()),
+                (None, None, Some(b)) => Follow::Branch(b.clone()),
+                _ => Follow::Head,
+            };
+            Ok(Arc::new(GitCheckout::open(
+                Path::new(url),
+                follow,
+                &subpath,
+            )?))
+        }
+    }
+}
+
+/// A running worker.
+struct Running {
+    spec: Value,
+    triggers: mpsc::Sender<Trigger>,
+    cancel: CancellationToken,
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+/// Watches the paths of a checkout; every change becomes a [`Trigger::Watch`].
+fn watch(
+    paths: &[PathBuf],
+    triggers: mpsc::Sender<Trigger>,
+    git: bool,
+) -> Option<notify::RecommendedWatcher> {
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // Reading the source (ferry's own reads included) is not a change.
+        if let Ok(event) = event
+            && !matches!(event.kind, notify::EventKind::Access(_))
+        {
+            // A full queue already holds a look at the head.
+            let _ = triggers.try_send(Trigger::Watch);
+        }
+    })
+    .ok()?;
+    for path in paths {
+        if git {
+            // The refs, HEAD and packed-refs; not the object store.
+            let _ = watcher.watch(path, notify::RecursiveMode::NonRecursive);
+            let _ = watcher.watch(&path.join("refs"), notify::RecursiveMode::Recursive);
+        } else {
+            let _ = watcher.watch(path, notify::RecursiveMode::Recursive);
+        }
+    }
+    Some(watcher)
+}
+
+/// The controller of every Source.
+#[derive(Debug, Clone)]
+pub struct Controller {
+    cluster: Cluster,
+    settings: Settings,
+    webhooks: Webhooks,
+}
+
+/// Senders for webhook-triggered fetches, by source name.
+#[derive(Debug, Clone, Default)]
+pub struct Webhooks(Arc<std::sync::Mutex<HashMap<String, mpsc::Sender<Trigger>>>>);
+
+impl Webhooks {
+    /// Asks source `name` to fetch now; false when there is no such source.
+    pub fn trigger(&self, name: &str) -> bool {
+        let sender = self.0.lock().ok().and_then(|m| m.get(name).cloned());
+        match sender {
+            Some(s) => {
+                let _ = s.try_send(Trigger::Poll { webhook: true });
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn set(&self, name: &str, sender: Option<mpsc::Sender<Trigger>>) {
+        if let Ok(mut m) = self.0.lock() {
+            match sender {
+                Some(s) => m.insert(name.to_owned(), s),
+                None => m.remove(name),
+            };
+        }
+    }
+}
+
+impl Controller {
+    /// A controller over `cluster`.
+    pub fn new(cluster: Cluster, settings: Settings) -> Controller {
+        Controller {
+            cluster,
+            settings,
+            webhooks: Webhooks::default(),
+        }
+    }
+
+    /// The handle webhooks use to trigger fetches.
+    pub fn webhooks(&self) -> Webhooks {
+        self.webhooks.clone()
+    }
+
+    /// Runs until `cancel` fires; then stops every worker.
+    pub async fn run(self, cancel: CancellationToken) {
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("ferry.dev", "v1", "Source"),
+            "sources",
+        );
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.cluster.client().clone(), FERRY_NAMESPACE, &resource);
+        let mut stream = watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        let mut running: HashMap<String, Running> = HashMap::new();
+        loop {
+            let event = tokio::select! {
+                () = cancel.cancelled() => break,
+                e = stream.next() => match e { Some(e) => e, None => break },
+            };
+            match event {
+                Ok(Event::Apply(o) | Event::InitApply(o)) => {
+                    if let Ok(value) = serde_json::to_value(&o) {
+                        self.upsert(&mut running, &value);
+                    }
+                }
+                Ok(Event::Delete(o)) => {
+                    if let Some(name) = o.metadata.name.as_deref()
+                        && let Some(r) = running.remove(name)
+                    {
+                        r.cancel.cancel();
+                        self.webhooks.set(name, None);
+                    }
+                }
+                Ok(Event::Init | Event::InitDone) | Err(_) => {}
+            }
+        }
+        for (_, r) in running {
+            r.cancel.cancel();
+        }
+    }
+
+    fn upsert(&self, running: &mut HashMap<String, Running>, source: &Value) {
+        let Some(name) = source["metadata"]["name"].as_str().map(str::to_owned) else {
+            return;
+        };
+        let spec_value = source["spec"].clone();
+        let needs_start = running.get(&name).is_none_or(|r| r.spec != spec_value);
+        if needs_start {
+            if let Some(old) = running.remove(&name) {
+                old.cancel.cancel();
+            }
+            match self.start(&name, &spec_value) {
+                Ok(r) => {
+                    self.webhooks.set(&name, Some(r.triggers.clone()));
+                    running.insert(name.clone(), r);
+                }
+                Err(message) => {
+                    let cluster = self.cluster.clone();
+                    let name = name.clone();
+                    tokio::spawn(async move {
+                        let _ = cluster
+                            .patch_source(&name, &json!({"status": {"message": message}}), true)
+                            .await;
+                    });
+                    return;
+                }
+            }
+        }
+        let Some(r) = running.get(&name) else { return };
+        let annotations = &source["metadata"]["annotations"];
+        if let Some(request) = annotations[SYNC_REQUEST]
+            .as_str()
+            .and_then(|t| serde_json::from_str::<Value>(t).ok())
+            && let Some(id) = request["id"].as_str()
+        {
+            let _ = r.triggers.try_send(Trigger::Sync {
+                request: id.to_owned(),
+                by: request["by"].as_str().unwrap_or("unknown").to_owned(),
+            });
+        }
+        if let Some(request) = annotations[ROLLBACK_REQUEST]
+            .as_str()
+            .and_then(|t| serde_json::from_str::<Value>(t).ok())
+            && let (Some(id), Some(commit)) = (request["id"].as_str(), request["commit"].as_str())
+        {
+            let _ = r.triggers.try_send(Trigger::Rollback {
+                request: id.to_owned(),
+                commit: commit.to_owned(),
+                reason: request["reason"].as_str().unwrap_or_default().to_owned(),
+                by: request["by"].as_str().unwrap_or("unknown").to_owned(),
+            });
+        }
+    }
+
+    fn start(&self, name: &str, spec_value: &Value) -> Result<Running, String> {
+        let spec: SourceSpec = serde_json::from_value(spec_value.clone())
+            .map_err(|e| format!("the Source's spec is invalid: {e}"))?;
+        let checkout = open_checkout(&spec).map_err(|e| e.to_string())?;
+        let (tx, rx) = mpsc::channel(16);
+        let watcher = if checkout.is_remote() {
+            None
+        } else {
+            watch(
+                &checkout.watch_paths(),
+                tx.clone(),
+                spec.kind == SourceKind::Git,
+            )
+        };
+        let cancel = CancellationToken::new();
+        let worker = SourceWorker::new(
+            name.to_owned(),
+            spec,
+            self.cluster.clone(),
+            checkout,
+            self.settings.clone(),
+            tx.clone(),
+        );
+        tokio::spawn(worker.run(rx, cancel.clone()));
+        Ok(Running {
+            spec: spec_value.clone(),
+            triggers: tx,
+            cancel,
+            _watcher: watcher,
+        })
+    }
+}

@@ -1,0 +1,310 @@
+//! From a [`Snapshot`]'s files to the objects a commit wants, or the reasons it is refused:
+//! every file is checked with the `ferry validate` engine (schema, names, semantic rules,
+//! strict decoding), objects defined twice are refused, namespaced objects without a namespace
+//! go to `default` (as `kubectl apply` does), and every object is labelled with its source.
+
+use std::collections::HashMap;
+
+use ferry_schema::ferry::RevisionFinding;
+use ferry_schema::kinds;
+use ferry_schema::loader::load_documents;
+use ferry_schema::validate::Validator;
+use serde_json::{Value, json};
+
+use super::checkout::Snapshot;
+
+/// The label every object a source applied carries.
+pub const SOURCE_LABEL: &str = "ferry.dev/source";
+/// The annotation naming the commit that last changed an object.
+pub const COMMIT_ANNOTATION: &str = "ferry.dev/commit";
+
+/// Identifies an object: `(apiVersion, kind, namespace, name)`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectId {
+    /// `apiVersion`.
+    pub api_version: String,
+    /// Kind.
+    pub kind: String,
+    /// Namespace ("" for cluster-scoped kinds).
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl std::fmt::Display for ObjectId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.namespace.is_empty() {
+            write!(f, "{} {}", self.kind, self.name)
+        } else {
+            write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+        }
+    }
+}
+
+impl ObjectId {
+    /// `Kind/namespace/name` or `Kind/name`, as `--object` takes it.
+    pub fn slashed(&self) -> String {
+        if self.namespace.is_empty() {
+            format!("{}/{}", self.kind, self.name)
+        } else {
+            format!("{}/{}/{}", self.kind, self.namespace, self.name)
+        }
+    }
+}
+
+/// An object a commit wants, and where it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredObject {
+    /// Which object.
+    pub id: ObjectId,
+    /// File (relative to the source's path).
+    pub file: String,
+    /// Line its document starts at.
+    pub line: usize,
+    /// The manifest, labelled with the source (without the commit annotation).
+    pub object: Value,
+}
+
+/// What a commit wants: its objects (Namespaces first, then in file order) or why not.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Desired {
+    /// The objects.
+    pub objects: Vec<DesiredObject>,
+    /// Why the commit is refused (empty: it is not).
+    pub findings: Vec<RevisionFinding>,
+}
+
+impl Desired {
+    /// The objects by identity.
+    pub fn by_id(&self) -> HashMap<&ObjectId, &DesiredObject> {
+        self.objects.iter().map(|o| (&o.id, o)).collect()
+    }
+}
+
+fn finding(
+    file: &str,
+    line: usize,
+    column: usize,
+    object: Option<String>,
+    path: &str,
+    message: &str,
+) -> RevisionFinding {
+    RevisionFinding {
+        file: Some(file.to_owned()),
+        line: (line > 0).then_some(line as u32),
+        column: (column > 0).then_some(column as u32),
+        object,
+        path: (!path.is_empty()).then(|| path.to_owned()),
+        message: message.to_owned(),
+    }
+}
+
+/// Loads and checks a snapshot for `source`.
+pub fn load(snapshot: &Snapshot, validator: &Validator, source: &str) -> Desired {
+    let mut desired = Desired {
+        findings: snapshot.refused.clone(),
+        ..Desired::default()
+    };
+    let mut seen: HashMap<ObjectId, (String, usize)> = HashMap::new();
+    for file in &snapshot.files {
+        for report in validator.validate_bytes(&file.path, &file.bytes) {
+            if !report.status.is_failure() {
+                continue;
+            }
+            let namespaced =
+                kinds::find(&report.api_version, &report.kind).is_some_and(|k| k.namespaced);
+            let namespace = match report.namespace.as_str() {
+                "" if namespaced => "default".to_owned(),
+                _ if !namespaced => String::new(),
+                ns => ns.to_owned(),
+            };
+            let object = (!report.kind.is_empty()).then(|| {
+                ObjectId {
+                    api_version: report.api_version.clone(),
+                    kind: report.kind.clone(),
+                    namespace,
+                    name: report.name.clone(),
+                }
+                .to_string()
+            });
+            for e in &report.errors {
+                desired.findings.push(finding(
+                    &file.path,
+                    e.line,
+                    e.column,
+                    object.clone(),
+                    &e.path,
+                    &e.message,
+                ));
+            }
+        }
+        let Ok(text) = std::str::from_utf8(&file.bytes) else {
+            continue;
+        };
+        for doc in load_documents(text, &validator.options().limits) {
+            let Ok(value) = doc.value else { continue };
+            let items = if value["kind"].as_str().is_some_and(|k| k.ends_with("List"))
+                && value["items"].is_array()
+            {
+                value["items"].as_array().cloned().unwrap_or_default()
+            } else {
+                vec![value]
+            };
+            for object in items {
+                add(
+                    &mut desired,
+                    &mut seen,
+                    object,
+                    &file.path,
+                    doc.start.line,
+                    source,
+                );
+            }
+        }
+    }
+    // Namespaces first: objects may live in a namespace the same commit creates.
+    desired
+        .objects
+        .sort_by_key(|o| !(o.id.kind == "Namespace" && o.id.api_version == "v1"));
+    desired
+}
+
+fn add(
+    desired: &mut Desired,
+    seen: &mut HashMap<ObjectId, (String, usize)>,
+    mut object: Value,
+    file: &str,
+    line: usize,
+    source: &str,
+) {
+    let api_version = object["apiVersion"].as_str().unwrap_or_default().to_owned();
+    let kind = object["kind"].as_str().unwrap_or_default().to_owned();
+    let Some(info) = kinds::find(&api_version, &kind) else {
+        return; // the validator has reported it
+    };
+    if !object["metadata"].is_object() {
+        return;
+    }
+    let mut namespace = object["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    if info.namespaced && namespace.is_empty() {
+        namespace = "default".into();
+        object["metadata"]["namespace"] = json!("default");
+    } else if !info.namespaced {
+        namespace.clear();
+        if let Some(m) = object["metadata"].as_object_mut() {
+            m.remove("namespace");
+        }
+    }
+    let name = object["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let id = ObjectId {
+        api_version,
+        kind,
+        namespace,
+        name,
+    };
+    if let Some((first_file, first_line)) = seen.get(&id) {
+        desired.findings.push(finding(
+            file,
+            line,
+            0,
+            Some(id.to_string()),
+            "/metadata/name",
+            &format!("{id} is defined more than once: first in {first_file} (line {first_line})"),
+        ));
+        return;
+    }
+    seen.insert(id.clone(), (file.to_owned(), line));
+    if !object["metadata"]["labels"].is_object() {
+        object["metadata"]["labels"] = json!({});
+    }
+    object["metadata"]["labels"][SOURCE_LABEL] = json!(source);
+    desired.objects.push(DesiredObject {
+        id,
+        file: file.to_owned(),
+        line,
+        object,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::checkout::ManifestFile;
+    use super::*;
+    use ferry_schema::validate::Options;
+
+    fn snapshot(files: &[(&str, &str)]) -> Snapshot {
+        Snapshot {
+            id: "abc".into(),
+            files: files
+                .iter()
+                .map(|(p, t)| ManifestFile {
+                    path: (*p).into(),
+                    bytes: t.as_bytes().to_vec(),
+                })
+                .collect(),
+            ..Snapshot::default()
+        }
+    }
+
+    fn validator() -> Validator {
+        Validator::new(
+            Options {
+                strict: true,
+                ..Options::default()
+            },
+            Vec::new(),
+        )
+    }
+
+    #[test]
+    fn namespaces_first_defaults_and_labels() {
+        let s = snapshot(&[
+            (
+                "a.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  k: v\n",
+            ),
+            (
+                "b.yaml",
+                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: n\n  namespace: x\n",
+            ),
+        ]);
+        let d = load(&s, &validator(), "demo");
+        assert!(d.findings.is_empty(), "{:?}", d.findings);
+        assert_eq!(d.objects[0].id.kind, "Namespace");
+        assert_eq!(d.objects[0].id.namespace, "");
+        assert_eq!(d.objects[1].id.namespace, "default");
+        assert_eq!(
+            d.objects[1].object["metadata"]["labels"][SOURCE_LABEL],
+            "demo"
+        );
+    }
+
+    #[test]
+    fn duplicates_and_invalid_fields_are_found_with_file_and_line() {
+        let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n";
+        let bad = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: many\n";
+        let s = snapshot(&[("a.yaml", cm), ("b/c.yaml", cm), ("d.yaml", bad)]);
+        let d = load(&s, &validator(), "demo");
+        let dup = d
+            .findings
+            .iter()
+            .find(|f| f.message.contains("more than once"))
+            .expect("dup");
+        assert_eq!(dup.file.as_deref(), Some("b/c.yaml"));
+        assert!(dup.message.contains("a.yaml"));
+        let invalid = d
+            .findings
+            .iter()
+            .find(|f| f.file.as_deref() == Some("d.yaml"))
+            .expect("invalid");
+        assert_eq!(invalid.line, Some(6));
+        assert_eq!(invalid.path.as_deref(), Some("/spec/replicas"));
+        assert_eq!(invalid.object.as_deref(), Some("Deployment default/web"));
+    }
+}

@@ -1,0 +1,183 @@
+//! `ferry apiserver` and the serving half of `ferry up`: open the storage, create the system
+//! namespaces, serve the API over TCP (loopback only until authentication exists), compact the
+//! change log, and shut down on SIGTERM or Ctrl-C by draining.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use ferry_apiserver::api::{ApiState, admission::Admission};
+use ferry_apiserver::storage::Storage;
+use tokio_util::sync::CancellationToken;
+
+/// Where and how the API is served.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port, printed at start).
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub listen: std::net::SocketAddr,
+    /// Database: sqlite://PATH or postgres://... (default: a SQLite file in the data dir).
+    #[arg(long)]
+    pub db: Option<String>,
+    /// Directory for the embedded database.
+    #[arg(long, default_value = ".ferry")]
+    pub data_dir: PathBuf,
+    /// The range Service ClusterIPs are allocated from.
+    #[arg(long, default_value = "10.96.0.0/12")]
+    pub service_cidr: String,
+    /// The range Service NodePorts are allocated from.
+    #[arg(long, default_value = "30000-32767")]
+    pub node_port_range: String,
+    /// How long the change log keeps changes for watches to resume from (e.g. 10m, 90s, 1h).
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub watch_retention: Duration,
+}
+
+/// `90s`, `10m`, `1h`, `250ms`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}: use e.g. 90s, 10m, 1h"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" | "" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!(
+            "invalid duration unit in {text:?}: use ms, s, m or h"
+        )),
+    }
+}
+
+/// What runs next to the API in the same process (the GitOps engine of `ferry up`).
+pub trait Companion {
+    /// Starts, given the API state and the shutdown token; returns extra routes to serve.
+    fn start(
+        self,
+        state: Arc<ApiState>,
+        cancel: CancellationToken,
+    ) -> impl std::future::Future<Output = anyhow::Result<axum::Router>> + Send;
+}
+
+/// No companion: `ferry apiserver`.
+pub struct Alone;
+
+impl Companion for Alone {
+    async fn start(self, _: Arc<ApiState>, _: CancellationToken) -> anyhow::Result<axum::Router> {
+        Ok(axum::Router::new())
+    }
+}
+
+/// Serves the API (and `companion`) until SIGTERM or Ctrl-C.
+pub fn run(
+    args: ServeArgs,
+    label: &str,
+    companion: impl Companion + Send + 'static,
+) -> anyhow::Result<()> {
+    if !args.listen.ip().is_loopback() {
+        anyhow::bail!(
+            "refusing to listen on {} without TLS and token authentication (not built yet); \
+             listen on a loopback address such as 127.0.0.1:6443",
+            args.listen
+        );
+    }
+    let db = match args.db {
+        Some(db) => db,
+        None => {
+            std::fs::create_dir_all(&args.data_dir)
+                .with_context(|| format!("creating {}", args.data_dir.display()))?;
+            format!("sqlite://{}", args.data_dir.join("ferry.db").display())
+        }
+    };
+    let ranges =
+        ferry_apiserver::api::allocator::Ranges::parse(&args.service_cidr, &args.node_port_range)
+            .map_err(|e| anyhow::anyhow!(e))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let storage = Storage::open(&db)
+            .await
+            .with_context(|| format!("opening {db}"))?;
+        let admission = Admission::default();
+        ferry_apiserver::bootstrap::system_namespaces(&storage, &admission)
+            .await
+            .context("creating the system namespaces")?;
+        let cancel = CancellationToken::new();
+        let state = Arc::new(ApiState {
+            storage: storage.clone(),
+            admission,
+            shutdown: cancel.child_token(),
+            ranges,
+            metrics: Default::default(),
+        });
+        let (listener, addr) = ferry_apiserver::server::bind(args.listen).await?;
+        let extra = companion.start(state.clone(), cancel.clone()).await?;
+        println!(
+            "ferry {label} listening on http://{addr} ({})",
+            db.split('?').next().unwrap_or_default()
+        );
+        std::io::stdout().flush()?;
+        let compactor = tokio::spawn(compact(
+            storage.clone(),
+            args.watch_retention,
+            cancel.clone(),
+        ));
+        let signals = tokio::spawn(stop_on_signal(cancel.clone()));
+        let app = ferry_apiserver::api::router(state.clone()).merge(extra);
+        ferry_apiserver::server::serve_app(
+            listener,
+            app,
+            state,
+            cancel.clone(),
+            Duration::from_secs(10),
+        )
+        .await?;
+        cancel.cancel();
+        let _ = compactor.await;
+        signals.abort();
+        storage.close().await;
+        anyhow::Ok(())
+    })
+}
+
+/// Drops change-log entries older than `retention`, every 30 s (or sooner for short windows).
+async fn compact(storage: Storage, retention: Duration, cancel: CancellationToken) {
+    let every = Duration::from_secs(30).min(retention.max(Duration::from_secs(1)));
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = tick.tick() => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                let cutoff = now.saturating_sub(retention).as_millis() as i64;
+                if let Err(e) = storage.compact(cutoff).await {
+                    eprintln!("ferry: compaction failed (will retry): {e}");
+                }
+            }
+        }
+    }
+}
+
+/// Fires `cancel` on SIGTERM or Ctrl-C.
+async fn stop_on_signal(cancel: CancellationToken) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = async {
+            match term.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+    cancel.cancel();
+}

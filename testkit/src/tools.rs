@@ -1,0 +1,37 @@
+//! Outside tools the end-to-end tests drive (kubectl, git): found when installed; when not,
+//! `None` so a developer's run can go on, and a failure under `CI=true`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .ok()?;
+    let path = String::from_utf8_lossy(&found.stdout).trim().to_owned();
+    (!path.is_empty()).then(|| PathBuf::from(path))
+}
+
+fn missing(name: &str) -> Option<PathBuf> {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{name} is required under CI=true"
+    );
+    eprintln!("{name} not installed; skipping");
+    None
+}
+
+/// The kubectl to judge with: 1.33 from the cloud SDK, else the one on PATH.
+pub fn kubectl() -> Option<PathBuf> {
+    let sdk = Path::new("/usr/lib/google-cloud-sdk/bin/kubectl.1.33");
+    if sdk.is_file() {
+        return Some(sdk.to_path_buf());
+    }
+    on_path("kubectl").or_else(|| missing("kubectl"))
+}
+
+/// The `git` command.
+pub fn git() -> Option<PathBuf> {
+    on_path("git").or_else(|| missing("git"))
+}

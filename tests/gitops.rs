@@ -1,0 +1,678 @@
+//! `ferry up` following real Git repositories with real commits: good, broken, fixed, pruned,
+//! duplicated, emptied, rolled back, force-pushed and killed mid-apply; checked through the real
+//! kubectl and `ferry history -o json`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A Git repository in a temporary directory, committed to with the `git` CLI.
+struct Repo {
+    dir: tempfile::TempDir,
+    git: PathBuf,
+}
+
+impl Repo {
+    fn new(git: &Path) -> Repo {
+        let repo = Repo {
+            dir: tempfile::tempdir().expect("tempdir"),
+            git: git.to_path_buf(),
+        };
+        repo.run(&["init", "-q", "-b", "main"]);
+        repo
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new(&self.git)
+            .args(args)
+            .current_dir(self.path())
+            .env("GIT_AUTHOR_NAME", "Ada Lovelace")
+            .env("GIT_AUTHOR_EMAIL", "ada@example.org")
+            .env("GIT_COMMITTER_NAME", "CI Bot")
+            .env("GIT_COMMITTER_EMAIL", "ci@example.org")
+            .output()
+            .expect("git runs");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    fn write(&self, path: &str, text: &str) {
+        let full = self.path().join(path);
+        std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+        std::fs::write(full, text).expect("write");
+    }
+
+    fn remove(&self, path: &str) {
+        std::fs::remove_file(self.path().join(path)).expect("remove");
+    }
+
+    /// Commits everything; returns the SHA.
+    fn commit(&self, message: &str) -> String {
+        self.run(&["add", "-A"]);
+        self.run(&["commit", "-q", "--allow-empty", "-m", message]);
+        self.run(&["rev-parse", "HEAD"])
+    }
+}
+
+fn configmap(name: &str, value: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: shop\ndata:\n  value: \"{value}\"\n"
+    )
+}
+
+const NAMESPACE: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n";
+
+/// A running `ferry up`.
+struct Ferry {
+    child: Child,
+    url: String,
+    kubeconfig: PathBuf,
+    kubectl: PathBuf,
+    args: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Ferry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(args: &[String]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("ferry starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("startup line");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_owned();
+    (child, url)
+}
+
+impl Ferry {
+    fn up(kubectl: &Path, repo: &Path, extra: &[&str]) -> Ferry {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut args: Vec<String> = vec![
+            "up".into(),
+            "--source".into(),
+            repo.display().to_string(),
+            "--name".into(),
+            "shop".into(),
+            "--data-dir".into(),
+            dir.path().join("data").display().to_string(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let (child, url) = spawn(&args);
+        let kubeconfig = dir.path().join("kubeconfig");
+        let config = Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(["kubeconfig", "--server", &url])
+            .output()
+            .expect("ferry kubeconfig");
+        std::fs::write(&kubeconfig, config.stdout).expect("write kubeconfig");
+        Ferry {
+            child,
+            url,
+            kubeconfig,
+            kubectl: kubectl.to_path_buf(),
+            args,
+            _dir: dir,
+        }
+    }
+
+    /// `kill -9`, then the same command again on the same port and data.
+    fn crash_and_restart(&mut self, args: Option<Vec<String>>) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reaped");
+        let mut args = args.unwrap_or_else(|| self.args.clone());
+        let port = self.url.trim_start_matches("http://").to_owned();
+        if let Some(i) = args.iter().position(|a| a == "--listen") {
+            args[i + 1] = port;
+        }
+        let (child, url) = spawn(&args);
+        self.child = child;
+        self.url = url;
+    }
+
+    fn ferry(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(args)
+            .args(["--server", &self.url])
+            .env("FERRY_USER", "grace")
+            .output()
+            .expect("ferry runs")
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new(&self.kubectl)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .output()
+            .expect("kubectl runs")
+    }
+
+    fn history(&self) -> Vec<Value> {
+        let out = self.ferry(&["history", "-o", "json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout)
+            .expect("history is JSON")
+            .as_array()
+            .cloned()
+            .expect("an array")
+    }
+
+    /// Waits until the history has `n` records; returns the last.
+    fn wait_records(&self, n: usize) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let h = self.history();
+            if h.len() >= n {
+                let brief: Vec<String> = h
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{} {} {} {}",
+                            r["revision"], r["trigger"], r["result"], r["message"]
+                        )
+                    })
+                    .collect();
+                assert_eq!(h.len(), n, "more records than expected: {brief:#?}");
+                return h[n - 1].clone();
+            }
+            assert!(Instant::now() < deadline, "no record {n}: {h:#?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn value(&self, name: &str) -> Option<String> {
+        let out = self.kubectl(&[
+            "get",
+            "configmap",
+            name,
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.data.value}",
+        ]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn commit_of(&self, name: &str) -> String {
+        let out = self.kubectl(&[
+            "get",
+            "configmap",
+            name,
+            "-n",
+            "shop",
+            "-o",
+            "jsonpath={.metadata.annotations.ferry\\.dev/commit}",
+        ]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+fn tools() -> Option<(PathBuf, PathBuf)> {
+    Some((
+        ferry_testkit::tools::git()?,
+        ferry_testkit::tools::kubectl()?,
+    ))
+}
+
+#[test]
+fn commits_are_applied_whole_refused_whole_audited_and_rolled_back() {
+    let Some((git, kubectl)) = tools() else {
+        return;
+    };
+    let repo = Repo::new(&git);
+    repo.write("namespace.yaml", NAMESPACE);
+    repo.write("apps/a.yaml", &configmap("a", "1"));
+    repo.write("apps/b.yaml", &configmap("b", "1"));
+    repo.write("README.md", "not a manifest\n");
+    let first = repo.commit("Add the shop");
+    let ferry = Ferry::up(&kubectl, repo.path(), &["--drift-interval", "1s"]);
+
+    // 1. The first commit is applied, audited with author, message and per-object changes.
+    let r = ferry.wait_records(1);
+    assert_eq!(r["commit"], first.as_str());
+    assert_eq!(r["result"], "Applied");
+    assert_eq!(r["trigger"], "watch");
+    assert_eq!(r["author"]["name"], "Ada Lovelace");
+    assert_eq!(r["author"]["email"], "ada@example.org");
+    assert_eq!(r["committer"]["name"], "CI Bot");
+    assert_eq!(r["message"], "Add the shop");
+    assert_eq!(r["health"], "Healthy");
+    assert!(r["started"].is_string() && r["finished"].is_string());
+    assert_eq!(r["changes"].as_array().map(Vec::len), Some(3), "{r:#}");
+    assert_eq!(ferry.value("a").as_deref(), Some("1"));
+    assert_eq!(ferry.commit_of("a"), first);
+    let labels = ferry.kubectl(&[
+        "get",
+        "configmaps",
+        "-n",
+        "shop",
+        "-l",
+        "ferry.dev/source=shop",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&labels.stdout).lines().count(), 2);
+
+    // 2. A broken commit is refused whole: nothing applied, reasons with file, line, field.
+    repo.write("apps/a.yaml", &configmap("a", "2"));
+    repo.write(
+        "apps/web.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  replicas: many\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: web\n        image: nginx\n",
+    );
+    let broken = repo.commit("Break it");
+    let r = ferry.wait_records(2);
+    assert_eq!(r["commit"], broken.as_str());
+    assert_eq!(r["result"], "Rejected");
+    let errors = r["errors"].as_array().expect("errors");
+    let e = errors
+        .iter()
+        .find(|e| e["file"] == "apps/web.yaml")
+        .unwrap_or_else(|| panic!("{errors:#?}"));
+    assert_eq!(e["line"], 7);
+    assert_eq!(e["path"], "/spec/replicas");
+    assert_eq!(e["object"], "Deployment shop/web");
+    assert!(r["changes"].as_array().is_none_or(Vec::is_empty));
+    assert_eq!(
+        ferry.value("a").as_deref(),
+        Some("1"),
+        "the cluster stays on the good commit"
+    );
+    let status = ferry.ferry(&["status"]);
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains(&first[..12]) && status.contains("Rejected"),
+        "{status}"
+    );
+
+    // 3. Admission refuses what the schema allows: a dry run catches it, nothing is applied.
+    repo.write(
+        "apps/web.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  clusterIP: 10.96.0.10\n  ports:\n  - port: 80\n",
+    );
+    repo.write(
+        "apps/web2.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web2\n  namespace: shop\nspec:\n  clusterIP: 10.96.0.10\n  ports:\n  - port: 80\n",
+    );
+    repo.commit("Two services, one IP");
+    let r = ferry.wait_records(3);
+    assert_eq!(r["result"], "Rejected", "{r:#}");
+    assert_eq!(ferry.value("a").as_deref(), Some("1"));
+    assert!(
+        !ferry
+            .kubectl(&["get", "service", "web", "-n", "shop"])
+            .status
+            .success()
+    );
+
+    // 4. The fix: applied, b pruned, a updated, the commit recorded on what changed.
+    repo.remove("apps/web2.yaml");
+    repo.remove("apps/b.yaml");
+    let fixed = repo.commit("Fix it, drop b");
+    let r = ferry.wait_records(4);
+    assert_eq!(r["result"], "Applied", "{r:#}");
+    assert_eq!(ferry.value("a").as_deref(), Some("2"));
+    assert_eq!(ferry.value("b"), None, "b is pruned");
+    assert_eq!(ferry.commit_of("a"), fixed);
+    let actions: Vec<String> = r["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}/{}",
+                c["action"].as_str().unwrap_or_default(),
+                c["kind"].as_str().unwrap_or_default(),
+                c["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert!(
+        actions.contains(&"Update ConfigMap/a".to_owned()),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&"Delete ConfigMap/b".to_owned()),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&"Create Service/web".to_owned()),
+        "{actions:?}"
+    );
+    let diff = r["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .find(|c| c["name"] == "a")
+        .expect("a")["diff"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        diff.contains("-    \"value\": \"1\"") && diff.contains("+    \"value\": \"2\""),
+        "{diff}"
+    );
+
+    // "Which commits changed this object?"
+    let out = ferry.ferry(&["history", "--object", "ConfigMap/shop/b", "-o", "json"]);
+    let touched: Vec<Value> = serde_json::from_slice(&out.stdout).expect("json");
+    let commits: Vec<&str> = touched
+        .iter()
+        .filter_map(|r| r["commit"].as_str())
+        .collect();
+    assert_eq!(commits, vec![first.as_str(), fixed.as_str()]);
+
+    // 5. Diff of a commit against the live state, and of two commits.
+    let out = ferry.ferry(&["diff", &first[..10]]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ConfigMap/shop/b") && text.contains("ConfigMap/shop/a"),
+        "{text}"
+    );
+    let out = ferry.ferry(&["diff", &first, &fixed]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("+++ b/Service/shop/web"), "{text}");
+    let out = ferry.ferry(&["diff", &fixed]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // 6. Rollback: one command, recorded with who, why, from and to; the source is pinned.
+    let out = ferry.ferry(&["rollback", &first[..8], "--reason", "a=2 broke checkout"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = ferry.wait_records(5);
+    assert_eq!(r["trigger"], "rollback");
+    assert_eq!(r["result"], "Applied");
+    assert_eq!(r["commit"], first.as_str());
+    assert_eq!(r["rollbackFrom"], fixed.as_str());
+    assert_eq!(r["requestedBy"], "grace");
+    assert_eq!(r["reason"], "a=2 broke checkout");
+    assert_eq!(ferry.value("a").as_deref(), Some("1"));
+    assert_eq!(ferry.value("b").as_deref(), Some("1"));
+    assert!(
+        !ferry
+            .kubectl(&["get", "service", "web", "-n", "shop"])
+            .status
+            .success()
+    );
+    // Pinned: the watch and drift checks do not undo the rollback.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(ferry.history().len(), 5);
+    let sources = ferry.kubectl(&["get", "sources", "-n", "ferry-system", "shop", "-o", "json"]);
+    let source: Value = serde_json::from_slice(&sources.stdout).expect("source");
+    assert_eq!(source["status"]["pinnedCommit"], first.as_str());
+
+    // 7. Drift is seen (and, without self-heal, left alone).
+    let out = ferry.kubectl(&[
+        "patch",
+        "configmap",
+        "a",
+        "-n",
+        "shop",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"value":"hand-edited"}}"#,
+    ]);
+    assert!(out.status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = ferry.ferry(&["status", "-o", "json"]);
+        let s: Value = serde_json::from_slice(&out.stdout).expect("status json");
+        if s[0]["status"]["sync"] == "OutOfSync" {
+            assert_eq!(s[0]["status"]["drift"][0]["name"], "a");
+            assert_eq!(s[0]["status"]["drift"][0]["fields"][0], "/data/value");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no drift seen: {s:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // 8. A newer commit ends the pin and is applied on its own merits.
+    repo.write("apps/c.yaml", &configmap("c", "3"));
+    let newer = repo.commit("Add c");
+    let r = ferry.wait_records(6);
+    assert_eq!(r["commit"], newer.as_str());
+    assert_eq!(r["result"], "Applied");
+    assert_eq!(ferry.value("c").as_deref(), Some("3"));
+    assert_eq!(ferry.value("a").as_deref(), Some("2"));
+
+    // 9. Two files defining one object: refused, naming both files.
+    repo.write("apps/c-again.yaml", &configmap("c", "4"));
+    repo.commit("Duplicate c");
+    let r = ferry.wait_records(7);
+    assert_eq!(r["result"], "Rejected");
+    let message = r["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("more than once") && message.contains("apps/c-again.yaml"),
+        "{r:#}"
+    );
+    assert_eq!(r["errors"][0]["file"], "apps/c.yaml");
+
+    // 10. A commit that empties the source is refused.
+    for f in [
+        "apps/a.yaml",
+        "apps/c.yaml",
+        "apps/c-again.yaml",
+        "apps/web.yaml",
+        "namespace.yaml",
+    ] {
+        repo.remove(f);
+    }
+    repo.commit("Delete everything");
+    let r = ferry.wait_records(8);
+    assert_eq!(r["result"], "Rejected");
+    assert!(
+        r["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("every object"),
+        "{r:#}"
+    );
+    assert_eq!(ferry.value("c").as_deref(), Some("3"));
+
+    // 11. Force-push: history rewritten to a new commit; it is applied like any other.
+    // (Built with plumbing so that the branch moves once, as a force-push moves it.)
+    let tree = repo.run(&["rev-parse", &format!("{newer}^{{tree}}")]);
+    let rewritten = repo.run(&[
+        "commit-tree",
+        &tree,
+        "-p",
+        &format!("{newer}^"),
+        "-m",
+        "Add c, reworded",
+    ]);
+    repo.run(&["reset", "-q", "--hard", &rewritten]);
+    let r = ferry.wait_records(9);
+    assert_eq!(r["commit"], rewritten.as_str());
+    assert_eq!(r["result"], "Applied");
+    assert_eq!(
+        ferry.commit_of("c"),
+        newer,
+        "unchanged objects keep the commit that changed them"
+    );
+
+    // `ferry sync` asks for the head now and reports the outcome.
+    let out = ferry.ferry(&["sync"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = ferry.wait_records(10);
+    assert_eq!(r["trigger"], "manual");
+    assert_eq!(r["requestedBy"], "grace");
+
+    // `ferry show` finds a revision by commit prefix.
+    let out = ferry.ferry(&["show", &fixed[..12]]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Fix it, drop b") && text.contains("delete ConfigMap shop/b"),
+        "{text}"
+    );
+    let out = ferry.ferry(&["show", "nope"]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn a_kill_mid_apply_leaves_a_whole_commit_and_recovers() {
+    let Some((git, kubectl)) = tools() else {
+        return;
+    };
+    let repo = Repo::new(&git);
+    repo.write("namespace.yaml", NAMESPACE);
+    repo.write("apps/seed.yaml", &configmap("seed", "0"));
+    let first = repo.commit("Seed");
+    let mut ferry = Ferry::up(&kubectl, repo.path(), &[]);
+    ferry.wait_records(1);
+
+    // A commit of 2,000 objects; ferry is killed while it is applying it.
+    let mut big = String::new();
+    for i in 0..2000 {
+        big.push_str("---\n");
+        big.push_str(&configmap(&format!("bulk-{i:04}"), "x"));
+    }
+    repo.write("apps/bulk.yaml", &big);
+    let second = repo.commit("Bulk");
+    std::thread::sleep(Duration::from_millis(300));
+    let plain: Vec<String> = {
+        let mut a = ferry.args.clone();
+        a[0] = "apiserver".into();
+        let source = a.iter().position(|x| x == "--source").expect("source");
+        a.drain(source..source + 4);
+        a
+    };
+    ferry.crash_and_restart(Some(plain));
+    // Only the apiserver now: the store holds the whole commit or none of it.
+    let out = ferry.kubectl(&["get", "configmaps", "-n", "shop", "-o", "name"]);
+    let count = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("bulk-"))
+        .count();
+    assert!(count == 0 || count == 2000, "a mix: {count} of 2000");
+    let applied = ferry
+        .history()
+        .iter()
+        .filter(|r| r["result"] == "Applied")
+        .count();
+    assert_eq!(applied, if count == 0 { 1 } else { 2 });
+
+    // Back with the engine: it converges on the new commit.
+    let args = ferry.args.clone();
+    ferry.crash_and_restart(Some(args));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let h = ferry.history();
+        if h.last()
+            .is_some_and(|r| r["commit"] == second.as_str() && r["result"] == "Applied")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{h:#?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = ferry.kubectl(&["get", "configmaps", "-n", "shop", "-o", "name"]);
+    let count = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("bulk-"))
+        .count();
+    assert_eq!(count, 2000);
+    assert_eq!(ferry.commit_of("seed"), first);
+}
+
+#[test]
+fn a_directory_source_and_webhooks() {
+    let Some((_, kubectl)) = tools() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("ns.yaml"), NAMESPACE).expect("write");
+    std::fs::write(dir.path().join("a.yaml"), configmap("a", "1")).expect("write");
+    let secret = dir.path().join(".secret");
+    std::fs::write(&secret, "hush\n").expect("write");
+    let secret_arg = secret.display().to_string();
+    let ferry = Ferry::up(
+        &kubectl,
+        dir.path(),
+        &["--webhook-secret-file", &secret_arg],
+    );
+    let r = ferry.wait_records(1);
+    assert_eq!(r["result"], "Applied");
+    assert_eq!(
+        r["commit"].as_str().map(str::len),
+        Some(40),
+        "a content hash"
+    );
+    std::fs::write(dir.path().join("a.yaml"), configmap("a", "2")).expect("write");
+    let r = ferry.wait_records(2);
+    assert_eq!(r["result"], "Applied");
+    assert_eq!(ferry.value("a").as_deref(), Some("2"));
+
+    // Webhooks: a wrong or missing token is refused; the right one triggers a fetch.
+    let post = |token: Option<&str>, source: &str| -> String {
+        use std::io::{Read, Write};
+        let addr = ferry.url.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        let header = token
+            .map(|t| format!("X-Gitlab-Token: {t}\r\n"))
+            .unwrap_or_default();
+        write!(
+            stream,
+            "POST /hooks/git/{source} HTTP/1.1\r\nHost: {addr}\r\n{header}Content-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+        )
+        .expect("send");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read");
+        answer
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(post(None, "shop"), "401");
+    assert_eq!(post(Some("wrong"), "shop"), "401");
+    assert_eq!(post(Some("hush"), "nosuch"), "404");
+    assert_eq!(post(Some("hush"), "shop"), "202");
+}
