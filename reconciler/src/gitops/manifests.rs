@@ -271,7 +271,7 @@ mod tests {
             ),
             (
                 "b.yaml",
-                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: n\n  namespace: x\n",
+                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n",
             ),
         ]);
         let d = load(&s, &validator(), "demo");
@@ -301,7 +301,7 @@ mod tests {
         let invalid = d
             .findings
             .iter()
-            .find(|f| f.file.as_deref() == Some("d.yaml"))
+            .find(|f| f.path.as_deref() == Some("/spec/replicas"))
             .expect("invalid");
         assert_eq!(invalid.line, Some(6));
         assert_eq!(invalid.path.as_deref(), Some("/spec/replicas"));
