@@ -490,10 +490,11 @@ async fn diff_command(
         },
         Vec::new(),
     );
-    let load = |rev: &str| -> anyhow::Result<manifests::Desired> {
+    let mut loader = manifests::Loader::new(std::sync::Arc::new(validator), &name);
+    let mut load = |rev: &str| -> anyhow::Result<manifests::Desired> {
         let id = checkout.resolve(rev)?;
-        let snapshot = checkout.snapshot(&id)?;
-        Ok(manifests::load(&snapshot, &validator, &name))
+        let snapshot = checkout.snapshot(&id, &loader.known())?;
+        Ok(loader.load(&snapshot))
     };
     let first = load(commit)?;
     let mut differs = false;
@@ -514,7 +515,7 @@ async fn diff_command(
         Some(_) => first
             .objects
             .iter()
-            .map(|o| (o.id.clone(), o.object.clone()))
+            .map(|o| (o.id.clone(), Value::clone(&o.object)))
             .collect(),
         None => {
             // The live objects, cut down to what the manifests set, plus what would be pruned.
@@ -540,13 +541,13 @@ async fn diff_command(
             second
                 .objects
                 .into_iter()
-                .map(|o| (o.id, o.object))
+                .map(|o| (o.id, Value::clone(&o.object)))
                 .collect()
         }
         None => first
             .objects
             .iter()
-            .map(|o| (o.id.clone(), o.object.clone()))
+            .map(|o| (o.id.clone(), Value::clone(&o.object)))
             .collect(),
     };
     let ids: BTreeSet<&ObjectId> = before.keys().chain(after.keys()).collect();

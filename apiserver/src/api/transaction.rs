@@ -21,9 +21,9 @@
 //! Every operation is admitted before anything is written, and every refusal is reported at
 //! once: a 422 whose causes name the operation (`operations[3]`), the object and the field. The
 //! answer lists, per operation, what happened (`created`, `updated`, `unchanged`, `deleted`)
-//! with the object before and after, so the caller can diff.
+//! and the object's new `resourceVersion`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use axum::body::Body;
 use axum::http::{Response, StatusCode};
@@ -32,10 +32,13 @@ use serde_json::{Value, json};
 
 use super::admission::{FieldValidation, ObjectAt, UpdateHow};
 use super::catalog::storage_resource;
-use super::request::{body_bytes, json_response, parse_object};
+use super::request::{json_response, parse_object};
 use super::status::{ApiError, Cause};
 use super::{ApiState, allocator, apply, resource};
 use crate::storage::{ObjectKey, StorageError, WriteOp};
+
+/// The largest transaction body: a commit of many objects is one request.
+pub const MAX_TRANSACTION_BODY: usize = 256 * 1024 * 1024;
 
 /// The path the transaction is served at.
 pub const PATH: &str = "/apis/ferry.dev/v1/transactions";
@@ -58,8 +61,8 @@ struct Planned {
     kind: &'static KindInfo,
     key: ObjectKey,
     action: &'static str,
-    before: Option<Value>,
-    after: Option<Value>,
+    /// The object's new resourceVersion, once written.
+    resource_version: Option<String>,
     ops: Vec<WriteOp>,
 }
 
@@ -70,7 +73,9 @@ pub async fn handle(
     media_type: &str,
     body: Body,
 ) -> Result<Response<Body>, ApiError> {
-    let bytes = body_bytes(body).await?;
+    let bytes = axum::body::to_bytes(body, MAX_TRANSACTION_BODY)
+        .await
+        .map_err(|_| ApiError::too_large(MAX_TRANSACTION_BODY))?;
     let request = parse_object(&bytes, media_type)?;
     let manager = query
         .get("fieldManager")
@@ -78,26 +83,28 @@ pub async fn handle(
         .cloned()
         .unwrap_or_else(|| "ferry".to_owned());
     let dry_run = query.get("dryRun").is_some_and(|d| d == "All");
-    let operations = parse(&request)?;
+    let operations = parse(request)?;
     let mut last_error = None;
     for _ in 0..ATTEMPTS {
         let planned = admit_all(state, &operations, &manager).await?;
         if dry_run {
             return Ok(answer(&planned, None));
         }
-        let ops: Vec<WriteOp> = planned.iter().flat_map(|p| p.ops.iter().cloned()).collect();
+        let mut planned = planned;
+        let ops: Vec<WriteOp> = planned
+            .iter_mut()
+            .flat_map(|p| std::mem::take(&mut p.ops))
+            .collect();
         if ops.is_empty() {
             return Ok(answer(&planned, None));
         }
         match state.storage.write(ops).await {
             Ok(changes) => {
-                let mut planned = planned;
-                // The stored forms carry their new resourceVersions.
+                let written: std::collections::HashMap<&ObjectKey, i64> =
+                    changes.iter().map(|c| (&c.key, c.revision)).collect();
                 for p in &mut planned {
-                    if let Some(change) = changes.iter().rev().find(|c| c.key == p.key)
-                        && p.after.is_some()
-                    {
-                        p.after = Some((*change.object).clone());
+                    if p.action != "deleted" {
+                        p.resource_version = written.get(&p.key).map(i64::to_string);
                     }
                 }
                 let revision = changes.last().map(|c| c.revision);
@@ -137,35 +144,37 @@ fn storage_error(error: StorageError) -> ApiError {
     }
 }
 
-/// The operations of a request body, in order.
-fn parse(request: &Value) -> Result<Vec<(Verb, Value)>, ApiError> {
+/// The operations of a request body, in order (taken out of it, not copied).
+fn parse(mut request: Value) -> Result<Vec<(Verb, Value)>, ApiError> {
     if request["kind"].as_str() != Some("Transaction") {
         return Err(ApiError::bad_request(
             "the body must be a ferry.dev/v1 Transaction",
         ));
     }
-    let Some(list) = request["operations"].as_array() else {
+    let Value::Array(list) = request["operations"].take() else {
         return Err(ApiError::bad_request(
             "a Transaction needs a list of operations",
         ));
     };
     let mut out = Vec::with_capacity(list.len());
-    for (i, op) in list.iter().enumerate() {
-        let entry = op.as_object().filter(|m| m.len() == 1);
-        let parsed = entry
-            .and_then(|m| m.iter().next())
-            .and_then(|(verb, body)| {
-                let verb = match verb.as_str() {
-                    "apply" => Verb::Apply,
-                    "create" => Verb::Create,
-                    "delete" => Verb::Delete,
-                    _ => return None,
-                };
-                Some((verb, body.clone()))
-            });
+    for (i, op) in list.into_iter().enumerate() {
+        let parsed = match op {
+            Value::Object(map) if map.len() == 1 => {
+                map.into_iter().next().and_then(|(verb, body)| {
+                    let verb = match verb.as_str() {
+                        "apply" => Verb::Apply,
+                        "create" => Verb::Create,
+                        "delete" => Verb::Delete,
+                        _ => return None,
+                    };
+                    body.is_object().then_some((verb, body))
+                })
+            }
+            _ => None,
+        };
         match parsed {
-            Some(p) if p.1.is_object() => out.push(p),
-            _ => {
+            Some(p) => out.push(p),
+            None => {
                 return Err(ApiError::bad_request(format!(
                     "operations[{i}] must be one of {{\"apply\": object}}, {{\"create\": object}}, {{\"delete\": reference}}"
                 )));
@@ -207,9 +216,20 @@ async fn admit_all(
     let mut planned = Vec::with_capacity(operations.len());
     let mut causes: Vec<Cause> = Vec::new();
     let mut first_error: Option<ApiError> = None;
+    let mut reserved: HashSet<ObjectKey> = HashSet::new();
     for i in order {
         let (verb, body) = &operations[i];
-        match admit_one(state, i, verb, body, manager, &created_namespaces).await {
+        match admit_one(
+            state,
+            i,
+            verb,
+            body,
+            manager,
+            &created_namespaces,
+            &mut reserved,
+        )
+        .await
+        {
             Ok(p) => planned.push(p),
             Err(error) => {
                 let what = describe(
@@ -258,34 +278,6 @@ async fn admit_all(
             }
         }
     }
-    // Two new Services of this transaction asking for the same ClusterIP or NodePort.
-    let mut reserved: HashMap<&ObjectKey, usize> = HashMap::new();
-    for p in &planned {
-        for op in &p.ops {
-            if let WriteOp::Create { key, .. } = op
-                && allocator::is_reservation(key)
-                && let Some(other) = reserved.insert(key, p.index)
-            {
-                let error = allocated(&p.key.name, key);
-                causes.push(Cause {
-                    reason: "FieldValueInvalid",
-                    field: format!("operations[{}].spec", p.index),
-                    message: format!(
-                        "{}: {} (also asked for by operations[{other}])",
-                        describe(p.kind.kind, &p.key.namespace, &p.key.name),
-                        error
-                            .details
-                            .as_ref()
-                            .and_then(|d| d["causes"][0]["message"].as_str())
-                            .unwrap_or_default()
-                    ),
-                });
-                if first_error.is_none() {
-                    first_error = Some(error);
-                }
-            }
-        }
-    }
     if let Some(first) = first_error {
         let mut error = ApiError::invalid("ferry.dev", "Transaction", "", Vec::new());
         // A lone refusal keeps its own code (404 for a missing namespace, 409 for a conflict).
@@ -319,6 +311,7 @@ async fn admit_one(
     body: &Value,
     manager: &str,
     created_namespaces: &HashSet<String>,
+    reserved: &mut HashSet<ObjectKey>,
 ) -> Result<Planned, ApiError> {
     let api_version = body["apiVersion"].as_str().unwrap_or_default();
     let kind_name = body["kind"].as_str().unwrap_or_default();
@@ -353,7 +346,7 @@ async fn admit_one(
     let mut ops = Vec::new();
     let needs_namespace = kind.namespaced && !created_namespaces.contains(namespace);
     let fv = FieldValidation::Strict;
-    let (action, before, after) = match (verb, stored) {
+    let action = match (verb, stored) {
         (Verb::Delete, None) => {
             return Err(ApiError::not_found(kind.group, kind.plural, name));
         }
@@ -372,7 +365,7 @@ async fn admit_one(
                 key: key.clone(),
                 expected: Some(stored.revision),
             });
-            ("deleted", Some(stored.object), None)
+            "deleted"
         }
         (Verb::Create, Some(_)) => {
             return Err(ApiError::already_exists(kind.group, kind.plural, name));
@@ -384,35 +377,28 @@ async fn admit_one(
                 ops.push(namespace_required(namespace));
             }
             if kind.group.is_empty() && kind.kind == "Service" {
-                ops.extend(allocate(state, name, &mut object).await?);
+                ops.extend(allocate(state, name, &mut object, reserved).await?);
             }
             ops.push(WriteOp::Create {
                 key: key.clone(),
-                object: object.clone(),
+                object,
             });
-            ("created", None, Some(object))
+            "created"
         }
         (Verb::Apply, None) => {
-            let config = body.clone();
-            let object = apply::apply(
-                None,
-                &config,
-                manager,
-                true,
-                (kind.group, kind.plural, name),
-            )?;
+            let object = apply::apply(None, body, manager, true, (kind.group, kind.plural, name))?;
             let (mut object, _) = state.admission.create(kind, ns_arg, object, fv)?;
             if needs_namespace {
                 ops.push(namespace_required(namespace));
             }
             if kind.group.is_empty() && kind.kind == "Service" {
-                ops.extend(allocate(state, name, &mut object).await?);
+                ops.extend(allocate(state, name, &mut object, reserved).await?);
             }
             ops.push(WriteOp::Create {
                 key: key.clone(),
-                object: object.clone(),
+                object,
             });
-            ("created", None, Some(object))
+            "created"
         }
         (Verb::Apply, Some(stored)) => {
             let object = apply::apply(
@@ -434,18 +420,14 @@ async fn admit_one(
                 .admission
                 .update(kind, at, &stored.object, object, how)?;
             if same_content(&stored.object, &object) {
-                (
-                    "unchanged",
-                    Some(stored.object.clone()),
-                    Some(stored.object),
-                )
+                "unchanged"
             } else {
                 ops.push(WriteOp::Update {
                     key: key.clone(),
-                    object: object.clone(),
+                    object,
                     expected: Some(stored.revision),
                 });
-                ("updated", Some(stored.object), Some(object))
+                "updated"
             }
         }
     };
@@ -454,8 +436,7 @@ async fn admit_one(
         kind,
         key,
         action,
-        before,
-        after,
+        resource_version: None,
         ops,
     })
 }
@@ -466,18 +447,33 @@ async fn allocate(
     state: &ApiState,
     name: &str,
     service: &mut Value,
+    reserved: &mut HashSet<ObjectKey>,
 ) -> Result<Vec<WriteOp>, ApiError> {
-    for key in allocator::reservations(service) {
+    let explicit = allocator::reservations(service);
+    for key in &explicit {
         let taken = state
             .storage
-            .get(&key)
+            .get(key)
             .await
             .map_err(|e| ApiError::from_storage(e, "", "services"))?;
-        if taken.is_some() {
-            return Err(allocated(name, &key));
+        if taken.is_some() || reserved.contains(key) {
+            return Err(allocated(name, key));
         }
     }
-    allocator::allocate(&state.ranges, service)
+    let original = service.clone();
+    for _ in 0..ATTEMPTS {
+        let mut candidate = original.clone();
+        let ops = allocator::allocate(&state.ranges, &mut candidate)?;
+        if ops.iter().any(|op| reserved.contains(op.key())) {
+            continue;
+        }
+        reserved.extend(ops.iter().map(|op| op.key().clone()));
+        *service = candidate;
+        return Ok(ops);
+    }
+    Err(ApiError::internal(
+        "no free ClusterIP or NodePort was found",
+    ))
 }
 
 /// 422: a ClusterIP or NodePort is already allocated.
@@ -541,13 +537,8 @@ fn answer(planned: &[Planned], revision: Option<i64>) -> Response<Body> {
             if !p.key.namespace.is_empty() {
                 r["namespace"] = json!(p.key.namespace);
             }
-            if p.action != "unchanged" {
-                if let Some(before) = &p.before {
-                    r["before"] = before.clone();
-                }
-                if let Some(after) = &p.after {
-                    r["after"] = after.clone();
-                }
+            if let Some(rv) = &p.resource_version {
+                r["resourceVersion"] = json!(rv);
             }
             r
         })

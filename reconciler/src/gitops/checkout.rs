@@ -2,6 +2,7 @@
 //! revision (a [`Snapshot`]). Git repositories ([`super::git`]) and plain directories
 //! ([`super::directory`]) implement [`Checkout`]; the sync engine sees only this trait.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use ferry_schema::ferry::{CommitPerson, RevisionFinding};
@@ -64,7 +65,9 @@ pub struct CommitInfo {
 pub struct ManifestFile {
     /// Path relative to the source's sub-path, `/`-separated.
     pub path: String,
-    /// Its bytes.
+    /// The content's identity: the Git blob id, or a hash of a directory file's bytes.
+    pub id: String,
+    /// Its bytes; empty when the caller already knew this content (its id was `known`).
     pub bytes: Vec<u8>,
 }
 
@@ -91,8 +94,9 @@ pub trait Checkout: Send + Sync {
     /// The full id of a revision given by a prefix, a branch or tag name, or `HEAD`.
     fn resolve(&self, revision: &str) -> Result<String, CheckoutError>;
     /// The manifests of a revision (for a directory: its current content, whose hash must be
-    /// `id`, else the directory changed meanwhile and the snapshot has the new hash).
-    fn snapshot(&self, id: &str) -> Result<Snapshot, CheckoutError>;
+    /// `id`, else the directory changed meanwhile and the snapshot has the new hash). Files
+    /// whose content id is in `known` come without their bytes: the caller has them already.
+    fn snapshot(&self, id: &str, known: &HashSet<String>) -> Result<Snapshot, CheckoutError>;
     /// Local paths whose changes mean the head may have moved (watched for changes).
     fn watch_paths(&self) -> Vec<PathBuf>;
     /// Whether the head can only be learnt by polling (a remote repository).

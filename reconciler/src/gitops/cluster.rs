@@ -182,6 +182,39 @@ impl Cluster {
         Ok(out)
     }
 
+    /// The live objects of the given kinds that carry `source`'s label, by identity: one list
+    /// per kind.
+    pub async fn live(
+        &self,
+        source: &str,
+        kinds: &[(String, String)],
+    ) -> Result<std::collections::HashMap<ObjectId, Value>, ClusterError> {
+        let selector = format!("{SOURCE_LABEL}={source}");
+        let mut out = std::collections::HashMap::new();
+        let unique: std::collections::BTreeSet<&(String, String)> = kinds.iter().collect();
+        for (api_version, kind_name) in unique {
+            let Some(kind) = kinds::find(api_version, kind_name) else {
+                continue;
+            };
+            for object in self.list(kind, "", &selector).await? {
+                let id = ObjectId {
+                    api_version: api_version.clone(),
+                    kind: kind_name.clone(),
+                    namespace: object["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    name: object["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                };
+                out.insert(id, object);
+            }
+        }
+        Ok(out)
+    }
+
     /// Runs a transaction (see the apiserver's `transaction` module): `operations` are
     /// `{"apply": object}`, `{"create": object}` or `{"delete": reference}`. Returns the
     /// per-operation results.

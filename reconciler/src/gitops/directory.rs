@@ -2,6 +2,7 @@
 //! and contents), so an unchanged directory is an unchanged revision. Changes are noticed by
 //! watching the directory.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -33,7 +34,7 @@ impl DirectoryCheckout {
         Ok(DirectoryCheckout { root })
     }
 
-    fn load(&self) -> Result<Snapshot, CheckoutError> {
+    fn load(&self, known: &HashSet<String>) -> Result<Snapshot, CheckoutError> {
         let mut snapshot = Snapshot::default();
         let mut pending = vec![self.root.clone()];
         while let Some(dir) = pending.pop() {
@@ -84,8 +85,11 @@ impl DirectoryCheckout {
                     what: relative.clone(),
                     message: e.to_string(),
                 })?;
+                let digest = Sha256::digest(&bytes);
+                let id: String = digest.iter().take(20).map(|b| format!("{b:02x}")).collect();
                 snapshot.files.push(ManifestFile {
                     path: relative,
+                    id,
                     bytes,
                 });
             }
@@ -95,8 +99,7 @@ impl DirectoryCheckout {
         for file in &snapshot.files {
             hash.update(file.path.as_bytes());
             hash.update([0]);
-            hash.update((file.bytes.len() as u64).to_be_bytes());
-            hash.update(&file.bytes);
+            hash.update(file.id.as_bytes());
         }
         for refused in &snapshot.refused {
             hash.update(refused.file.as_deref().unwrap_or_default().as_bytes());
@@ -105,6 +108,11 @@ impl DirectoryCheckout {
         // 160 bits, written like a Git SHA (and short enough for a label value).
         snapshot.id = digest.iter().take(20).map(|b| format!("{b:02x}")).collect();
         snapshot.info = CommitInfo::default();
+        for file in &mut snapshot.files {
+            if known.contains(&file.id) {
+                file.bytes = Vec::new();
+            }
+        }
         Ok(snapshot)
     }
 }
@@ -115,11 +123,11 @@ impl Checkout for DirectoryCheckout {
     }
 
     fn head(&self) -> Result<String, CheckoutError> {
-        Ok(self.load()?.id)
+        Ok(self.load(&HashSet::new())?.id)
     }
 
     fn resolve(&self, revision: &str) -> Result<String, CheckoutError> {
-        let current = self.load()?.id;
+        let current = self.load(&HashSet::new())?.id;
         if revision == "HEAD" || (!revision.is_empty() && current.starts_with(revision)) {
             Ok(current)
         } else {
@@ -130,8 +138,8 @@ impl Checkout for DirectoryCheckout {
         }
     }
 
-    fn snapshot(&self, _id: &str) -> Result<Snapshot, CheckoutError> {
-        self.load()
+    fn snapshot(&self, _id: &str, known: &HashSet<String>) -> Result<Snapshot, CheckoutError> {
+        self.load(known)
     }
 
     fn watch_paths(&self) -> Vec<PathBuf> {

@@ -4,6 +4,7 @@
 //! Symlinks are followed only within the repository: one that points outside it (or at a
 //! directory) is refused with a reason, as is a file over [`MAX_FILE_BYTES`].
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use ferry_schema::ferry::CommitPerson;
@@ -125,6 +126,7 @@ impl GitCheckout {
         repo: &gix::Repository,
         root: &gix::Tree<'_>,
         snapshot: &mut Snapshot,
+        known: &HashSet<String>,
     ) -> Result<(), CheckoutError> {
         let start = if self.subpath.is_empty() {
             root.id
@@ -162,10 +164,11 @@ impl GitCheckout {
                 match entry.mode.kind() {
                     EntryKind::Tree => pending.push((path, entry.oid.to_owned())),
                     EntryKind::Blob | EntryKind::BlobExecutable if is_manifest(&path) => {
-                        self.read_blob(repo, &path, entry.oid.to_owned(), snapshot)?;
+                        self.read_blob(repo, &path, entry.oid.to_owned(), snapshot, known)?;
                     }
                     EntryKind::Link if is_manifest(&path) => {
-                        self.follow_link(repo, root, &dir, &path, entry.oid.to_owned(), snapshot)?;
+                        let link = (&dir[..], &path[..], entry.oid.to_owned());
+                        self.follow_link(repo, root, link, snapshot, known)?;
                     }
                     _ => {}
                 }
@@ -181,7 +184,17 @@ impl GitCheckout {
         path: &str,
         id: gix::ObjectId,
         snapshot: &mut Snapshot,
+        known: &HashSet<String>,
     ) -> Result<(), CheckoutError> {
+        let hex = id.to_string();
+        if known.contains(&hex) {
+            snapshot.files.push(ManifestFile {
+                path: path.to_owned(),
+                id: hex,
+                bytes: Vec::new(),
+            });
+            return Ok(());
+        }
         let header = repo
             .find_header(id)
             .map_err(read_error(format!("file {path}")))?;
@@ -200,6 +213,7 @@ impl GitCheckout {
             .map_err(read_error(format!("file {path}")))?;
         snapshot.files.push(ManifestFile {
             path: path.to_owned(),
+            id: hex,
             bytes: blob.data.clone(),
         });
         Ok(())
@@ -209,11 +223,11 @@ impl GitCheckout {
         &self,
         repo: &gix::Repository,
         root: &gix::Tree<'_>,
-        dir: &str,
-        path: &str,
-        id: gix::ObjectId,
+        link: (&str, &str, gix::ObjectId),
         snapshot: &mut Snapshot,
+        known: &HashSet<String>,
     ) -> Result<(), CheckoutError> {
+        let (dir, path, id) = link;
         let target_blob = repo
             .find_object(id)
             .map_err(read_error(format!("symlink {path}")))?;
@@ -237,7 +251,7 @@ impl GitCheckout {
             .map_err(read_error(format!("symlink {path}")))?
         {
             Some(entry) if entry.mode().is_blob() => {
-                self.read_blob(repo, path, entry.object_id(), snapshot)
+                self.read_blob(repo, path, entry.object_id(), snapshot, known)
             }
             _ => {
                 snapshot.refused.push(file_finding(
@@ -275,7 +289,7 @@ impl Checkout for GitCheckout {
         Ok(commit.id.to_string())
     }
 
-    fn snapshot(&self, id: &str) -> Result<Snapshot, CheckoutError> {
+    fn snapshot(&self, id: &str, known: &HashSet<String>) -> Result<Snapshot, CheckoutError> {
         let repo = self.repository()?;
         let oid = gix::ObjectId::from_hex(id.as_bytes()).map_err(|e| CheckoutError::Resolve {
             reference: id.to_owned(),
@@ -299,7 +313,7 @@ impl Checkout for GitCheckout {
             info,
             ..Snapshot::default()
         };
-        self.collect(&repo, &root, &mut snapshot)?;
+        self.collect(&repo, &root, &mut snapshot, known)?;
         Ok(snapshot)
     }
 

@@ -38,6 +38,21 @@ fn observed(object: &Value) -> bool {
     int(&object["status"]["observedGeneration"]) >= int(&object["metadata"]["generation"])
 }
 
+/// Whether an object's kind has a health rule worth following (everything else is Healthy
+/// as soon as it is stored).
+pub fn is_followed(kind: &str, object: &Value) -> bool {
+    matches!(
+        kind,
+        "Deployment"
+            | "StatefulSet"
+            | "ReplicaSet"
+            | "DaemonSet"
+            | "Job"
+            | "Pod"
+            | "PersistentVolumeClaim"
+    ) || (kind == "Service" && object["spec"]["type"] == "LoadBalancer")
+}
+
 /// Judges one live object.
 pub fn assess(object: &Value) -> Health {
     let kind = object["kind"].as_str().unwrap_or_default();

@@ -3,7 +3,8 @@
 //! strict decoding), objects defined twice are refused, namespaced objects without a namespace
 //! go to `default` (as `kubectl apply` does), and every object is labelled with its source.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use ferry_schema::ferry::RevisionFinding;
 use ferry_schema::kinds;
@@ -62,7 +63,7 @@ pub struct DesiredObject {
     /// Line its document starts at.
     pub line: usize,
     /// The manifest, labelled with the source (without the commit annotation).
-    pub object: Value,
+    pub object: Arc<Value>,
 }
 
 /// What a commit wants: its objects (Namespaces first, then in file order) or why not.
@@ -99,15 +100,108 @@ fn finding(
     }
 }
 
-/// Loads and checks a snapshot for `source`.
-pub fn load(snapshot: &Snapshot, validator: &Validator, source: &str) -> Desired {
-    let mut desired = Desired {
-        findings: snapshot.refused.clone(),
-        ..Desired::default()
-    };
-    let mut seen: HashMap<ObjectId, (String, usize)> = HashMap::new();
-    for file in &snapshot.files {
-        for report in validator.validate_bytes(&file.path, &file.bytes) {
+/// What one file's content yields: its objects (labelled, namespaced) with their lines, and
+/// its findings. Depends only on the content, so it is cached by content id.
+#[derive(Debug, Default)]
+struct FileResult {
+    objects: Vec<(ObjectId, usize, Arc<Value>)>,
+    findings: Vec<RevisionFinding>,
+}
+
+/// Loads snapshots for one source, remembering what each file content yielded so that a
+/// commit changing a few files re-reads and re-validates only those.
+pub struct Loader {
+    validator: Arc<Validator>,
+    source: String,
+    cache: HashMap<String, Arc<FileResult>>,
+}
+
+impl std::fmt::Debug for Loader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loader")
+            .field("source", &self.source)
+            .field("cached", &self.cache.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Loader {
+    /// A loader for `source`, checking with `validator`.
+    pub fn new(validator: Arc<Validator>, source: &str) -> Loader {
+        Loader {
+            validator,
+            source: source.to_owned(),
+            cache: HashMap::new(),
+        }
+    }
+
+    /// The content ids the loader has seen (a snapshot may leave their bytes out).
+    pub fn known(&self) -> HashSet<String> {
+        self.cache.keys().cloned().collect()
+    }
+
+    /// Loads and checks a snapshot. Afterwards the cache holds this snapshot's contents and
+    /// those it held before (so that going back and forth between two commits stays cheap);
+    /// anything older is dropped.
+    pub fn load(&mut self, snapshot: &Snapshot) -> Desired {
+        let mut desired = Desired {
+            findings: snapshot.refused.clone(),
+            ..Desired::default()
+        };
+        let mut seen: HashMap<ObjectId, (String, usize)> = HashMap::new();
+        let mut current: HashMap<String, Arc<FileResult>> = HashMap::new();
+        for file in &snapshot.files {
+            let result = match self.cache.get(&file.id) {
+                Some(r) => r.clone(),
+                None => Arc::new(self.read(&file.path, &file.bytes)),
+            };
+            for f in &result.findings {
+                let mut f = f.clone();
+                f.file = Some(file.path.clone());
+                desired.findings.push(f);
+            }
+            for (id, line, object) in &result.objects {
+                if let Some((first_file, first_line)) = seen.get(id) {
+                    desired.findings.push(finding(
+                        &file.path,
+                        *line,
+                        0,
+                        Some(id.to_string()),
+                        "/metadata/name",
+                        &format!(
+                            "{id} is defined more than once: first in {first_file} (line {first_line})"
+                        ),
+                    ));
+                    continue;
+                }
+                seen.insert(id.clone(), (file.path.clone(), *line));
+                desired.objects.push(DesiredObject {
+                    id: id.clone(),
+                    file: file.path.clone(),
+                    line: *line,
+                    object: object.clone(),
+                });
+            }
+            current.insert(file.id.clone(), result);
+        }
+        let previous = std::mem::take(&mut self.cache);
+        self.cache = current;
+        if self.cache.len() < 2 * snapshot.files.len() + 64 {
+            for (id, r) in previous {
+                self.cache.entry(id).or_insert(r);
+            }
+        }
+        // Namespaces first: objects may live in a namespace the same commit creates.
+        desired
+            .objects
+            .sort_by_key(|o| !(o.id.kind == "Namespace" && o.id.api_version == "v1"));
+        desired
+    }
+
+    /// Validates and parses one file's bytes.
+    fn read(&self, path: &str, bytes: &[u8]) -> FileResult {
+        let mut result = FileResult::default();
+        for report in self.validator.validate_bytes(path, bytes) {
             if !report.status.is_failure() {
                 continue;
             }
@@ -128,8 +222,8 @@ pub fn load(snapshot: &Snapshot, validator: &Validator, source: &str) -> Desired
                 .to_string()
             });
             for e in &report.errors {
-                desired.findings.push(finding(
-                    &file.path,
+                result.findings.push(finding(
+                    path,
                     e.line,
                     e.column,
                     object.clone(),
@@ -138,10 +232,10 @@ pub fn load(snapshot: &Snapshot, validator: &Validator, source: &str) -> Desired
                 ));
             }
         }
-        let Ok(text) = std::str::from_utf8(&file.bytes) else {
-            continue;
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return result;
         };
-        for doc in load_documents(text, &validator.options().limits) {
+        for doc in load_documents(text, &self.validator.options().limits) {
             let Ok(value) = doc.value else { continue };
             let items = if value["kind"].as_str().is_some_and(|k| k.ends_with("List"))
                 && value["items"].is_array()
@@ -151,85 +245,50 @@ pub fn load(snapshot: &Snapshot, validator: &Validator, source: &str) -> Desired
                 vec![value]
             };
             for object in items {
-                add(
-                    &mut desired,
-                    &mut seen,
-                    object,
-                    &file.path,
-                    doc.start.line,
-                    source,
-                );
+                if let Some((id, object)) = self.prepare(object) {
+                    result.objects.push((id, doc.start.line, Arc::new(object)));
+                }
             }
         }
+        result
     }
-    // Namespaces first: objects may live in a namespace the same commit creates.
-    desired
-        .objects
-        .sort_by_key(|o| !(o.id.kind == "Namespace" && o.id.api_version == "v1"));
-    desired
-}
 
-fn add(
-    desired: &mut Desired,
-    seen: &mut HashMap<ObjectId, (String, usize)>,
-    mut object: Value,
-    file: &str,
-    line: usize,
-    source: &str,
-) {
-    let api_version = object["apiVersion"].as_str().unwrap_or_default().to_owned();
-    let kind = object["kind"].as_str().unwrap_or_default().to_owned();
-    let Some(info) = kinds::find(&api_version, &kind) else {
-        return; // the validator has reported it
-    };
-    if !object["metadata"].is_object() {
-        return;
-    }
-    let mut namespace = object["metadata"]["namespace"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    if info.namespaced && namespace.is_empty() {
-        namespace = "default".into();
-        object["metadata"]["namespace"] = json!("default");
-    } else if !info.namespaced {
-        namespace.clear();
-        if let Some(m) = object["metadata"].as_object_mut() {
-            m.remove("namespace");
+    /// Defaults the namespace (`default` for namespaced kinds, none for cluster-scoped ones)
+    /// and labels the object with the source.
+    fn prepare(&self, mut object: Value) -> Option<(ObjectId, Value)> {
+        let api_version = object["apiVersion"].as_str()?.to_owned();
+        let kind = object["kind"].as_str()?.to_owned();
+        // Unknown kinds have been reported by the validator.
+        let info = kinds::find(&api_version, &kind)?;
+        if !object["metadata"].is_object() {
+            return None;
         }
+        let mut namespace = object["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if info.namespaced && namespace.is_empty() {
+            namespace = "default".into();
+            object["metadata"]["namespace"] = json!("default");
+        } else if !info.namespaced {
+            namespace.clear();
+            if let Some(m) = object["metadata"].as_object_mut() {
+                m.remove("namespace");
+            }
+        }
+        let name = object["metadata"]["name"].as_str()?.to_owned();
+        if !object["metadata"]["labels"].is_object() {
+            object["metadata"]["labels"] = json!({});
+        }
+        object["metadata"]["labels"][SOURCE_LABEL] = json!(self.source);
+        let id = ObjectId {
+            api_version,
+            kind,
+            namespace,
+            name,
+        };
+        Some((id, object))
     }
-    let name = object["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let id = ObjectId {
-        api_version,
-        kind,
-        namespace,
-        name,
-    };
-    if let Some((first_file, first_line)) = seen.get(&id) {
-        desired.findings.push(finding(
-            file,
-            line,
-            0,
-            Some(id.to_string()),
-            "/metadata/name",
-            &format!("{id} is defined more than once: first in {first_file} (line {first_line})"),
-        ));
-        return;
-    }
-    seen.insert(id.clone(), (file.to_owned(), line));
-    if !object["metadata"]["labels"].is_object() {
-        object["metadata"]["labels"] = json!({});
-    }
-    object["metadata"]["labels"][SOURCE_LABEL] = json!(source);
-    desired.objects.push(DesiredObject {
-        id,
-        file: file.to_owned(),
-        line,
-        object,
-    });
 }
 
 #[cfg(test)]
@@ -245,6 +304,7 @@ mod tests {
                 .iter()
                 .map(|(p, t)| ManifestFile {
                     path: (*p).into(),
+                    id: format!("{p}-{}", t.len()),
                     bytes: t.as_bytes().to_vec(),
                 })
                 .collect(),
@@ -252,14 +312,15 @@ mod tests {
         }
     }
 
-    fn validator() -> Validator {
-        Validator::new(
+    fn load(s: &Snapshot) -> Desired {
+        let validator = Validator::new(
             Options {
                 strict: true,
                 ..Options::default()
             },
             Vec::new(),
-        )
+        );
+        Loader::new(Arc::new(validator), "demo").load(s)
     }
 
     #[test]
@@ -274,7 +335,7 @@ mod tests {
                 "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n",
             ),
         ]);
-        let d = load(&s, &validator(), "demo");
+        let d = load(&s);
         assert!(d.findings.is_empty(), "{:?}", d.findings);
         assert_eq!(d.objects[0].id.kind, "Namespace");
         assert_eq!(d.objects[0].id.namespace, "");
@@ -290,7 +351,7 @@ mod tests {
         let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n";
         let bad = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: many\n";
         let s = snapshot(&[("a.yaml", cm), ("b/c.yaml", cm), ("d.yaml", bad)]);
-        let d = load(&s, &validator(), "demo");
+        let d = load(&s);
         let dup = d
             .findings
             .iter()

@@ -26,7 +26,7 @@ use super::cluster::{Cluster, ClusterError, FERRY_NAMESPACE, REVISION_LABEL, seq
 use super::diff;
 use super::drift;
 use super::health::{self, Health};
-use super::manifests::{self, COMMIT_ANNOTATION, Desired, ObjectId};
+use super::manifests::{COMMIT_ANNOTATION, Desired, Loader, ObjectId};
 
 /// The label on a `Revision` naming the request (`ferry sync`, `ferry rollback`) it answers.
 pub const REQUEST_LABEL: &str = "ferry.dev/request";
@@ -161,6 +161,11 @@ struct State {
     retry: Option<(String, tokio::time::Instant, Duration)>,
     /// The commit of the last Failed attempt.
     last_failed: Option<String>,
+    /// Drifted objects to revert (their live state cut to the manifest's fields; null when
+    /// missing), for the self-heal attempt.
+    healing: Option<HashMap<ObjectId, Value>>,
+    /// The head last seen.
+    head: Option<String>,
 }
 
 /// Syncs one source.
@@ -171,6 +176,7 @@ pub struct SourceWorker {
     checkout: Arc<dyn Checkout>,
     settings: Settings,
     state: State,
+    loader: Loader,
     triggers: mpsc::Sender<Trigger>,
 }
 
@@ -185,7 +191,9 @@ impl SourceWorker {
         settings: Settings,
         triggers: mpsc::Sender<Trigger>,
     ) -> SourceWorker {
+        let loader = Loader::new(settings.validator.clone(), &name);
         SourceWorker {
+            loader,
             name,
             spec,
             cluster,
@@ -288,7 +296,7 @@ impl SourceWorker {
         if let Some(applied) = &state.applied
             && let Ok(snapshot) = self.snapshot(applied).await
         {
-            let desired = manifests::load(&snapshot, &self.settings.validator, &self.name);
+            let desired = self.loader.load(&snapshot);
             if desired.findings.is_empty() {
                 state.applied_desired = Some(desired);
             }
@@ -300,7 +308,8 @@ impl SourceWorker {
     async fn snapshot(&self, commit: &str) -> Result<Snapshot, String> {
         let checkout = self.checkout.clone();
         let commit = commit.to_owned();
-        tokio::task::spawn_blocking(move || checkout.snapshot(&commit))
+        let known = self.loader.known();
+        tokio::task::spawn_blocking(move || checkout.snapshot(&commit, &known))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())
@@ -441,8 +450,17 @@ impl SourceWorker {
                 return;
             }
         };
-        self.set_status(json!({"headCommit": head, "lastFetchTime": now()}))
-            .await;
+        // The status is written when the head moves, not on every look.
+        if self.state.head.as_deref() != Some(head.as_str()) {
+            self.state.head = Some(head.clone());
+            // Not awaited: the sync of the new head goes first.
+            let cluster = self.cluster.clone();
+            let name = self.name.clone();
+            let patch = json!({"status": {"headCommit": head, "lastFetchTime": now()}});
+            tokio::spawn(async move {
+                let _ = cluster.patch_source(&name, &patch, true).await;
+            });
+        }
         if let Some((_, pinned_head)) = &self.state.pinned {
             if *pinned_head == head {
                 return;
@@ -616,7 +634,7 @@ impl SourceWorker {
                 return Outcome::Failed;
             }
         };
-        let desired = manifests::load(&snapshot, &self.settings.validator, &self.name);
+        let desired = self.loader.load(&snapshot);
         let is_head_attempt = !matches!(
             attempt.trigger,
             TriggerKind::Rollback | TriggerKind::SelfHeal
@@ -659,42 +677,8 @@ impl SourceWorker {
             .await;
             return Outcome::Rejected;
         }
-        let plan = self.plan(
-            &desired,
-            &attempt.commit,
-            attempt.trigger == TriggerKind::SelfHeal,
-        );
-        // Dry run: the apiserver's admission of every object, nothing written.
-        let preview = match self
-            .cluster
-            .transaction(plan.operations.clone(), true)
-            .await
-        {
-            Ok(results) => results,
-            Err(ClusterError::Refused {
-                causes, message, ..
-            }) => {
-                let findings = reject(self, plan.findings(&causes, &message));
-                self.record_failure(
-                    &attempt,
-                    Some(&snapshot),
-                    RevisionResult::Rejected,
-                    findings,
-                )
-                .await;
-                return Outcome::Rejected;
-            }
-            Err(e) => {
-                self.record_failure(
-                    &attempt,
-                    Some(&snapshot),
-                    RevisionResult::Failed,
-                    vec![general(e.to_string())],
-                )
-                .await;
-                return Outcome::Failed;
-            }
-        };
+        let healing = self.state.healing.take();
+        let mut plan = self.plan(&desired, &attempt.commit, healing.as_ref());
         if is_head_attempt
             && attempt.trigger != TriggerKind::Manual
             && let Ok(head) = self.head().await
@@ -712,24 +696,16 @@ impl SourceWorker {
             .await;
             return Outcome::Superseded;
         }
-        let changes = changes_of(&preview);
+        let changes = plan.changes.clone();
         let mut revision = self.revision_body(&attempt, Some(&snapshot));
         let revision_name = revision["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let followed = desired.objects.iter().any(|o| {
-            matches!(
-                o.id.kind.as_str(),
-                "Deployment"
-                    | "StatefulSet"
-                    | "ReplicaSet"
-                    | "DaemonSet"
-                    | "Job"
-                    | "Pod"
-                    | "PersistentVolumeClaim"
-            ) || (o.id.kind == "Service" && o.object["spec"]["type"] == "LoadBalancer")
-        });
+        let followed = desired
+            .objects
+            .iter()
+            .any(|o| health::is_followed(&o.id.kind, &o.object));
         let health = if followed {
             RevisionHealth::Progressing
         } else {
@@ -745,7 +721,7 @@ impl SourceWorker {
         if !followed {
             revision["status"]["healthChanged"] = now();
         }
-        let mut operations = plan.operations.clone();
+        let mut operations = std::mem::take(&mut plan.operations);
         operations.push(json!({"create": revision}));
         if let Err(e) = self.cluster.transaction(operations, false).await {
             let result = match &e {
@@ -801,9 +777,16 @@ impl SourceWorker {
     }
 
     /// The transaction for `desired`: objects that changed since the applied commit (or are not
-    /// live yet), and prunes of objects the commit no longer has.
-    fn plan(&self, desired: &Desired, commit: &str, everything: bool) -> Plan {
-        let previous: HashMap<&ObjectId, &Value> = self
+    /// live yet), and prunes of objects the commit no longer has; with the audit's per-object
+    /// changes (diffs of the manifests). When `healing`, only the drifted objects, diffed
+    /// against their live state.
+    fn plan(
+        &self,
+        desired: &Desired,
+        commit: &str,
+        healing: Option<&HashMap<ObjectId, Value>>,
+    ) -> Plan {
+        let previous: HashMap<&ObjectId, &Arc<Value>> = self
             .state
             .applied_desired
             .iter()
@@ -811,18 +794,40 @@ impl SourceWorker {
             .collect();
         let mut plan = Plan::default();
         for o in &desired.objects {
-            let unchanged =
-                previous.get(&o.id) == Some(&&o.object) && self.state.inventory.contains(&o.id);
-            if unchanged && !everything {
+            let before = previous.get(&o.id).copied();
+            let live = self.state.inventory.contains(&o.id);
+            let (before, wanted) = match healing {
+                Some(drifted) => match drifted.get(&o.id) {
+                    Some(now) => (Some(now.clone()).filter(|v| !v.is_null()), true),
+                    None => (None, false),
+                },
+                None => {
+                    let same =
+                        before.is_some_and(|b| Arc::ptr_eq(b, &o.object) || **b == *o.object);
+                    (before.map(|b| (**b).clone()), !(same && live))
+                }
+            };
+            if !wanted {
                 continue;
             }
-            let mut object = o.object.clone();
+            let mut object = (*o.object).clone();
             object["metadata"]["annotations"][COMMIT_ANNOTATION] = json!(commit);
             plan.operations.push(json!({"apply": object}));
             plan.sources
                 .push(Some((o.file.clone(), o.line, o.id.to_string())));
+            let exists = live || (healing.is_some() && before.is_some());
+            plan.changes.push(change(
+                &o.id,
+                if exists {
+                    ChangeAction::Update
+                } else {
+                    ChangeAction::Create
+                },
+                before.as_ref(),
+                Some(&o.object),
+            ));
         }
-        if self.spec.prune.unwrap_or(true) {
+        if self.spec.prune.unwrap_or(true) && healing.is_none() {
             let wanted: HashSet<&ObjectId> = desired.objects.iter().map(|o| &o.id).collect();
             for id in &self.state.inventory {
                 if wanted.contains(id) {
@@ -834,6 +839,9 @@ impl SourceWorker {
                 }}));
                 plan.sources.push(None);
                 plan.pruned.push(id.clone());
+                let before = previous.get(id).map(|b| Value::clone(b));
+                plan.changes
+                    .push(change(id, ChangeAction::Delete, before.as_ref(), None));
             }
         }
         plan
@@ -847,25 +855,36 @@ impl SourceWorker {
         let cancel = CancellationToken::new();
         self.state.health = Some(cancel.clone());
         let cluster = self.cluster.clone();
+        // Only the kinds with a health rule are looked at: one list per kind, not one read
+        // per object.
         let objects: Vec<ObjectId> = self
             .state
             .applied_desired
             .iter()
-            .flat_map(|d| d.objects.iter().map(|o| o.id.clone()))
+            .flat_map(|d| d.objects.iter())
+            .filter(|o| health::is_followed(&o.id.kind, &o.object))
+            .map(|o| o.id.clone())
             .collect();
         let settings = self.settings.clone();
         let source = self.name.clone();
         let auto_rollback = self.spec.auto_rollback.unwrap_or(false);
         let last_healthy = self.state.last_healthy.clone();
         let triggers = self.triggers.clone();
+        let kinds: Vec<(String, String)> = objects
+            .iter()
+            .map(|id| (id.api_version.clone(), id.kind.clone()))
+            .collect();
         tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + settings.health_timeout;
             let verdict = loop {
                 let mut worst = Health::Healthy;
+                let live = cluster.live(&source, &kinds).await;
                 for id in &objects {
-                    let judged = match cluster.get(id).await {
-                        Ok(Some(live)) => health::assess(&live),
-                        Ok(None) => Health::Degraded(format!("{id} is missing")),
+                    let judged = match &live {
+                        Ok(live) => match live.get(id) {
+                            Some(object) => health::assess(object),
+                            None => Health::Degraded(format!("{id} is missing")),
+                        },
                         Err(e) => Health::Progressing(e.to_string()),
                     };
                     match (&worst, judged) {
@@ -942,11 +961,28 @@ impl SourceWorker {
             return;
         };
         let mut drifted = Vec::new();
+        let mut healing = HashMap::new();
+        let kinds: Vec<(String, String)> = desired
+            .objects
+            .iter()
+            .map(|o| (o.id.api_version.clone(), o.id.kind.clone()))
+            .collect();
+        let Ok(live) = self.cluster.live(&self.name, &kinds).await else {
+            return;
+        };
         for o in &desired.objects {
-            let fields = match self.cluster.get(&o.id).await {
-                Ok(Some(live)) => drift::differences(&o.object, &live),
-                Ok(None) => vec![String::new()],
-                Err(_) => return,
+            let fields = match live.get(&o.id) {
+                Some(live) => {
+                    let fields = drift::differences(&o.object, live);
+                    if !fields.is_empty() {
+                        healing.insert(o.id.clone(), drift::project(&o.object, live));
+                    }
+                    fields
+                }
+                None => {
+                    healing.insert(o.id.clone(), Value::Null);
+                    vec![String::new()]
+                }
             };
             if !fields.is_empty() {
                 drifted.push(json!({
@@ -963,6 +999,7 @@ impl SourceWorker {
         self.set_status(json!({"sync": "OutOfSync", "drift": drifted}))
             .await;
         if self.spec.self_heal.unwrap_or(false) {
+            self.state.healing = Some(healing);
             let attempt = Attempt {
                 started: Value::Null,
                 commit,
@@ -995,6 +1032,8 @@ struct Plan {
     /// Per operation: the file, line and object of an apply; `None` for a prune.
     sources: Vec<Option<(String, usize, String)>>,
     pruned: Vec<ObjectId>,
+    /// The audit's per-object changes.
+    changes: Vec<ObjectChange>,
 }
 
 impl Plan {
@@ -1028,37 +1067,23 @@ impl Plan {
     }
 }
 
-/// The per-object changes of a transaction's results (unchanged objects left out).
-fn changes_of(results: &[Value]) -> Vec<ObjectChange> {
-    results
-        .iter()
-        .filter_map(|r| {
-            let action = match r["action"].as_str()? {
-                "created" => ChangeAction::Create,
-                "updated" => ChangeAction::Update,
-                "deleted" => ChangeAction::Delete,
-                _ => return None,
-            };
-            let object = ObjectRef {
-                api_version: r["apiVersion"].as_str()?.to_owned(),
-                kind: r["kind"].as_str()?.to_owned(),
-                namespace: r["namespace"].as_str().unwrap_or_default().to_owned(),
-                name: r["name"].as_str()?.to_owned(),
-            };
-            let label = if object.namespace.is_empty() {
-                format!("{}/{}", object.kind, object.name)
-            } else {
-                format!("{}/{}/{}", object.kind, object.namespace, object.name)
-            };
-            let before = r.get("before").filter(|v| v.is_object());
-            let after = r.get("after").filter(|v| v.is_object());
-            Some(ObjectChange {
-                action,
-                object,
-                diff: Some(diff::unified(&label, before, after)),
-            })
-        })
-        .collect()
+/// One object's change for the audit, with a diff of its manifest (Secret values redacted).
+fn change(
+    id: &ObjectId,
+    action: ChangeAction,
+    before: Option<&Value>,
+    after: Option<&Value>,
+) -> ObjectChange {
+    ObjectChange {
+        action,
+        object: ObjectRef {
+            api_version: id.api_version.clone(),
+            kind: id.kind.clone(),
+            namespace: id.namespace.clone(),
+            name: id.name.clone(),
+        },
+        diff: Some(diff::unified(&id.slashed(), before, after)),
+    }
 }
 
 /// The first 12 characters of a commit id.
@@ -1088,6 +1113,7 @@ mod tests {
                 Some(("apps/web.yaml".into(), 7, "Deployment demo/web".into())),
             ],
             pruned: Vec::new(),
+            changes: Vec::new(),
         };
         let f = plan.findings(
             &[("operations[1].spec.replicas".into(), "Invalid value".into())],
