@@ -676,3 +676,132 @@ fn a_directory_source_and_webhooks() {
     assert_eq!(post(Some("hush"), "nosuch"), "404");
     assert_eq!(post(Some("hush"), "shop"), "202");
 }
+
+fn deployment(image: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: shop\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      containers:\n      - name: web\n        image: {image}\n"
+    )
+}
+
+impl Ferry {
+    /// Writes the Deployment's status as its controller would.
+    fn set_status(&self, status: &str) {
+        let out = self.kubectl(&[
+            "patch",
+            "deployment",
+            "web",
+            "-n",
+            "shop",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            status,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Waits until record `n` (1-based) satisfies `check`.
+    fn wait_for(&self, n: usize, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let h = self.history();
+            if let Some(r) = h.get(n - 1)
+                && check(r)
+            {
+                return r.clone();
+            }
+            assert!(Instant::now() < deadline, "{what}: {h:#?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn health_is_followed_degraded_rolls_back_and_drift_self_heals() {
+    let Some((git, kubectl)) = tools() else {
+        return;
+    };
+    let repo = Repo::new(&git);
+    repo.write("namespace.yaml", NAMESPACE);
+    repo.write("web.yaml", &deployment("nginx:1.27"));
+    repo.write("config.yaml", &configmap("settings", "on"));
+    let good = repo.commit("web 1.27");
+    let ferry = Ferry::up(
+        &kubectl,
+        repo.path(),
+        &[
+            "--auto-rollback",
+            "--self-heal",
+            "--drift-interval",
+            "1s",
+            "--health-timeout",
+            "30s",
+        ],
+    );
+    let r = ferry.wait_records(1);
+    assert_eq!(r["result"], "Applied");
+    assert_eq!(r["health"], "Progressing", "no controller has reported yet");
+
+    // The controller's report makes the revision Healthy.
+    ferry.set_status(r#"{"status":{"observedGeneration":1,"replicas":1,"updatedReplicas":1,"availableReplicas":1,"readyReplicas":1}}"#);
+    let r = ferry.wait_for(1, "healthy", |r| r["health"] == "Healthy");
+    assert!(r["healthChanged"].is_string());
+
+    // A bad rollout: Degraded, and rolled back by itself to the last healthy commit.
+    repo.write("web.yaml", &deployment("nginx:does-not-exist"));
+    let bad = repo.commit("web: a broken image");
+    let r = ferry.wait_for(2, "applied", |r| r["result"] == "Applied");
+    assert_eq!(r["commit"], bad.as_str());
+    ferry.set_status(r#"{"status":{"observedGeneration":2,"conditions":[{"type":"Progressing","status":"False","reason":"ProgressDeadlineExceeded","message":"ReplicaSet web-2 has timed out progressing."}]}}"#);
+    let r = ferry.wait_for(2, "degraded", |r| r["health"] == "Degraded");
+    assert!(
+        r["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("progress deadline"),
+        "{r:#}"
+    );
+    let r = ferry.wait_for(3, "auto-rollback", |r| r["result"] == "Applied");
+    assert_eq!(r["trigger"], "rollback");
+    assert_eq!(r["commit"], good.as_str());
+    assert_eq!(r["rollbackFrom"], bad.as_str());
+    assert_eq!(r["requestedBy"], "ferry (auto-rollback)");
+    let image = ferry.kubectl(&[
+        "get",
+        "deployment",
+        "web",
+        "-n",
+        "shop",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&image.stdout), "nginx:1.27");
+
+    // Drift is reverted, and the revert is audited.
+    let out = ferry.kubectl(&[
+        "patch",
+        "configmap",
+        "settings",
+        "-n",
+        "shop",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"value":"off"}}"#,
+    ]);
+    assert!(out.status.success());
+    let r = ferry.wait_for(4, "self-heal", |r| r["trigger"] == "self-heal");
+    assert_eq!(r["result"], "Applied");
+    assert_eq!(r["commit"], good.as_str());
+    let change = &r["changes"][0];
+    assert_eq!(change["name"], "settings");
+    let diff = change["diff"].as_str().unwrap_or_default();
+    assert!(
+        diff.contains("-    \"value\": \"off\"") && diff.contains("+    \"value\": \"on\""),
+        "{diff}"
+    );
+    assert_eq!(ferry.value("settings").as_deref(), Some("on"));
+}

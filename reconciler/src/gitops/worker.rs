@@ -150,8 +150,6 @@ struct State {
     pinned: Option<(String, String)>,
     /// The next revision number.
     next_sequence: u64,
-    /// The newest commit that became Healthy.
-    last_healthy: Option<String>,
     /// Requests already answered.
     answered: HashSet<String>,
     /// Stops the health follower of the previous apply.
@@ -267,9 +265,6 @@ impl SourceWorker {
             }
             if result == "Applied" {
                 state.applied.clone_from(&commit);
-            }
-            if result == "Applied" && r["status"]["health"] == "Healthy" {
-                state.last_healthy.clone_from(&commit);
             }
             if matches!(result, "Applied" | "Rejected")
                 && !matches!(trigger, "rollback" | "self-heal")
@@ -770,8 +765,6 @@ impl SourceWorker {
         .await;
         if followed {
             self.follow_health(revision_name, attempt.commit.clone());
-        } else {
-            self.state.last_healthy = Some(attempt.commit.clone());
         }
         Outcome::Applied
     }
@@ -868,7 +861,6 @@ impl SourceWorker {
         let settings = self.settings.clone();
         let source = self.name.clone();
         let auto_rollback = self.spec.auto_rollback.unwrap_or(false);
-        let last_healthy = self.state.last_healthy.clone();
         let triggers = self.triggers.clone();
         let kinds: Vec<(String, String)> = objects
             .iter()
@@ -938,7 +930,7 @@ impl SourceWorker {
             }
             if let Health::Degraded(why) = verdict
                 && auto_rollback
-                && let Some(good) = last_healthy.filter(|g| *g != commit)
+                && let Some(good) = last_healthy(&cluster, &source, &commit).await
             {
                 let _ = triggers
                     .send(Trigger::Rollback {
@@ -1011,6 +1003,18 @@ impl SourceWorker {
             self.attempt(attempt).await;
         }
     }
+}
+
+/// The newest commit of `source` whose applied revision became Healthy, other than `not`.
+async fn last_healthy(cluster: &Cluster, source: &str, not: &str) -> Option<String> {
+    let revisions = cluster.revisions(Some(source)).await.ok()?;
+    revisions
+        .iter()
+        .rev()
+        .filter(|r| r["status"]["result"] == "Applied" && r["status"]["health"] == "Healthy")
+        .filter_map(|r| r["spec"]["commit"].as_str())
+        .find(|c| *c != not)
+        .map(str::to_owned)
 }
 
 /// What an attempt is about.
