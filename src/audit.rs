@@ -482,7 +482,14 @@ async fn diff_command(
         .with_context(|| format!("there is no source {name:?}"))?;
     let spec: SourceSpec = serde_json::from_value(object["spec"].clone())
         .with_context(|| format!("the spec of source {name} is invalid"))?;
-    let checkout = open_checkout(&spec).with_context(|| format!("opening source {name}"))?;
+    anyhow::ensure!(
+        !ferry_reconciler::gitops::controller::is_remote(&spec.url),
+        "ferry diff reads the repository on this machine; source {name} is remote ({}): \
+         clone it and diff there, or use ferry show",
+        spec.url
+    );
+    let checkout = open_checkout(&spec, &name, std::path::Path::new("."))
+        .with_context(|| format!("opening source {name}"))?;
     let validator = Validator::new(
         Options {
             strict: true,

@@ -248,6 +248,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<()> {
         drift_interval: args.drift_interval,
         health_interval: Duration::from_secs(1),
         health_timeout: args.health_timeout,
+        mirrors: args.serve.data_dir.join("sources"),
     };
     let spec = &source["spec"];
     let label = format!(

@@ -111,12 +111,12 @@ fn spawn(args: &[String]) -> (Child, String) {
 }
 
 impl Ferry {
-    fn up(kubectl: &Path, repo: &Path, extra: &[&str]) -> Ferry {
+    fn up(kubectl: &Path, source: &str, extra: &[&str]) -> Ferry {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut args: Vec<String> = vec![
             "up".into(),
             "--source".into(),
-            repo.display().to_string(),
+            source.to_owned(),
             "--name".into(),
             "shop".into(),
             "--data-dir".into(),
@@ -257,7 +257,11 @@ fn commits_are_applied_whole_refused_whole_audited_and_rolled_back() {
     repo.write("apps/b.yaml", &configmap("b", "1"));
     repo.write("README.md", "not a manifest\n");
     let first = repo.commit("Add the shop");
-    let ferry = Ferry::up(&kubectl, repo.path(), &["--drift-interval", "1s"]);
+    let ferry = Ferry::up(
+        &kubectl,
+        &repo.path().display().to_string(),
+        &["--drift-interval", "1s"],
+    );
 
     // 1. The first commit is applied, audited with author, message and per-object changes.
     let r = ferry.wait_records(1);
@@ -567,7 +571,7 @@ fn a_kill_mid_apply_leaves_a_whole_commit_and_recovers() {
     repo.write("namespace.yaml", NAMESPACE);
     repo.write("apps/seed.yaml", &configmap("seed", "0"));
     let first = repo.commit("Seed");
-    let mut ferry = Ferry::up(&kubectl, repo.path(), &[]);
+    let mut ferry = Ferry::up(&kubectl, &repo.path().display().to_string(), &[]);
     ferry.wait_records(1);
 
     // A commit of 2,000 objects; ferry is killed while it is applying it.
@@ -635,7 +639,7 @@ fn a_directory_source_and_webhooks() {
     let secret_arg = secret.display().to_string();
     let ferry = Ferry::up(
         &kubectl,
-        dir.path(),
+        &dir.path().display().to_string(),
         &["--webhook-secret-file", &secret_arg],
     );
     let r = ferry.wait_records(1);
@@ -732,7 +736,7 @@ fn health_is_followed_degraded_rolls_back_and_drift_self_heals() {
     let good = repo.commit("web 1.27");
     let ferry = Ferry::up(
         &kubectl,
-        repo.path(),
+        &repo.path().display().to_string(),
         &[
             "--auto-rollback",
             "--self-heal",
@@ -804,4 +808,184 @@ fn health_is_followed_degraded_rolls_back_and_drift_self_heals() {
         "{diff}"
     );
     assert_eq!(ferry.value("settings").as_deref(), Some("on"));
+}
+
+/// `git daemon` serving a bare repository on loopback, killed on drop.
+struct GitDaemon(Child);
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_remote_repository_is_fetched_polled_and_force_pushed() {
+    let Some((git, kubectl)) = tools() else {
+        return;
+    };
+    let served = tempfile::tempdir().expect("tempdir");
+    let bare = served.path().join("shop.git");
+    let out = Command::new(&git)
+        .args(["init", "-q", "--bare", "-b", "main"])
+        .arg(&bare)
+        .output()
+        .expect("git init --bare");
+    assert!(out.status.success());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    // git-daemon itself (the `git daemon` wrapper would leave it running when killed).
+    let exec_path = Command::new(&git)
+        .arg("--exec-path")
+        .output()
+        .expect("git --exec-path");
+    let exec_path = PathBuf::from(String::from_utf8_lossy(&exec_path.stdout).trim());
+    let daemon = GitDaemon(
+        Command::new(exec_path.join("git-daemon"))
+            .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", served.path().display()))
+            .arg(served.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("git daemon"),
+    );
+    let url = format!("git://127.0.0.1:{port}/shop.git");
+    // Wait for the daemon to answer.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Command::new(&git)
+        .args(["ls-remote", &url])
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "git daemon did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let work = Repo::new(&git);
+    work.run(&["remote", "add", "origin", &url]);
+    // git daemon refuses pushes unless enabled; push through the file system instead.
+    work.run(&[
+        "remote",
+        "set-url",
+        "--push",
+        "origin",
+        &bare.display().to_string(),
+    ]);
+    work.write("ns.yaml", NAMESPACE);
+    work.write("a.yaml", &configmap("a", "1"));
+    let first = work.commit("First");
+    work.run(&["push", "-q", "origin", "main"]);
+
+    let secret = served.path().join("secret");
+    std::fs::write(&secret, "hush").expect("secret");
+    let secret_arg = secret.display().to_string();
+    let ferry = Ferry::up(
+        &kubectl,
+        &url,
+        &[
+            "--poll-interval",
+            "1h",
+            "--webhook-secret-file",
+            &secret_arg,
+        ],
+    );
+    let r = ferry.wait_records(1);
+    assert_eq!(r["commit"], first.as_str());
+    assert_eq!(r["result"], "Applied");
+    assert_eq!(r["trigger"], "poll");
+
+    // A push, then the Git host's webhook (GitHub style, signed): fetched at once.
+    work.write("a.yaml", &configmap("a", "2"));
+    work.commit("Second");
+    work.run(&["push", "-q", "origin", "main"]);
+    let body = r#"{"ref":"refs/heads/main"}"#;
+    let signature = {
+        use std::io::Write;
+        let out = Command::new("openssl")
+            .args(["dgst", "-sha256", "-hmac", "hush", "-hex"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                c.stdin.take().expect("stdin").write_all(body.as_bytes())?;
+                c.wait_with_output()
+            });
+        out.ok().and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .last()
+                .map(str::to_owned)
+        })
+    };
+    let post = |headers: &str| -> String {
+        use std::io::{Read, Write};
+        let addr = ferry.url.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        write!(
+            stream,
+            "POST /hooks/git/shop HTTP/1.1\r\nHost: {addr}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("send");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read");
+        answer
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let header = match &signature {
+        Some(hex) => format!("X-Hub-Signature-256: sha256={hex}\r\n"),
+        None => "X-Gitlab-Token: hush\r\n".to_owned(),
+    };
+    assert_eq!(post("X-Hub-Signature-256: sha256=00\r\n"), "401");
+    assert_eq!(post(&header), "202");
+    let r = ferry.wait_records(2);
+    assert_eq!(r["trigger"], "webhook");
+    assert_eq!(r["result"], "Applied");
+    assert_eq!(ferry.value("a").as_deref(), Some("2"));
+
+    // A force-push that rewrites history back to a different third commit.
+    work.run(&["reset", "-q", "--hard", &first]);
+    work.write("b.yaml", &configmap("b", "1"));
+    let rewritten = work.commit("Rewritten");
+    work.run(&["push", "-q", "--force", "origin", "main"]);
+    assert_eq!(post(&header), "202");
+    let r = ferry.wait_records(3);
+    assert_eq!(r["commit"], rewritten.as_str());
+    assert_eq!(r["result"], "Applied");
+    assert_eq!(ferry.value("a").as_deref(), Some("1"));
+    assert_eq!(ferry.value("b").as_deref(), Some("1"));
+
+    // The remote goes away: the cluster stays on its commit and the status says why.
+    drop(daemon);
+    assert_eq!(post(&header), "202");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = ferry.ferry(&["status", "-o", "json"]);
+        let s: Value = serde_json::from_slice(&out.stdout).expect("status");
+        let message = s[0]["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if message.contains("cannot be read") {
+            assert_eq!(s[0]["status"]["appliedCommit"], rewritten.as_str());
+            break;
+        }
+        assert!(Instant::now() < deadline, "{s:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(ferry.value("b").as_deref(), Some("1"));
+    assert_eq!(
+        ferry.history().len(),
+        3,
+        "an unreachable remote is not a sync attempt"
+    );
 }

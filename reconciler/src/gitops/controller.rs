@@ -21,6 +21,7 @@ use super::checkout::{Checkout, CheckoutError};
 use super::cluster::{Cluster, FERRY_NAMESPACE};
 use super::directory::DirectoryCheckout;
 use super::git::{Follow, GitCheckout};
+use super::remote::RemoteCheckout;
 use super::worker::{Settings, SourceWorker, Trigger};
 
 /// The annotation `ferry sync` leaves on a Source: `{"id": ..., "by": ...}`.
@@ -29,39 +30,58 @@ pub const SYNC_REQUEST: &str = "ferry.dev/sync-request";
 /// `{"id": ..., "commit": ..., "reason": ..., "by": ...}`.
 pub const ROLLBACK_REQUEST: &str = "ferry.dev/rollback-request";
 
-/// Opens the checkout a spec describes.
-pub fn open_checkout(spec: &SourceSpec) -> Result<Arc<dyn Checkout>, CheckoutError> {
-    let url = spec.url.strip_prefix("file://").unwrap_or(&spec.url);
-    let subpath = spec.path.clone().unwrap_or_default();
-    if ["https://", "http://", "ssh://", "git://"]
+/// Whether a source URL names a remote repository (fetched into a mirror) rather than a path.
+pub fn is_remote(url: &str) -> bool {
+    ["https://", "http://", "ssh://", "git://"]
         .iter()
         .any(|p| url.starts_with(p))
-    {
+}
+
+/// Opens the checkout a spec describes; a remote repository of source `name` is mirrored
+/// under `mirrors`.
+pub fn open_checkout(
+    spec: &SourceSpec,
+    name: &str,
+    mirrors: &Path,
+) -> Result<Arc<dyn Checkout>, CheckoutError> {
+    let url = spec.url.strip_prefix("file://").unwrap_or(&spec.url);
+    let subpath = spec.path.clone().unwrap_or_default();
+    let follow = match (&spec.commit, &spec.tag, &spec.branch) {
+        (Some(c), _, _) => Follow::Commit(c.clone()),
+        (None, Some(t), _) => Follow::Tag(t.clone()),
+        (None, None, Some(b)) => Follow::Branch(b.clone()),
+        _ => Follow::Head,
+    };
+    if url.starts_with("https://") || url.starts_with("http://") {
         return Err(CheckoutError::Open {
             path: url.to_owned(),
-            message:
-                "remote repositories are not supported yet: clone it and follow the local path"
-                    .into(),
+            message: "HTTP(S) Git transport is not built in (it needs a TLS stack); \
+                      use git://, ssh:// or a local path"
+                .into(),
         });
+    }
+    if is_remote(url) {
+        if spec.kind == SourceKind::Directory {
+            return Err(CheckoutError::Open {
+                path: url.to_owned(),
+                message: "a directory source must be a local path".into(),
+            });
+        }
+        let mirror = mirrors.join(format!("{name}.git"));
+        return Ok(Arc::new(RemoteCheckout::new(
+            url, &mirror, follow, &subpath,
+        )));
     }
     match spec.kind {
         SourceKind::Directory => {
             let root = Path::new(url).join(&subpath);
             Ok(Arc::new(DirectoryCheckout::open(&root)?))
         }
-        SourceKind::Git => {
-            let follow = match (&spec.commit, &spec.tag, &spec.branch) {
-                (Some(c), _, _) => Follow::Commit(c.clone()),
-                (None, Some(t), _) => Follow::Tag(t.clone()),
-                (None, None, Some(b)) => Follow::Branch(b.clone()),
-                _ => Follow::Head,
-            };
-            Ok(Arc::new(GitCheckout::open(
-                Path::new(url),
-                follow,
-                &subpath,
-            )?))
-        }
+        SourceKind::Git => Ok(Arc::new(GitCheckout::open(
+            Path::new(url),
+            follow,
+            &subpath,
+        )?)),
     }
 }
 
@@ -246,7 +266,8 @@ impl Controller {
     fn start(&self, name: &str, spec_value: &Value) -> Result<Running, String> {
         let spec: SourceSpec = serde_json::from_value(spec_value.clone())
             .map_err(|e| format!("the Source's spec is invalid: {e}"))?;
-        let checkout = open_checkout(&spec).map_err(|e| e.to_string())?;
+        let checkout =
+            open_checkout(&spec, name, &self.settings.mirrors).map_err(|e| e.to_string())?;
         let (tx, rx) = mpsc::channel(16);
         let watcher = if checkout.is_remote() {
             None

@@ -28,6 +28,8 @@ pub enum Follow {
     Tag(String),
     /// One commit, for ever.
     Commit(String),
+    /// A full ref name (e.g. a mirror's `refs/remotes/origin/HEAD`).
+    Ref(String),
 }
 
 /// A Git repository on this machine.
@@ -116,7 +118,7 @@ impl GitCheckout {
             Follow::Head => "HEAD".into(),
             Follow::Branch(b) => format!("refs/heads/{b}"),
             Follow::Tag(t) => format!("refs/tags/{t}"),
-            Follow::Commit(c) => c.clone(),
+            Follow::Commit(c) | Follow::Ref(c) => c.clone(),
         }
     }
 

@@ -10,5 +10,6 @@ pub mod drift;
 pub mod git;
 pub mod health;
 pub mod manifests;
+pub mod remote;
 pub mod webhook;
 pub mod worker;

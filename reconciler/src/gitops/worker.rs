@@ -78,6 +78,8 @@ pub struct Settings {
     pub health_interval: Duration,
     /// How long an applied revision may take to become healthy before it is Degraded.
     pub health_timeout: Duration,
+    /// Where remote repositories are mirrored.
+    pub mirrors: std::path::PathBuf,
 }
 
 impl std::fmt::Debug for Settings {
@@ -219,7 +221,15 @@ impl SourceWorker {
                 }
             }
         }
-        let mut poll = tokio::time::interval(self.settings.poll_interval);
+        let every = self
+            .spec
+            .interval
+            .as_deref()
+            .and_then(parse_interval)
+            .unwrap_or(self.settings.poll_interval);
+        let mut poll = tokio::time::interval(every);
+        // The first look is the start-up one below, not an immediate tick.
+        poll.reset();
         let mut drift = tokio::time::interval(self.settings.drift_interval);
         drift.reset();
         let mut next = Some(Trigger::Watch);
@@ -234,11 +244,17 @@ impl SourceWorker {
                 },
             };
             // Coalesce a burst of watch and poll events into one look at the head.
+            let mut trigger = trigger;
             if matches!(trigger, Trigger::Watch | Trigger::Poll { .. }) {
                 while let Ok(t) = queue.try_recv() {
-                    if !matches!(t, Trigger::Watch | Trigger::Poll { .. }) {
-                        next = Some(t);
-                        break;
+                    match t {
+                        // A webhook among them names the look.
+                        Trigger::Poll { webhook: true } => trigger = t,
+                        Trigger::Watch | Trigger::Poll { .. } => {}
+                        other => {
+                            next = Some(other);
+                            break;
+                        }
                     }
                 }
             }
@@ -421,9 +437,7 @@ impl SourceWorker {
             Trigger::Watch | Trigger::Poll { .. } => {
                 let kind = match trigger {
                     Trigger::Poll { webhook: true } => TriggerKind::Webhook,
-                    Trigger::Poll { webhook: false } if self.checkout.is_remote() => {
-                        TriggerKind::Poll
-                    }
+                    _ if self.checkout.is_remote() => TriggerKind::Poll,
                     _ => TriggerKind::Watch,
                 };
                 self.follow_head(kind).await;
@@ -1003,6 +1017,21 @@ impl SourceWorker {
             self.attempt(attempt).await;
         }
     }
+}
+
+/// `15s`, `2m`, `1h`, `500ms` (a Source's `spec.interval`); `None` when malformed or zero.
+pub fn parse_interval(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return None,
+    };
+    (!d.is_zero()).then_some(d)
 }
 
 /// The newest commit of `source` whose applied revision became Healthy, other than `not`.
