@@ -260,7 +260,7 @@ fn commits_are_applied_whole_refused_whole_audited_and_rolled_back() {
     let ferry = Ferry::up(
         &kubectl,
         &repo.path().display().to_string(),
-        &["--drift-interval", "1s"],
+        &["--drift-interval", "1h"],
     );
 
     // 1. The first commit is applied, audited with author, message and per-object changes.
@@ -741,7 +741,7 @@ fn health_is_followed_degraded_rolls_back_and_drift_self_heals() {
             "--auto-rollback",
             "--self-heal",
             "--drift-interval",
-            "1s",
+            "1h",
             "--health-timeout",
             "30s",
         ],

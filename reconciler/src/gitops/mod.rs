@@ -7,6 +7,7 @@ pub mod controller;
 pub mod diff;
 pub mod directory;
 pub mod drift;
+pub mod drift_watch;
 pub mod git;
 pub mod health;
 pub mod manifests;

@@ -25,6 +25,7 @@ use super::checkout::{Checkout, Snapshot};
 use super::cluster::{Cluster, ClusterError, FERRY_NAMESPACE, REVISION_LABEL, sequence};
 use super::diff;
 use super::drift;
+use super::drift_watch::{self, Wanted};
 use super::health::{self, Health};
 use super::manifests::{COMMIT_ANNOTATION, Desired, Loader, ObjectId};
 
@@ -178,6 +179,10 @@ pub struct SourceWorker {
     state: State,
     loader: Loader,
     triggers: mpsc::Sender<Trigger>,
+    /// What the applied commit wants, for the drift watchers.
+    wanted: tokio::sync::watch::Sender<Wanted>,
+    /// Kinds with a drift watcher, and what stops them.
+    watched: (HashSet<(String, String)>, CancellationToken),
 }
 
 impl SourceWorker {
@@ -194,6 +199,8 @@ impl SourceWorker {
         let loader = Loader::new(settings.validator.clone(), &name);
         SourceWorker {
             loader,
+            wanted: tokio::sync::watch::Sender::new(None),
+            watched: (HashSet::new(), CancellationToken::new()),
             name,
             spec,
             cluster,
@@ -232,6 +239,7 @@ impl SourceWorker {
         poll.reset();
         let mut drift = tokio::time::interval(self.settings.drift_interval);
         drift.reset();
+        self.watch_drift();
         let mut next = Some(Trigger::Watch);
         loop {
             let trigger = match next.take() {
@@ -263,6 +271,35 @@ impl SourceWorker {
         if let Some(h) = self.state.health.take() {
             h.cancel();
         }
+        self.watched.1.cancel();
+    }
+
+    /// Publishes what the applied commit wants to the drift watchers, starting a watcher for
+    /// each kind not yet watched.
+    fn watch_drift(&mut self) {
+        let Some(desired) = &self.state.applied_desired else {
+            return;
+        };
+        let wanted: HashMap<ObjectId, Arc<Value>> = desired
+            .objects
+            .iter()
+            .map(|o| (o.id.clone(), o.object.clone()))
+            .collect();
+        for o in &desired.objects {
+            let key = (o.id.api_version.clone(), o.id.kind.clone());
+            if self.watched.0.insert(key) {
+                drift_watch::spawn(
+                    self.cluster.client().clone(),
+                    &self.name,
+                    &o.id.api_version,
+                    &o.id.kind,
+                    self.wanted.subscribe(),
+                    self.triggers.clone(),
+                    self.watched.1.clone(),
+                );
+            }
+        }
+        self.wanted.send_replace(Some(Arc::new(wanted)));
     }
 
     /// Rebuilds the state from the audit and the live objects (after a restart or crash).
@@ -768,6 +805,7 @@ impl SourceWorker {
             .inventory
             .extend(desired.objects.iter().map(|o| o.id.clone()));
         self.state.applied_desired = Some(desired);
+        self.watch_drift();
         self.set_status(json!({
             "appliedCommit": attempt.commit,
             "lastRevision": revision_name,
