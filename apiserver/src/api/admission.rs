@@ -161,6 +161,19 @@ fn default_pod_spec(spec: &mut Value) {
 
 /// Applies Kubernetes' defaults for the kind.
 pub fn default(kind: &KindInfo, object: &mut Value) {
+    let had_spec = object.get("spec").is_some();
+    default_fields(kind, object);
+    // Defaulting reads `spec` through indexing, which makes a null one: not a field the
+    // object has (a ConfigMap has no spec).
+    if !had_spec
+        && object.get("spec").is_some_and(Value::is_null)
+        && let Some(map) = object.as_object_mut()
+    {
+        map.remove("spec");
+    }
+}
+
+fn default_fields(kind: &KindInfo, object: &mut Value) {
     let spec = &mut object["spec"];
     match (kind.group, kind.kind) {
         ("", "Pod") => default_pod_spec(spec),

@@ -239,33 +239,26 @@ impl SourceWorker {
         poll.reset();
         let mut drift = tokio::time::interval(self.settings.drift_interval);
         drift.reset();
-        self.watch_drift();
-        let mut next = Some(Trigger::Watch);
+        self.watch_drift(None);
+        let mut pending = Pending::default();
+        pending.add(Trigger::Watch);
         loop {
-            let trigger = match next.take() {
-                Some(t) => t,
-                None => tokio::select! {
+            if pending.is_empty() {
+                let t = tokio::select! {
                     () = cancel.cancelled() => break,
                     t = queue.recv() => match t { Some(t) => t, None => break },
                     _ = poll.tick() => Trigger::Poll { webhook: false },
                     _ = drift.tick() => Trigger::DriftCheck,
-                },
-            };
-            // Coalesce a burst of watch and poll events into one look at the head.
-            let mut trigger = trigger;
-            if matches!(trigger, Trigger::Watch | Trigger::Poll { .. }) {
-                while let Ok(t) = queue.try_recv() {
-                    match t {
-                        // A webhook among them names the look.
-                        Trigger::Poll { webhook: true } => trigger = t,
-                        Trigger::Watch | Trigger::Poll { .. } => {}
-                        other => {
-                            next = Some(other);
-                            break;
-                        }
-                    }
-                }
+                };
+                pending.add(t);
             }
+            // Whatever else is queued joins: bursts of events become one look.
+            while let Ok(t) = queue.try_recv() {
+                pending.add(t);
+            }
+            let Some(trigger) = pending.next() else {
+                continue;
+            };
             self.handle(trigger).await;
         }
         if let Some(h) = self.state.health.take() {
@@ -276,8 +269,8 @@ impl SourceWorker {
 
     /// Publishes what the applied commit wants to the drift watchers, starting a watcher for
     /// each kind not yet watched.
-    fn watch_drift(&mut self) {
-        let Some(desired) = &self.state.applied_desired else {
+    fn watch_drift(&mut self, desired: Option<&Desired>) {
+        let Some(desired) = desired.or(self.state.applied_desired.as_ref()) else {
             return;
         };
         let wanted: HashMap<ObjectId, Arc<Value>> = desired
@@ -285,21 +278,26 @@ impl SourceWorker {
             .iter()
             .map(|o| (o.id.clone(), o.object.clone()))
             .collect();
+        let mut start = Vec::new();
         for o in &desired.objects {
             let key = (o.id.api_version.clone(), o.id.kind.clone());
-            if self.watched.0.insert(key) {
-                drift_watch::spawn(
-                    self.cluster.client().clone(),
-                    &self.name,
-                    &o.id.api_version,
-                    &o.id.kind,
-                    self.wanted.subscribe(),
-                    self.triggers.clone(),
-                    self.watched.1.clone(),
-                );
+            if !self.watched.0.contains(&key) && !start.contains(&key) {
+                start.push(key);
             }
         }
         self.wanted.send_replace(Some(Arc::new(wanted)));
+        for key in start {
+            drift_watch::spawn(
+                self.cluster.client().clone(),
+                &self.name,
+                &key.0,
+                &key.1,
+                self.wanted.subscribe(),
+                self.triggers.clone(),
+                self.watched.1.clone(),
+            );
+            self.watched.0.insert(key);
+        }
     }
 
     /// Rebuilds the state from the audit and the live objects (after a restart or crash).
@@ -769,7 +767,10 @@ impl SourceWorker {
         }
         let mut operations = std::mem::take(&mut plan.operations);
         operations.push(json!({"create": revision}));
+        // The drift watchers learn what this commit wants before its writes reach them.
+        self.watch_drift(Some(&desired));
         if let Err(e) = self.cluster.transaction(operations, false).await {
+            self.watch_drift(None);
             let result = match &e {
                 ClusterError::Refused {
                     code: 422 | 400 | 404,
@@ -805,7 +806,6 @@ impl SourceWorker {
             .inventory
             .extend(desired.objects.iter().map(|o| o.id.clone()));
         self.state.applied_desired = Some(desired);
-        self.watch_drift();
         self.set_status(json!({
             "appliedCommit": attempt.commit,
             "lastRevision": revision_name,
@@ -1082,6 +1082,44 @@ async fn last_healthy(cluster: &Cluster, source: &str, not: &str) -> Option<Stri
         .filter_map(|r| r["spec"]["commit"].as_str())
         .find(|c| *c != not)
         .map(str::to_owned)
+}
+
+/// Triggers waiting to be handled, coalesced: requests (`ferry sync`, rollbacks) in order and
+/// first, then one look at the head (a webhook's if any), then one drift check.
+#[derive(Debug, Default)]
+struct Pending {
+    requests: std::collections::VecDeque<Trigger>,
+    look: Option<Trigger>,
+    drift: bool,
+}
+
+impl Pending {
+    fn add(&mut self, trigger: Trigger) {
+        match trigger {
+            Trigger::DriftCheck => self.drift = true,
+            Trigger::Poll { webhook: true } => self.look = Some(trigger),
+            Trigger::Watch | Trigger::Poll { .. } => {
+                if self.look.is_none() {
+                    self.look = Some(trigger);
+                }
+            }
+            request => self.requests.push_back(request),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.requests.is_empty() && self.look.is_none() && !self.drift
+    }
+
+    fn next(&mut self) -> Option<Trigger> {
+        if let Some(r) = self.requests.pop_front() {
+            return Some(r);
+        }
+        if let Some(look) = self.look.take() {
+            return Some(look);
+        }
+        std::mem::take(&mut self.drift).then_some(Trigger::DriftCheck)
+    }
 }
 
 /// What an attempt is about.
