@@ -564,6 +564,21 @@ fn commits_are_applied_whole_refused_whole_audited_and_rolled_back() {
 
 #[test]
 fn a_kill_mid_apply_leaves_a_whole_commit_and_recovers() {
+    kill_mid_apply(None);
+}
+
+#[test]
+fn a_kill_mid_apply_on_postgres() {
+    if tools().is_none() {
+        return;
+    }
+    let Some(pg) = ferry_testkit::TempPostgres::start() else {
+        return;
+    };
+    kill_mid_apply(Some(pg.database("gitops")));
+}
+
+fn kill_mid_apply(db: Option<String>) {
     let Some((git, kubectl)) = tools() else {
         return;
     };
@@ -571,7 +586,11 @@ fn a_kill_mid_apply_leaves_a_whole_commit_and_recovers() {
     repo.write("namespace.yaml", NAMESPACE);
     repo.write("apps/seed.yaml", &configmap("seed", "0"));
     let first = repo.commit("Seed");
-    let mut ferry = Ferry::up(&kubectl, &repo.path().display().to_string(), &[]);
+    let db_args: Vec<&str> = match &db {
+        Some(url) => vec!["--db", url.as_str()],
+        None => Vec::new(),
+    };
+    let mut ferry = Ferry::up(&kubectl, &repo.path().display().to_string(), &db_args);
     ferry.wait_records(1);
 
     // A commit of 2,000 objects; ferry is killed while it is applying it.
