@@ -2,23 +2,23 @@
 
 default: test
 
-# Run what ferry can run today (`ferry up` arrives with the apiserver and GitOps issues).
+# Run the appliance: the apiserver and the GitOps engine following fixtures/demo (SQLite).
 up:
-    cargo run --release -- validate fixtures/demo
+    cargo run --release -- up
 
 # Every test, with its set-up (the README's test command).
 test:
     ./ops/test.sh
 
-# End-to-end tests only: the ferry binary against real inputs, kubectl, PostgreSQL, the kube
-# crate and kubernetes-validate.
+# End-to-end tests only: the ferry binary against real inputs, kubectl, git, PostgreSQL, the
+# kube crate and kubernetes-validate.
 e2e:
-    cargo test --test validate_cli --test parity_corpus --test apiserver_kubectl
-    cargo test -p ferry-apiserver --test storage --test kube_client
+    cargo test --test validate_cli --test parity_corpus --test apiserver_kubectl --test gitops
+    cargo test -p ferry-apiserver --test storage --test kube_client --test transaction
     python3 ops/bench/parity.py
 
-# Benchmarks: `just bench validate`, `just bench apiserver` (numbers to stdout and
-# bench-results/<what>.json).
+# Benchmarks: `just bench validate`, `just bench apiserver`, `just bench gitops` (numbers to
+# stdout and bench-results/<what>.json).
 bench what="validate":
     cargo build --release
     cargo build --release -p ferry-apiserver --example apibench

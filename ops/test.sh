@@ -27,6 +27,15 @@ if [ ! -x /usr/lib/google-cloud-sdk/bin/kubectl.1.33 ]; then
   need kubectl "drives the apiserver in the end-to-end tests" || true
 fi
 
+# git: the GitOps suite makes real repositories and commits and serves one with git daemon.
+if ! command -v git >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing git (apt-get)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git >/dev/null
+  fi
+  need git "makes the repositories the GitOps tests follow" || true
+fi
+
 # PostgreSQL: the storage suite runs on it as well as on SQLite. The tests start a throwaway
 # server themselves (initdb/pg_ctl in a temp dir); here we only make sure it is installed.
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then

@@ -1,5 +1,4 @@
-//! ferry's apiserver (issue #3, in progress): the Kubernetes REST API over hyper (axum) on
-//! ferry's storage.
+//! ferry's apiserver: the Kubernetes REST API over hyper (axum) on ferry's storage.
 //!
 //! - [`storage`]: objects and a change log on SQLite or PostgreSQL through sqlx, one global
 //!   gap-free revision handed out by a group-commit writer, multi-object all-or-nothing
@@ -8,9 +7,10 @@
 //!   selectors and paging, watch, `status` subresource, admission (defaulting and validation
 //!   with the `ferry validate` engine), Table output, errors as `Status` objects.
 //! - [`server`]: TCP serving with drain-based shutdown.
+//! - [`api::transaction`]: many objects admitted and written as one transaction (the GitOps
+//!   sync's path).
 //!
-//! Still to come: PATCH (JSON, merge, strategic merge, server-side apply), `scale` and pod
-//! `binding`, ClusterIP and NodePort allocation, authn/authz, audit, metrics.
+//! Still to come: protobuf request bodies, authn/authz and TLS.
 
 pub mod api;
 pub mod bootstrap;

@@ -23,7 +23,7 @@
 //! answer lists, per operation, what happened (`created`, `updated`, `unchanged`, `deleted`)
 //! and the object's new `resourceVersion`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use axum::body::Body;
 use axum::http::{Response, StatusCode};
@@ -35,7 +35,7 @@ use super::catalog::storage_resource;
 use super::request::{json_response, parse_object};
 use super::status::{ApiError, Cause};
 use super::{ApiState, allocator, apply, resource};
-use crate::storage::{ObjectKey, StorageError, WriteOp};
+use crate::storage::{ObjectKey, StorageError, Stored, WriteOp};
 
 /// The largest transaction body: a commit of many objects is one request.
 pub const MAX_TRANSACTION_BODY: usize = 256 * 1024 * 1024;
@@ -217,19 +217,23 @@ async fn admit_all(
     let mut causes: Vec<Cause> = Vec::new();
     let mut first_error: Option<ApiError> = None;
     let mut reserved: HashSet<ObjectKey> = HashSet::new();
+    // Every object the transaction touches, read in a few statements.
+    let keys: Vec<ObjectKey> = operations
+        .iter()
+        .filter_map(|(verb, body)| target(verb, body).ok().map(|(_, key)| key))
+        .collect();
+    let mut stored = state
+        .storage
+        .get_many(&keys)
+        .await
+        .map_err(|e| ApiError::from_storage(e, "", "objects"))?;
     for i in order {
         let (verb, body) = &operations[i];
-        match admit_one(
-            state,
-            i,
-            verb,
-            body,
+        let context = Context {
             manager,
-            &created_namespaces,
-            &mut reserved,
-        )
-        .await
-        {
+            created_namespaces: &created_namespaces,
+        };
+        match admit_one(state, i, (verb, body), context, &mut stored, &mut reserved).await {
             Ok(p) => planned.push(p),
             Err(error) => {
                 let what = describe(
@@ -303,16 +307,8 @@ async fn admit_all(
     Ok(planned)
 }
 
-/// Admits one operation against the stored state.
-async fn admit_one(
-    state: &ApiState,
-    index: usize,
-    verb: &Verb,
-    body: &Value,
-    manager: &str,
-    created_namespaces: &HashSet<String>,
-    reserved: &mut HashSet<ObjectKey>,
-) -> Result<Planned, ApiError> {
+/// The kind and storage key an operation addresses.
+fn target(verb: &Verb, body: &Value) -> Result<(&'static KindInfo, ObjectKey), ApiError> {
     let api_version = body["apiVersion"].as_str().unwrap_or_default();
     let kind_name = body["kind"].as_str().unwrap_or_default();
     let kind = kinds::find(api_version, kind_name).ok_or_else(|| {
@@ -336,12 +332,36 @@ async fn admit_one(
         )));
     }
     let namespace = if kind.namespaced { namespace } else { "" };
-    let key = ObjectKey::new(storage_resource(kind), namespace, name);
-    let stored = state
-        .storage
-        .get(&key)
-        .await
-        .map_err(|e| ApiError::from_storage(e, kind.group, kind.plural))?;
+    Ok((
+        kind,
+        ObjectKey::new(storage_resource(kind), namespace, name),
+    ))
+}
+
+/// What every operation of a transaction shares.
+#[derive(Clone, Copy)]
+struct Context<'a> {
+    manager: &'a str,
+    created_namespaces: &'a HashSet<String>,
+}
+
+/// Admits one operation against the stored state (`stored`: the objects read up front).
+async fn admit_one(
+    state: &ApiState,
+    index: usize,
+    (verb, body): (&Verb, &Value),
+    context: Context<'_>,
+    stored: &mut HashMap<ObjectKey, Stored>,
+    reserved: &mut HashSet<ObjectKey>,
+) -> Result<Planned, ApiError> {
+    let Context {
+        manager,
+        created_namespaces,
+    } = context;
+    let (kind, key) = target(verb, body)?;
+    let (namespace, name) = (key.namespace.clone(), key.name.clone());
+    let (namespace, name) = (namespace.as_str(), name.as_str());
+    let stored = stored.remove(&key);
     let ns_arg = kind.namespaced.then_some(namespace);
     let mut ops = Vec::new();
     let needs_namespace = kind.namespaced && !created_namespaces.contains(namespace);

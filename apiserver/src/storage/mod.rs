@@ -157,6 +157,36 @@ impl Storage {
         row.map(|row| stored(&row, key)).transpose()
     }
 
+    /// Reads many objects in a few statements; absent ones are not in the answer.
+    pub async fn get_many(
+        &self,
+        keys: &[ObjectKey],
+    ) -> Result<std::collections::HashMap<ObjectKey, Stored>, StorageError> {
+        let mut refs: Vec<&ObjectKey> = keys.iter().collect();
+        refs.sort();
+        refs.dedup();
+        let mut found = std::collections::HashMap::with_capacity(refs.len());
+        for chunk in refs.chunks(writer::CHUNK) {
+            let query = writer::keys_query(
+                "SELECT resource, namespace, name, revision, body FROM objects WHERE (resource, namespace, name) IN (VALUES",
+                chunk,
+            );
+            for row in query.fetch_all(&self.pool).await? {
+                let key = ObjectKey::new(
+                    row.try_get::<String, _>(0)?,
+                    row.try_get::<String, _>(1)?,
+                    row.try_get::<String, _>(2)?,
+                );
+                let revision: i64 = row.try_get(3)?;
+                let body: String = row.try_get(4)?;
+                let object = serde_json::from_str(&body)
+                    .map_err(|e| StorageError::Corrupt(key.clone(), e.to_string()))?;
+                found.insert(key, Stored { revision, object });
+            }
+        }
+        Ok(found)
+    }
+
     /// Lists a resource (in one namespace, or all when `namespace` is `None`), after the
     /// `(namespace, name)` cursor, at most `limit` items (0: no limit). Consistent: every item
     /// is as of the returned revision.

@@ -85,7 +85,7 @@ fn now_ms() -> i64 {
 }
 
 /// Rows per multi-row statement (SQLite allows 32,766 parameters; 7 per change row).
-const CHUNK: usize = 500;
+pub(super) const CHUNK: usize = 500;
 
 /// `($1, $2, $3), ($4, $5, $6), ...` for `rows` rows of `width` parameters.
 fn placeholders(rows: usize, width: usize) -> String {
@@ -107,7 +107,7 @@ fn placeholders(rows: usize, width: usize) -> String {
 }
 
 /// `{head} (($1, $2, $3), ...))` with every key's resource, namespace and name bound.
-fn keys_query<'q>(
+pub(super) fn keys_query<'q>(
     head: &str,
     keys: &'q [&ObjectKey],
 ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {

@@ -1,5 +1,12 @@
 //! GitOps: a source (Git repository or directory) followed commit by commit; each commit
 //! validated whole, applied as one transaction, audited as a `Revision`, and followed to health.
+//!
+//! - [`checkout`]: what a source yields ([`git`], [`remote`], [`directory`] implement it).
+//! - [`manifests`]: a snapshot's files to the objects a commit wants (cached by content).
+//! - [`worker`]: one source's sync loop (triggers, attempts, rollback and pinning, health,
+//!   drift, self-heal); [`controller`] runs a worker per `Source` object.
+//! - [`cluster`]: the cluster through the `kube` client, including the multi-object
+//!   transaction; [`health`], [`drift`], [`drift_watch`], [`diff`], [`webhook`]: the rules.
 
 pub mod checkout;
 pub mod cluster;
