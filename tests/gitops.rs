@@ -1008,3 +1008,69 @@ fn a_remote_repository_is_fetched_polled_and_force_pushed() {
         "an unreachable remote is not a sync attempt"
     );
 }
+
+#[test]
+fn ferry_up_follows_the_demo_by_default() {
+    let Some((_, kubectl)) = tools() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args: Vec<String> = vec![
+        "up".into(),
+        "--data-dir".into(),
+        dir.path().join("data").display().to_string(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(&args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("ferry up");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("startup line");
+    assert!(line.contains("source demo"), "{line}");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("url")
+        .to_owned();
+    let kubeconfig = dir.path().join("kubeconfig");
+    let config = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["kubeconfig", "--server", &url])
+        .output()
+        .expect("kubeconfig");
+    std::fs::write(&kubeconfig, config.stdout).expect("write");
+    let ferry = Ferry {
+        child,
+        url,
+        kubeconfig,
+        kubectl,
+        args,
+        _dir: dir,
+    };
+    let r = ferry.wait_records(1);
+    assert_eq!(r["result"], "Applied", "{r:#}");
+    let out = ferry.kubectl(&[
+        "get",
+        "deployment,service,configmap,cronjob",
+        "-n",
+        "demo",
+        "-o",
+        "name",
+    ]);
+    let names = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "deployment.apps/web",
+        "service/web",
+        "configmap/web-content",
+        "cronjob.batch/cleanup",
+    ] {
+        assert!(
+            names.lines().any(|l| l == want),
+            "{want} missing from {names}"
+        );
+    }
+}
