@@ -1074,3 +1074,73 @@ fn ferry_up_follows_the_demo_by_default() {
         );
     }
 }
+
+#[test]
+fn hostile_repositories_are_refused_with_reasons() {
+    let Some((git, kubectl)) = tools() else {
+        return;
+    };
+    let repo = Repo::new(&git);
+    repo.write("namespace.yaml", NAMESPACE);
+    repo.write("a.yaml", &configmap("a", "1"));
+    repo.commit("Good");
+    let ferry = Ferry::up(&kubectl, &repo.path().display().to_string(), &[]);
+    assert_eq!(ferry.wait_records(1)["result"], "Applied");
+
+    // A symlink out of the repository.
+    std::os::unix::fs::symlink("/etc/passwd", repo.path().join("passwd.yaml")).expect("symlink");
+    repo.commit("Link out");
+    let r = ferry.wait_records(2);
+    assert_eq!(r["result"], "Rejected");
+    assert_eq!(r["errors"][0]["file"], "passwd.yaml");
+    assert!(
+        r["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("outside the repository"),
+        "{r:#}"
+    );
+    std::fs::remove_file(repo.path().join("passwd.yaml")).expect("rm");
+
+    // A file over 5 MiB.
+    let mut big = configmap("big", "1");
+    big.push_str(&format!("  padding: \"{}\"\n", "x".repeat(6 * 1024 * 1024)));
+    repo.write("big.yaml", &big);
+    repo.commit("Too big");
+    let r = ferry.wait_records(3);
+    assert_eq!(r["result"], "Rejected");
+    assert_eq!(r["errors"][0]["file"], "big.yaml");
+    assert!(
+        r["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("over the limit"),
+        "{r:#}"
+    );
+    repo.remove("big.yaml");
+
+    // A billion-laughs YAML bomb.
+    let mut bomb = String::from(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: bomb\n  namespace: shop\na0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
+    for i in 1..10 {
+        let p = i - 1;
+        bomb.push_str(&format!(
+            "a{i}: &a{i} [*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p}]\n"
+        ));
+    }
+    repo.write("bomb.yaml", &bomb);
+    repo.commit("Bomb");
+    let r = ferry.wait_records(4);
+    assert_eq!(r["result"], "Rejected");
+    assert_eq!(r["errors"][0]["file"], "bomb.yaml");
+
+    // Nothing of it reached the cluster; a clean commit still goes through.
+    assert_eq!(ferry.value("a").as_deref(), Some("1"));
+    assert_eq!(ferry.value("big"), None);
+    repo.remove("bomb.yaml");
+    repo.write("a.yaml", &configmap("a", "2"));
+    repo.commit("Clean again");
+    assert_eq!(ferry.wait_records(5)["result"], "Applied");
+    assert_eq!(ferry.value("a").as_deref(), Some("2"));
+}
