@@ -101,6 +101,11 @@ pub trait Checkout: Send + Sync {
     fn watch_paths(&self) -> Vec<PathBuf>;
     /// Whether the head can only be learnt by polling (a remote repository).
     fn is_remote(&self) -> bool;
+    /// How long the watched paths must be quiet before a change is looked at (files being
+    /// written are not read half-way; a Git ref moves atomically and needs no wait).
+    fn settle(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }
 
 /// Whether a path names a manifest file ferry loads.

@@ -149,4 +149,8 @@ impl Checkout for DirectoryCheckout {
     fn is_remote(&self) -> bool {
         false
     }
+
+    fn settle(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(150)
+    }
 }

@@ -242,11 +242,11 @@ impl SourceWorker {
         self.watch_drift(None);
         let mut pending = Pending::default();
         pending.add(Trigger::Watch);
-        loop {
+        'run: loop {
             if pending.is_empty() {
                 let t = tokio::select! {
-                    () = cancel.cancelled() => break,
-                    t = queue.recv() => match t { Some(t) => t, None => break },
+                    () = cancel.cancelled() => break 'run,
+                    t = queue.recv() => match t { Some(t) => t, None => break 'run },
                     _ = poll.tick() => Trigger::Poll { webhook: false },
                     _ = drift.tick() => Trigger::DriftCheck,
                 };
@@ -255,6 +255,22 @@ impl SourceWorker {
             // Whatever else is queued joins: bursts of events become one look.
             while let Ok(t) = queue.try_recv() {
                 pending.add(t);
+            }
+            // A directory being written to is looked at once it has been quiet a while.
+            let settle = self.checkout.settle();
+            while !settle.is_zero() && pending.look == Some(Trigger::Watch) {
+                tokio::select! {
+                    () = cancel.cancelled() => break 'run,
+                    () = tokio::time::sleep(settle) => {}
+                }
+                let mut more = false;
+                while let Ok(t) = queue.try_recv() {
+                    more = true;
+                    pending.add(t);
+                }
+                if !more {
+                    break;
+                }
             }
             let Some(trigger) = pending.next() else {
                 continue;
