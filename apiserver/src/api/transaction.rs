@@ -390,24 +390,16 @@ async fn admit_one(
         (Verb::Create, Some(_)) => {
             return Err(ApiError::already_exists(kind.group, kind.plural, name));
         }
-        (Verb::Create, None) => {
-            let (mut object, _) = state.admission.create(kind, ns_arg, body.clone(), fv)?;
-            apply::record_update(None, &mut object, manager);
-            if needs_namespace {
-                ops.push(namespace_required(namespace));
-            }
-            if kind.group.is_empty() && kind.kind == "Service" {
-                ops.extend(allocate(state, name, &mut object, reserved).await?);
-            }
-            ops.push(WriteOp::Create {
-                key: key.clone(),
-                object,
-            });
-            "created"
-        }
-        (Verb::Apply, None) => {
-            let object = apply::apply(None, body, manager, true, (kind.group, kind.plural, name))?;
-            let (mut object, _) = state.admission.create(kind, ns_arg, object, fv)?;
+        (verb @ (Verb::Create | Verb::Apply), None) => {
+            let mut object = if matches!(verb, Verb::Create) {
+                let (mut object, _) = state.admission.create(kind, ns_arg, body.clone(), fv)?;
+                apply::record_update(None, &mut object, manager);
+                object
+            } else {
+                let object =
+                    apply::apply(None, body, manager, true, (kind.group, kind.plural, name))?;
+                state.admission.create(kind, ns_arg, object, fv)?.0
+            };
             if needs_namespace {
                 ops.push(namespace_required(namespace));
             }

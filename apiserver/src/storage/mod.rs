@@ -167,20 +167,9 @@ impl Storage {
         refs.dedup();
         let mut found = std::collections::HashMap::with_capacity(refs.len());
         for chunk in refs.chunks(writer::CHUNK) {
-            let query = writer::keys_query(
-                "SELECT resource, namespace, name, revision, body FROM objects WHERE (resource, namespace, name) IN (VALUES",
-                chunk,
-            );
+            let query = writer::keys_query(writer::SELECT_BY_KEYS, chunk);
             for row in query.fetch_all(&self.pool).await? {
-                let key = ObjectKey::new(
-                    row.try_get::<String, _>(0)?,
-                    row.try_get::<String, _>(1)?,
-                    row.try_get::<String, _>(2)?,
-                );
-                let revision: i64 = row.try_get(3)?;
-                let body: String = row.try_get(4)?;
-                let object = serde_json::from_str(&body)
-                    .map_err(|e| StorageError::Corrupt(key.clone(), e.to_string()))?;
+                let (key, revision, object) = writer::keyed_row(&row)?;
                 found.insert(key, Stored { revision, object });
             }
         }

@@ -123,6 +123,23 @@ pub(super) fn keys_query<'q>(
     query
 }
 
+/// Objects by key; completed by [`keys_query`] with the keys' placeholders.
+pub(super) const SELECT_BY_KEYS: &str = "SELECT resource, namespace, name, revision, body FROM objects WHERE (resource, namespace, name) IN (VALUES";
+
+/// A row of [`SELECT_BY_KEYS`]: the key, revision and parsed body.
+pub(super) fn keyed_row(row: &sqlx::any::AnyRow) -> Result<(ObjectKey, i64, Value), StorageError> {
+    let key = ObjectKey::new(
+        row.try_get::<String, _>(0)?,
+        row.try_get::<String, _>(1)?,
+        row.try_get::<String, _>(2)?,
+    );
+    let revision: i64 = row.try_get(3)?;
+    let body: String = row.try_get(4)?;
+    let value: Value = serde_json::from_str(&body)
+        .map_err(|e| StorageError::Corrupt(key.clone(), e.to_string()))?;
+    Ok((key, revision, value))
+}
+
 /// Reads the current state of every key the batch touches, in a few statements.
 async fn prefetch(
     tx: &mut Transaction<'static, Any>,
@@ -137,20 +154,9 @@ async fn prefetch(
     let mut found: HashMap<ObjectKey, Current> =
         keys.iter().map(|k| ((*k).clone(), None)).collect();
     for chunk in keys.chunks(CHUNK) {
-        let query = keys_query(
-            "SELECT resource, namespace, name, revision, body FROM objects WHERE (resource, namespace, name) IN (VALUES",
-            chunk,
-        );
+        let query = keys_query(SELECT_BY_KEYS, chunk);
         for row in query.fetch_all(&mut **tx).await? {
-            let key = ObjectKey::new(
-                row.try_get::<String, _>(0)?,
-                row.try_get::<String, _>(1)?,
-                row.try_get::<String, _>(2)?,
-            );
-            let revision: i64 = row.try_get(3)?;
-            let body: String = row.try_get(4)?;
-            let value: Value = serde_json::from_str(&body)
-                .map_err(|e| StorageError::Corrupt(key.clone(), e.to_string()))?;
+            let (key, revision, value) = keyed_row(&row)?;
             found.insert(key, Some((revision, Arc::new(value))));
         }
     }

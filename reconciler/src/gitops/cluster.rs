@@ -157,29 +157,12 @@ impl Cluster {
 
     /// Every object carrying `source`'s label (ferry's own kinds excepted).
     pub async fn applied_by(&self, source: &str) -> Result<Vec<(ObjectId, Value)>, ClusterError> {
-        let selector = format!("{SOURCE_LABEL}={source}");
-        let mut out = Vec::new();
-        for kind in KINDS
+        let kinds: Vec<(String, String)> = KINDS
             .iter()
             .filter(|k| k.group != ferry_schema::ferry::GROUP)
-        {
-            for object in self.list(kind, "", &selector).await? {
-                let id = ObjectId {
-                    api_version: kind.api_version(),
-                    kind: kind.kind.to_owned(),
-                    namespace: object["metadata"]["namespace"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
-                    name: object["metadata"]["name"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
-                };
-                out.push((id, object));
-            }
-        }
-        Ok(out)
+            .map(|k| (k.api_version(), k.kind.to_owned()))
+            .collect();
+        Ok(self.live(source, &kinds).await?.into_iter().collect())
     }
 
     /// The live objects of the given kinds that carry `source`'s label, by identity: one list
