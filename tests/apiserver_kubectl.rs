@@ -507,6 +507,188 @@ fn everyday(api: &Apiserver) {
     );
 }
 
+/// kubectl's typed-client commands send `application/vnd.kubernetes.protobuf` bodies.
+fn typed_clients(api: &Apiserver) {
+    let out = api.ok(&["create", "namespace", "typed"]);
+    assert_eq!(out.trim(), "namespace/typed created");
+    assert_eq!(
+        api.ok(&["get", "ns", "typed", "-o", "jsonpath={.status.phase}"]),
+        "Active"
+    );
+    let err = api.fails(&["create", "namespace", "typed"]);
+    assert!(err.contains("AlreadyExists"), "{err}");
+    let err = api.fails(&["create", "namespace", "Bad_Name"]);
+    assert!(err.contains("Invalid") || err.contains("invalid"), "{err}");
+    let n = ["-n", "typed"];
+    // The namespace goes first: what follows `--` is the container command.
+    let run = |args: &[&str]| api.ok(&[&n[..], args].concat());
+
+    run(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx:1.27",
+        "--replicas=0",
+        "--port=8080",
+    ]);
+    let deploy: serde_json::Value =
+        serde_json::from_str(&run(&["get", "deploy", "web", "-o", "json"])).expect("json");
+    assert_eq!(
+        deploy["spec"]["replicas"], 0,
+        "an explicit zero survives: {deploy}"
+    );
+    assert_eq!(deploy["spec"]["selector"]["matchLabels"]["app"], "web");
+    let container = &deploy["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "nginx:1.27");
+    assert_eq!(container["ports"][0]["containerPort"], 8080);
+    // Defaults land where a JSON client's would: the empty strings protobuf carries are unset.
+    assert_eq!(container["imagePullPolicy"], "IfNotPresent");
+    assert_eq!(deploy["spec"]["strategy"]["type"], "RollingUpdate");
+    assert!(
+        deploy["metadata"]["creationTimestamp"].is_string(),
+        "{deploy}"
+    );
+
+    run(&[
+        "create",
+        "configmap",
+        "settings",
+        "--from-literal=mode=fast",
+        "--from-literal=empty=",
+    ]);
+    assert_eq!(
+        run(&["get", "cm", "settings", "-o", "jsonpath={.data}"]),
+        r#"{"empty":"","mode":"fast"}"#
+    );
+    run(&[
+        "create",
+        "secret",
+        "generic",
+        "db",
+        "--from-literal=password=s3cr3t",
+    ]);
+    assert_eq!(
+        run(&["get", "secret", "db", "-o", "jsonpath={.data.password}"]),
+        "czNjcjN0"
+    );
+    assert_eq!(
+        run(&["get", "secret", "db", "-o", "jsonpath={.type}"]),
+        "Opaque"
+    );
+
+    run(&[
+        "create",
+        "job",
+        "once",
+        "--image=busybox",
+        "--",
+        "echo",
+        "hi",
+    ]);
+    assert_eq!(
+        run(&[
+            "get",
+            "job",
+            "once",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[0].command}"
+        ]),
+        r#"["echo","hi"]"#
+    );
+    run(&[
+        "create",
+        "cronjob",
+        "nightly",
+        "--image=busybox",
+        "--schedule=0 3 * * *",
+        "--",
+        "true",
+    ]);
+    run(&["create", "job", "from-cron", "--from=cronjob/nightly"]);
+    let job: serde_json::Value =
+        serde_json::from_str(&run(&["get", "job", "from-cron", "-o", "json"])).expect("json");
+    assert_eq!(
+        job["metadata"]["ownerReferences"][0]["kind"], "CronJob",
+        "{job}"
+    );
+    assert_eq!(
+        job["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"],
+        "manual"
+    );
+
+    run(&["create", "service", "clusterip", "web", "--tcp=80:8080"]);
+    let table = run(&["get", "svc", "web"]);
+    assert!(
+        table.contains(" 80/TCP "),
+        "no node port on a ClusterIP service:\n{table}"
+    );
+    assert_eq!(
+        run(&[
+            "get",
+            "svc",
+            "web",
+            "-o",
+            "jsonpath={.spec.ports[0].targetPort}"
+        ]),
+        "8080"
+    );
+    run(&["create", "service", "nodeport", "edge", "--tcp=80:8080"]);
+    let port = run(&[
+        "get",
+        "svc",
+        "edge",
+        "-o",
+        "jsonpath={.spec.ports[0].nodePort}",
+    ]);
+    let port: u16 = port
+        .parse()
+        .unwrap_or_else(|_| panic!("allocated node port: {port:?}"));
+    assert!((30000..=32767).contains(&port), "{port}");
+
+    run(&["create", "serviceaccount", "robot"]);
+    run(&[
+        "create",
+        "poddisruptionbudget",
+        "web",
+        "--selector=app=web",
+        "--min-available=1",
+    ]);
+    assert_eq!(
+        run(&["get", "pdb", "web", "-o", "jsonpath={.spec.minAvailable}"]),
+        "1"
+    );
+    run(&[
+        "create",
+        "ingress",
+        "web",
+        "--rule=shop.example/cart*=web:80",
+    ]);
+    assert_eq!(
+        run(&[
+            "get",
+            "ingress",
+            "web",
+            "-o",
+            "jsonpath={.spec.rules[0].http.paths[0].backend.service.name}"
+        ]),
+        "web"
+    );
+    // Kinds whose status carries counters from the start (JSON bodies).
+    let template = "selector: {matchLabels: {app: a}}\n  template:\n    metadata: {labels: {app: a}}\n    spec: {containers: [{name: a, image: busybox}]}\n";
+    for kind in ["DaemonSet", "StatefulSet", "ReplicaSet"] {
+        let manifest = format!(
+            "apiVersion: apps/v1\nkind: {kind}\nmetadata: {{name: a, namespace: typed}}\nspec:\n  {template}"
+        );
+        let out = api.kubectl_stdin(&["create", "-f", "-"], &manifest);
+        assert!(out.status.success(), "{kind}: {}", text(&out.stderr));
+    }
+    assert_eq!(
+        run(&["get", "ds", "a", "-o", "jsonpath={.status.numberReady}"]),
+        "0"
+    );
+    run(&["delete", "namespace", "typed"]);
+}
+
 fn durability(api: &mut Apiserver) {
     let out = api.kubectl_stdin(
         &["create", "-f", "-"],
@@ -527,6 +709,7 @@ fn kubectl_everyday_on_sqlite() {
     };
     let mut api = Apiserver::start(&kubectl, None);
     everyday(&api);
+    typed_clients(&api);
     durability(&mut api);
 }
 
@@ -540,6 +723,7 @@ fn kubectl_everyday_on_postgres() {
     };
     let mut api = Apiserver::start(&kubectl, Some(pg.database("kubectl")));
     everyday(&api);
+    typed_clients(&api);
     durability(&mut api);
 }
 

@@ -122,6 +122,26 @@ fn set_default(object: &mut Value, key: &str, value: Value) {
     }
 }
 
+/// A workload's update strategy, defaulted field by field as Kubernetes does: `type`
+/// RollingUpdate, and then each missing `rollingUpdate` field (an empty `strategy: {}`, which
+/// protobuf clients always send, gets them all).
+fn default_update_strategy(spec: &mut Value, key: &str, rolling: Value) {
+    if !spec.is_object() {
+        return;
+    }
+    set_default(spec, key, json!({}));
+    let strategy = &mut spec[key];
+    set_default(strategy, "type", json!("RollingUpdate"));
+    if strategy["type"] == "RollingUpdate" {
+        set_default(strategy, "rollingUpdate", json!({}));
+        if let Value::Object(fields) = rolling {
+            for (k, v) in fields {
+                set_default(&mut strategy["rollingUpdate"], &k, v);
+            }
+        }
+    }
+}
+
 fn default_pod_spec(spec: &mut Value) {
     if !spec.is_object() {
         return;
@@ -174,15 +194,18 @@ pub fn default(kind: &KindInfo, object: &mut Value) {
 }
 
 fn default_fields(kind: &KindInfo, object: &mut Value) {
+    if (kind.group, kind.kind) == ("", "Secret") {
+        set_default(object, "type", json!("Opaque"));
+    }
     let spec = &mut object["spec"];
     match (kind.group, kind.kind) {
         ("", "Pod") => default_pod_spec(spec),
         ("apps", "Deployment") => {
             set_default(spec, "replicas", json!(1));
-            set_default(
+            default_update_strategy(
                 spec,
                 "strategy",
-                json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+                json!({"maxSurge": "25%", "maxUnavailable": "25%"}),
             );
             set_default(spec, "revisionHistoryLimit", json!(10));
             set_default(spec, "progressDeadlineSeconds", json!(600));
@@ -193,10 +216,10 @@ fn default_fields(kind: &KindInfo, object: &mut Value) {
             default_pod_spec(&mut spec["template"]["spec"]);
         }
         ("apps", "DaemonSet") => {
-            set_default(
+            default_update_strategy(
                 spec,
                 "updateStrategy",
-                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+                json!({"maxUnavailable": 1, "maxSurge": 0}),
             );
             set_default(spec, "revisionHistoryLimit", json!(10));
             default_pod_spec(&mut spec["template"]["spec"]);
@@ -204,11 +227,7 @@ fn default_fields(kind: &KindInfo, object: &mut Value) {
         ("apps", "StatefulSet") => {
             set_default(spec, "replicas", json!(1));
             set_default(spec, "podManagementPolicy", json!("OrderedReady"));
-            set_default(
-                spec,
-                "updateStrategy",
-                json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
-            );
+            default_update_strategy(spec, "updateStrategy", json!({"partition": 0}));
             set_default(spec, "revisionHistoryLimit", json!(10));
             default_pod_spec(&mut spec["template"]["spec"]);
         }
@@ -233,6 +252,12 @@ fn default_fields(kind: &KindInfo, object: &mut Value) {
             if let Some(ports) = spec["ports"].as_array_mut() {
                 for p in ports {
                     set_default(p, "protocol", json!("TCP"));
+                    // 0 and "" are IntOrString's zero value: not set.
+                    if p["targetPort"] == json!(0) || p["targetPort"] == json!("") {
+                        if let Some(map) = p.as_object_mut() {
+                            map.remove("targetPort");
+                        }
+                    }
                     let port = p["port"].clone();
                     set_default(p, "targetPort", port);
                 }
@@ -254,7 +279,7 @@ fn carry_allocations(old: &Value, new: &mut Value) {
     let old_ports = old["spec"]["ports"].as_array().cloned().unwrap_or_default();
     if let Some(ports) = new["spec"]["ports"].as_array_mut() {
         for port in ports {
-            if port["nodePort"].is_null()
+            if (port["nodePort"].is_null() || port["nodePort"].as_u64() == Some(0))
                 && let Some(before) = old_ports
                     .iter()
                     .find(|p| p["port"] == port["port"] && p["protocol"] == port["protocol"])
@@ -267,10 +292,22 @@ fn carry_allocations(old: &Value, new: &mut Value) {
 }
 
 /// Fresh status for a created object whose status is a subresource.
+/// The status a new object starts with: Kubernetes' zero values, which include the counters
+/// its status must always carry (a DaemonSet's `numberReady`, a PDB's `expectedPods`, ...).
 fn initial_status(kind: &KindInfo) -> Value {
-    match kind.kind {
-        "Namespace" => json!({"phase": "Active"}),
-        "Pod" => json!({"phase": "Pending"}),
+    match (kind.group, kind.kind) {
+        ("", "Namespace") => json!({"phase": "Active"}),
+        ("", "Pod") => json!({"phase": "Pending"}),
+        ("apps", "DaemonSet") => json!({
+            "currentNumberScheduled": 0, "desiredNumberScheduled": 0,
+            "numberMisscheduled": 0, "numberReady": 0,
+        }),
+        ("apps", "ReplicaSet") => json!({"replicas": 0}),
+        ("apps", "StatefulSet") => json!({"replicas": 0, "availableReplicas": 0}),
+        ("autoscaling", "HorizontalPodAutoscaler") => json!({"desiredReplicas": 0}),
+        ("policy", "PodDisruptionBudget") => json!({
+            "disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0,
+        }),
         _ => json!({}),
     }
 }

@@ -9,6 +9,7 @@ pub mod discovery;
 pub mod metrics;
 pub mod openapi;
 pub mod path;
+pub mod protobuf;
 pub mod request;
 pub mod resource;
 pub mod selector;

@@ -1,5 +1,5 @@
 //! What handlers need from a request: the query parameters, the Accept header, the body
-//! (size-limited, JSON or YAML) and the response helpers.
+//! (size-limited, JSON, YAML or Kubernetes protobuf) and the response helpers.
 
 use std::collections::HashMap;
 
@@ -46,7 +46,7 @@ pub fn accept(headers: &HeaderMap) -> String {
         .to_owned()
 }
 
-/// Parses a JSON or YAML body into one object.
+/// Parses a JSON, YAML or Kubernetes protobuf body into one object.
 pub fn parse_object(bytes: &[u8], media_type: &str) -> Result<Value, ApiError> {
     match media_type {
         "application/json" | "" | "*/*" => serde_json::from_slice(bytes)
@@ -68,6 +68,11 @@ pub fn parse_object(bytes: &[u8], media_type: &str) -> Result<Value, ApiError> {
                 )),
             }
         }
+        super::protobuf::MEDIA_TYPE => super::protobuf::decode_object(bytes).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the request body is not a valid protobuf object: {e}"
+            ))
+        }),
         other => Err(ApiError::unsupported_media_type(other)),
     }
 }
