@@ -56,6 +56,8 @@ echo "== cargo test (workspace)"
 cargo test --workspace --all-targets
 
 if command -v python3 >/dev/null 2>&1; then
+  echo "== the protobuf message table matches k8s-pb and the schemas"
+  python3 ops/protobuf/generate.py --check
   echo "== verdict parity with kubernetes-validate (fixtures/parity)"
   # Installs kubernetes-validate into target/bench-venv from PyPI on first use.
   python3 ops/bench/parity.py

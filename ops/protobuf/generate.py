@@ -9,7 +9,8 @@ come from ferry's own checked-in JSON Schemas (the names prost turned into snake
 matched back through the same snake_case rule). Only the messages reachable from the kinds
 ferry serves are kept.
 
-Usage: python3 ops/protobuf/generate.py   (rewrites apiserver/src/api/protobuf/messages.json)
+Usage: python3 ops/protobuf/generate.py           (rewrites apiserver/src/api/protobuf/messages.json)
+       python3 ops/protobuf/generate.py --check   (fails if the checked-in table is stale)
 """
 import glob
 import json
@@ -218,15 +219,22 @@ def main():
         "kinds": dict(sorted(kinds.items())),
         "messages": dict(sorted(keep.items())),
     }
+    rows = [f"{json.dumps(k)}: {json.dumps(v, separators=(',', ':'))}" for k, v in table["messages"].items()]
+    text = (
+        "{\n"
+        + f'"source": {json.dumps(table["source"])},\n'
+        + '"kinds": ' + json.dumps(table["kinds"], separators=(",", ":")) + ",\n"
+        + '"messages": {\n' + ",\n".join(rows) + "\n}}\n"
+    )
+    if "--check" in sys.argv[1:]:
+        current = open(OUT, encoding="utf-8").read() if os.path.exists(OUT) else ""
+        if current != text:
+            sys.exit(f"generate.py: {os.path.relpath(OUT, ROOT)} is stale; run python3 ops/protobuf/generate.py")
+        print(f"{os.path.relpath(OUT, ROOT)} is up to date ({len(keep)} messages)")
+        return
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w", encoding="utf-8") as fh:
-        fh.write("{\n")
-        fh.write(f'"source": {json.dumps(table["source"])},\n')
-        fh.write('"kinds": ' + json.dumps(table["kinds"], separators=(",", ":")) + ",\n")
-        fh.write('"messages": {\n')
-        rows = [f"{json.dumps(k)}: {json.dumps(v, separators=(',', ':'))}" for k, v in table["messages"].items()]
-        fh.write(",\n".join(rows))
-        fh.write("\n}}\n")
+        fh.write(text)
     print(f"{len(keep)} messages, {len(kinds)} kinds -> {os.path.relpath(OUT, ROOT)}")
     for g in sorted(set(guessed)):
         print(f"  named by rule, not by schema: {g}")
