@@ -97,13 +97,14 @@ impl Storage {
         let hub = Hub::new(pool.clone(), revision);
         let (writes, requests) = mpsc::channel(writer::MAX_BATCH * 4);
         let publisher = hub.clone();
+        let cancel = CancellationToken::new();
         tokio::spawn(writer::run(
             pool.clone(),
             engine,
             requests,
+            cancel.clone(),
             move |changes| publisher.publish(changes),
         ));
-        let cancel = CancellationToken::new();
         if engine == Engine::Postgres {
             tokio::spawn(listener::run(url.to_owned(), hub.clone(), cancel.clone()));
         }
@@ -116,7 +117,8 @@ impl Storage {
         })
     }
 
-    /// Stops the background tasks and closes the pool; queued writes still complete.
+    /// Stops the background tasks and closes the pool; queued writes still complete (the
+    /// writer commits what is queued, then hands its connection back).
     pub async fn close(&self) {
         self.cancel.cancel();
         self.pool.close().await;

@@ -14,8 +14,10 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
-use sqlx::{Any, AnyPool, Row, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Connection, Row, Transaction};
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use super::change::{Change, EventType};
 use super::engine::Engine;
@@ -37,14 +39,25 @@ pub struct WriteRequest {
 /// The state of a key as the batch sees it: `(revision, body)` or absent.
 type Current = Option<(i64, Arc<Value>)>;
 
-/// Runs the writer until every sender is gone, handing committed changes to `publish`.
+/// Runs the writer until every sender is gone or `stop` fires, handing committed changes to
+/// `publish`.
 pub async fn run(
     pool: AnyPool,
     engine: Engine,
     mut requests: mpsc::Receiver<WriteRequest>,
+    stop: CancellationToken,
     publish: impl Fn(&[Arc<Change>]),
 ) {
-    while let Some(first) = requests.recv().await {
+    // The writer keeps one connection: taking it from the pool for every batch costs a
+    // health-check round trip each time.
+    let mut held: Option<PoolConnection<Any>> = None;
+    loop {
+        let first = tokio::select! {
+            request = requests.recv() => request,
+            // On close: commit what is already queued, then give the connection back.
+            () = stop.cancelled() => requests.try_recv().ok(),
+        };
+        let Some(first) = first else { break };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match requests.try_recv() {
@@ -53,7 +66,23 @@ pub async fn run(
             }
         }
         let mut ops: Vec<&[WriteOp]> = batch.iter().map(|r| r.ops.as_slice()).collect();
-        let outcome = commit(&pool, engine, &mut ops).await;
+        let outcome = match held.take() {
+            Some(conn) => Ok(conn),
+            None => pool.acquire().await.map_err(StorageError::from),
+        };
+        let outcome = match outcome {
+            Ok(mut conn) => {
+                let outcome = commit(&mut conn, engine, &mut ops).await;
+                if outcome.is_ok() {
+                    held = Some(conn);
+                } else {
+                    // A failed connection is not reused; the next batch takes a fresh one.
+                    conn.close_on_drop();
+                }
+                outcome
+            }
+            Err(error) => Err(error),
+        };
         match outcome {
             Ok(results) => {
                 let mut committed: Vec<Arc<Change>> = Vec::new();
@@ -142,7 +171,7 @@ pub(super) fn keyed_row(row: &sqlx::any::AnyRow) -> Result<(ObjectKey, i64, Valu
 
 /// Reads the current state of every key the batch touches, in a few statements.
 async fn prefetch(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     batch: &[&[WriteOp]],
 ) -> Result<HashMap<ObjectKey, Current>, StorageError> {
     let mut keys: Vec<&ObjectKey> = batch
@@ -249,21 +278,23 @@ fn plan(
 /// Writes the final state of every touched object and every change-log row, in a few
 /// multi-row statements.
 async fn write_changes(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     changes: &[Arc<Change>],
     committed_ms: i64,
 ) -> Result<(), StorageError> {
+    // Each body is serialized once: the change log and the object row share it.
+    let bodies: Vec<String> = changes.iter().map(|c| c.object.to_string()).collect();
     // Only the last change of each key decides its row.
-    let mut last: HashMap<&ObjectKey, &Arc<Change>> = HashMap::new();
-    for change in changes {
-        last.insert(&change.key, change);
+    let mut last: HashMap<&ObjectKey, (&Arc<Change>, &String)> = HashMap::new();
+    for (change, body) in changes.iter().zip(&bodies) {
+        last.insert(&change.key, (change, body));
     }
-    let mut upserts: Vec<(&Arc<Change>, String)> = Vec::new();
+    let mut upserts: Vec<(&Arc<Change>, &String)> = Vec::new();
     let mut deletes: Vec<&ObjectKey> = Vec::new();
-    for (key, change) in &last {
+    for (key, (change, body)) in &last {
         match change.event {
             EventType::Deleted => deletes.push(key),
-            _ => upserts.push((change, change.object.to_string())),
+            _ => upserts.push((change, body)),
         }
     }
     for chunk in upserts.chunks(CHUNK) {
@@ -292,7 +323,6 @@ async fn write_changes(
         );
         query.execute(&mut **tx).await?;
     }
-    let bodies: Vec<String> = changes.iter().map(|c| c.object.to_string()).collect();
     for (chunk, chunk_bodies) in changes.chunks(CHUNK).zip(bodies.chunks(CHUNK)) {
         let sql = format!(
             "INSERT INTO changes (revision, resource, namespace, name, event, body, committed_ms) VALUES {}",
@@ -319,11 +349,11 @@ async fn write_changes(
 /// Commits a batch; the outer error is a database failure (nothing written), the inner ones
 /// are per-request precondition failures.
 async fn commit(
-    pool: &AnyPool,
+    conn: &mut PoolConnection<Any>,
     engine: Engine,
     batch: &mut [&[WriteOp]],
 ) -> Result<Vec<Result<Vec<Arc<Change>>, StorageError>>, StorageError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     // Take the write lock before reading the revision: every ferry process does the same.
     // (The lock and the read are one statement: fewer round trips per batch.)
     let current: i64 =
