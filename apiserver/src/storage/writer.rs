@@ -275,8 +275,137 @@ fn plan(
     Ok(changes)
 }
 
+/// Most parameters one statement may bind (SQLite allows 32,766, PostgreSQL 65,535).
+const MAX_PARAMS: usize = 32_000;
+
+/// Writes the change-log rows, the final state of every touched object and the new revision
+/// (and, on PostgreSQL, the notification), in one round trip when the batch fits in one
+/// statement's parameters, else in a few chunked statements.
+async fn write_batch(
+    tx: &mut Transaction<'_, Any>,
+    engine: Engine,
+    changes: &[Arc<Change>],
+    committed_ms: i64,
+    last: i64,
+) -> Result<(), StorageError> {
+    if changes.len() * 7 + 2 <= MAX_PARAMS {
+        return write_in_one(tx, engine, changes, committed_ms, last).await;
+    }
+    write_changes(tx, changes, committed_ms).await?;
+    sqlx::query("UPDATE ferry_meta SET revision = $1 WHERE id = 1")
+        .bind(last)
+        .execute(&mut **tx)
+        .await?;
+    if engine == Engine::Postgres {
+        sqlx::query("SELECT pg_notify($2, $1)")
+            .bind(last.to_string())
+            .bind(super::listener::CHANNEL)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The whole write of a batch as one command. Each change binds its seven values once; the
+/// object rows refer to the parameters of their key's last change, so every body travels once.
+/// SQLite runs it as a few statements sent together; PostgreSQL, which takes one statement
+/// per prepared query, as data-modifying `WITH` clauses.
+async fn write_in_one(
+    tx: &mut Transaction<'_, Any>,
+    engine: Engine,
+    changes: &[Arc<Change>],
+    committed_ms: i64,
+    last: i64,
+) -> Result<(), StorageError> {
+    let bodies: Vec<String> = changes.iter().map(|c| c.object.to_string()).collect();
+    // The parameter number of change `i`'s column `c` (0 revision, 1 resource, 2 namespace,
+    // 3 name, 4 event, 5 body, 6 committed_ms).
+    let param = |i: usize, c: usize| format!("${}", i * 7 + c + 1);
+    let mut last_of: HashMap<&ObjectKey, usize> = HashMap::new();
+    for (i, change) in changes.iter().enumerate() {
+        last_of.insert(&change.key, i);
+    }
+    let mut finals: Vec<usize> = last_of.into_values().collect();
+    finals.sort_unstable();
+    let row = |i: usize, cols: &[usize]| {
+        let cells: Vec<String> = cols.iter().map(|c| param(i, *c)).collect();
+        format!("({})", cells.join(", "))
+    };
+    let upserts: Vec<String> = finals
+        .iter()
+        .filter(|i| changes[**i].event != EventType::Deleted)
+        .map(|i| row(*i, &[1, 2, 3, 0, 5]))
+        .collect();
+    let deletes: Vec<String> = finals
+        .iter()
+        .filter(|i| changes[**i].event == EventType::Deleted)
+        .map(|i| row(*i, &[1, 2, 3]))
+        .collect();
+    let all: Vec<String> = (0..changes.len())
+        .map(|i| row(i, &[0, 1, 2, 3, 4, 5, 6]))
+        .collect();
+    let revision_param = changes.len() * 7 + 1;
+    let insert_changes = format!(
+        "INSERT INTO changes (revision, resource, namespace, name, event, body, committed_ms) VALUES {}",
+        all.join(", ")
+    );
+    let upsert_objects = (!upserts.is_empty()).then(|| {
+        format!(
+            "INSERT INTO objects (resource, namespace, name, revision, body) VALUES {} \
+             ON CONFLICT (resource, namespace, name) DO UPDATE SET revision = excluded.revision, body = excluded.body",
+            upserts.join(", ")
+        )
+    });
+    let delete_objects = (!deletes.is_empty()).then(|| {
+        format!(
+            "DELETE FROM objects WHERE (resource, namespace, name) IN (VALUES {})",
+            deletes.join(", ")
+        )
+    });
+    let set_revision = format!("UPDATE ferry_meta SET revision = ${revision_param} WHERE id = 1");
+    let statements = [Some(insert_changes), upsert_objects, delete_objects, Some(set_revision)];
+    let sql = match engine {
+        Engine::Sqlite => statements.into_iter().flatten().collect::<Vec<_>>().join(";\n"),
+        Engine::Postgres => {
+            let clauses: Vec<String> = statements
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .map(|(n, statement)| format!("w{n} AS ({statement})"))
+                .collect();
+            format!(
+                "WITH {} SELECT pg_notify(${}, ${})",
+                clauses.join(", "),
+                revision_param + 1,
+                revision_param + 2
+            )
+        }
+    };
+    // Only the shape of the statement varies with the batch; every value is bound.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (change, body) in changes.iter().zip(&bodies) {
+        let key = &change.key;
+        query = query
+            .bind(change.revision)
+            .bind(&key.resource)
+            .bind(&key.namespace)
+            .bind(&key.name)
+            .bind(change.event.as_str())
+            .bind(body.as_str())
+            .bind(committed_ms);
+    }
+    query = query.bind(last);
+    if engine == Engine::Postgres {
+        query = query
+            .bind(super::listener::CHANNEL)
+            .bind(last.to_string());
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
 /// Writes the final state of every touched object and every change-log row, in a few
-/// multi-row statements.
+/// multi-row statements (batches too large for one statement).
 async fn write_changes(
     tx: &mut Transaction<'_, Any>,
     changes: &[Arc<Change>],
@@ -392,19 +521,7 @@ async fn commit(
     for changes in results.iter().flatten() {
         to_write.extend(changes.iter().cloned());
     }
-    write_changes(&mut tx, &to_write, committed_ms).await?;
-    let last = next - 1;
-    sqlx::query("UPDATE ferry_meta SET revision = $1 WHERE id = 1")
-        .bind(last)
-        .execute(&mut *tx)
-        .await?;
-    if engine == Engine::Postgres {
-        sqlx::query("SELECT pg_notify($2, $1)")
-            .bind(last.to_string())
-            .bind(super::listener::CHANNEL)
-            .execute(&mut *tx)
-            .await?;
-    }
+    write_batch(&mut tx, engine, &to_write, committed_ms, next - 1).await?;
     tx.commit().await?;
     Ok(results)
 }
