@@ -139,6 +139,25 @@ impl Drop for Apiserver {
     }
 }
 
+/// Reads a running `kubectl get -w` until its output contains `needle` (or 10 s pass), then
+/// stops it.
+fn read_watch_until(watch: &mut Child, needle: &str) -> String {
+    let mut events = String::new();
+    let mut stdout = watch.stdout.take().expect("watch stdout");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 4096];
+    while !events.contains(needle) && Instant::now() < deadline {
+        let n = stdout.read(&mut buf).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        events.push_str(&text(&buf[..n]));
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    events
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -402,19 +421,7 @@ fn everyday(api: &Apiserver) {
     assert!(out.status.success(), "{}", text(&out.stderr));
     api.ok(&["label", "cm", "watched", "-n", "shop", "x=y"]);
     api.ok(&["delete", "cm", "watched", "-n", "shop"]);
-    let mut events = String::new();
-    let mut stdout = watch.stdout.take().expect("watch stdout");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut buf = [0u8; 4096];
-    while !events.contains("DELETED") && Instant::now() < deadline {
-        let n = stdout.read(&mut buf).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        events.push_str(&text(&buf[..n]));
-    }
-    let _ = watch.kill();
-    let _ = watch.wait();
+    let events = read_watch_until(&mut watch, "DELETED");
     let kinds: Vec<&str> = events
         .lines()
         .filter(|l| l.contains("watched"))
@@ -725,6 +732,63 @@ fn kubectl_everyday_on_postgres() {
     everyday(&api);
     typed_clients(&api);
     durability(&mut api);
+}
+
+#[test]
+fn two_apiservers_on_one_postgres_a_watch_on_one_sees_writes_through_the_other() {
+    let Some(kubectl) = kubectl_binary() else {
+        return;
+    };
+    let Some(pg) = TempPostgres::start() else {
+        return;
+    };
+    let url = pg.database("shared");
+    let a = Apiserver::start(&kubectl, Some(url.clone()));
+    let b = Apiserver::start(&kubectl, Some(url));
+    let mut watch = Command::new(&a.kubectl)
+        .args([
+            "get",
+            "configmaps",
+            "-w",
+            "--output-watch-events",
+            "--watch-only",
+        ])
+        .env("KUBECONFIG", &a.kubeconfig)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("watch starts");
+    std::thread::sleep(Duration::from_millis(500));
+    for i in 0..10 {
+        b.ok(&[
+            "create",
+            "configmap",
+            &format!("through-b-{i}"),
+            "--from-literal=i=x",
+        ]);
+    }
+    b.ok(&["label", "cm", "through-b-3", "seen=yes"]);
+    b.ok(&["delete", "cm", "through-b-7"]);
+    // Written through A as well: both servers hand out revisions from one sequence.
+    a.ok(&["create", "configmap", "through-a"]);
+    let events = read_watch_until(&mut watch, "through-a");
+    let seen: Vec<(String, String)> = events
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            Some((words.next()?.to_owned(), words.next()?.to_owned()))
+        })
+        .filter(|(_, name)| name.starts_with("through-"))
+        .collect();
+    let mut expected: Vec<(String, String)> = (0..10)
+        .map(|i| ("ADDED".to_owned(), format!("through-b-{i}")))
+        .collect();
+    expected.push(("MODIFIED".into(), "through-b-3".into()));
+    expected.push(("DELETED".into(), "through-b-7".into()));
+    expected.push(("ADDED".into(), "through-a".into()));
+    assert_eq!(seen, expected, "{events}");
+    // Both servers agree on the state and its revision.
+    let names = |api: &Apiserver| api.ok(&["get", "cm", "-o", "name"]);
+    assert_eq!(names(&a), names(&b));
 }
 
 #[test]

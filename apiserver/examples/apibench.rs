@@ -290,8 +290,16 @@ async fn main() {
     let mut latencies = Vec::new();
     for round in 0..rounds {
         let prefix = format!("cm{round}");
-        let (rate, mut round_latencies) =
-            create_many(&http, &base, "configmaps", &prefix, creates / rounds, 16, configmap).await;
+        let (rate, mut round_latencies) = create_many(
+            &http,
+            &base,
+            "configmaps",
+            &prefix,
+            creates / rounds,
+            16,
+            configmap,
+        )
+        .await;
         round_rates.push(rate.round());
         latencies.append(&mut round_latencies);
     }

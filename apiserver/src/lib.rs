@@ -5,12 +5,13 @@
 //!   transactions, watches that resume from any retained revision.
 //! - [`api`]: discovery (aggregated and legacy), OpenAPI v2/v3, CRUD, list with label and field
 //!   selectors and paging, watch, `status` subresource, admission (defaulting and validation
-//!   with the `ferry validate` engine), Table output, errors as `Status` objects.
+//!   with the `ferry validate` engine), Table output, errors as `Status` objects, request
+//!   bodies in JSON, YAML or Kubernetes protobuf ([`api::protobuf`]).
 //! - [`server`]: TCP serving with drain-based shutdown.
 //! - [`api::transaction`]: many objects admitted and written as one transaction (the GitOps
 //!   sync's path).
 //!
-//! Still to come: protobuf request bodies, authn/authz and TLS.
+//! Still to come: authn/authz and TLS (until then only loopback is served).
 
 pub mod api;
 pub mod bootstrap;

@@ -66,23 +66,36 @@ pub async fn run(
             }
         }
         let mut ops: Vec<&[WriteOp]> = batch.iter().map(|r| r.ops.as_slice()).collect();
-        let outcome = match held.take() {
-            Some(conn) => Ok(conn),
-            None => pool.acquire().await.map_err(StorageError::from),
-        };
-        let outcome = match outcome {
-            Ok(mut conn) => {
-                let outcome = commit(&mut conn, engine, &mut ops).await;
-                if outcome.is_ok() {
+        let mut outcome = Err(StorageError::Unavailable("no attempt".into()));
+        for attempt in 0..2 {
+            let (mut conn, reused) = match held.take() {
+                Some(conn) => (conn, true),
+                None => match pool.acquire().await {
+                    Ok(conn) => (conn, false),
+                    Err(error) => {
+                        outcome = Err(error.into());
+                        break;
+                    }
+                },
+            };
+            match commit(&mut conn, engine, &mut ops).await {
+                Ok(results) => {
                     held = Some(conn);
-                } else {
-                    // A failed connection is not reused; the next batch takes a fresh one.
-                    conn.close_on_drop();
+                    outcome = Ok(results);
+                    break;
                 }
-                outcome
+                Err(failed) => {
+                    // A failed connection is not reused.
+                    conn.close_on_drop();
+                    outcome = Err(failed.error);
+                    // A kept connection that failed before anything was sent to be written
+                    // may only be stale (the database restarted): once more on a fresh one.
+                    if !(reused && failed.before_writes && attempt == 0) {
+                        break;
+                    }
+                }
             }
-            Err(error) => Err(error),
-        };
+        }
         match outcome {
             Ok(results) => {
                 let mut committed: Vec<Arc<Change>> = Vec::new();
@@ -363,9 +376,18 @@ async fn write_in_one(
         )
     });
     let set_revision = format!("UPDATE ferry_meta SET revision = ${revision_param} WHERE id = 1");
-    let statements = [Some(insert_changes), upsert_objects, delete_objects, Some(set_revision)];
+    let statements = [
+        Some(insert_changes),
+        upsert_objects,
+        delete_objects,
+        Some(set_revision),
+    ];
     let sql = match engine {
-        Engine::Sqlite => statements.into_iter().flatten().collect::<Vec<_>>().join(";\n"),
+        Engine::Sqlite => statements
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(";\n"),
         Engine::Postgres => {
             let clauses: Vec<String> = statements
                 .into_iter()
@@ -396,9 +418,7 @@ async fn write_in_one(
     }
     query = query.bind(last);
     if engine == Engine::Postgres {
-        query = query
-            .bind(super::listener::CHANNEL)
-            .bind(last.to_string());
+        query = query.bind(super::listener::CHANNEL).bind(last.to_string());
     }
     query.execute(&mut **tx).await?;
     Ok(())
@@ -477,21 +497,46 @@ async fn write_changes(
 
 /// Commits a batch; the outer error is a database failure (nothing written), the inner ones
 /// are per-request precondition failures.
+/// A batch that failed as a whole.
+struct Failed {
+    error: StorageError,
+    /// Whether it failed before any write was sent (so it surely wrote nothing).
+    before_writes: bool,
+}
+
+impl<E: Into<StorageError>> From<E> for Failed {
+    fn from(error: E) -> Self {
+        Failed {
+            error: error.into(),
+            before_writes: false,
+        }
+    }
+}
+
+fn early<E: Into<StorageError>>(error: E) -> Failed {
+    Failed {
+        error: error.into(),
+        before_writes: true,
+    }
+}
+
 async fn commit(
     conn: &mut PoolConnection<Any>,
     engine: Engine,
     batch: &mut [&[WriteOp]],
-) -> Result<Vec<Result<Vec<Arc<Change>>, StorageError>>, StorageError> {
-    let mut tx = conn.begin().await?;
+) -> Result<Vec<Result<Vec<Arc<Change>>, StorageError>>, Failed> {
+    let mut tx = conn.begin().await.map_err(early)?;
     // Take the write lock before reading the revision: every ferry process does the same.
     // (The lock and the read are one statement: fewer round trips per batch.)
     let current: i64 =
         sqlx::query("UPDATE ferry_meta SET revision = revision WHERE id = 1 RETURNING revision")
             .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+            .await
+            .map_err(early)?
+            .try_get(0)
+            .map_err(early)?;
     let mut next = current + 1;
-    let mut overlay = prefetch(&mut tx, batch).await?;
+    let mut overlay = prefetch(&mut tx, batch).await.map_err(early)?;
     let mut results = Vec::with_capacity(batch.len());
     for ops in batch.iter() {
         match plan(&overlay, ops, next) {
@@ -507,7 +552,7 @@ async fn commit(
                 results.push(Ok(changes));
             }
             Err(StorageError::Unavailable(message)) => {
-                return Err(StorageError::Unavailable(message));
+                return Err(early(StorageError::Unavailable(message)));
             }
             Err(error) => results.push(Err(error)),
         }
