@@ -253,10 +253,10 @@ fn default_fields(kind: &KindInfo, object: &mut Value) {
                 for p in ports {
                     set_default(p, "protocol", json!("TCP"));
                     // 0 and "" are IntOrString's zero value: not set.
-                    if p["targetPort"] == json!(0) || p["targetPort"] == json!("") {
-                        if let Some(map) = p.as_object_mut() {
-                            map.remove("targetPort");
-                        }
+                    if (p["targetPort"] == json!(0) || p["targetPort"] == json!(""))
+                        && let Some(map) = p.as_object_mut()
+                    {
+                        map.remove("targetPort");
                     }
                     let port = p["port"].clone();
                     set_default(p, "targetPort", port);
