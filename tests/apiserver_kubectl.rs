@@ -108,6 +108,16 @@ impl Apiserver {
         child.wait_with_output().expect("kubectl exits")
     }
 
+    /// Starts a long-running kubectl (a watch) with its stdout piped.
+    fn watch(&self, args: &[&str]) -> Child {
+        Command::new(&self.kubectl)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("watch starts")
+    }
+
     /// Runs kubectl and expects success; returns stdout.
     fn ok(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
@@ -403,19 +413,14 @@ fn everyday(api: &Apiserver) {
     );
 
     // get -w --output-watch-events sees ADDED, MODIFIED and DELETED, in order.
-    let mut watch = Command::new(&api.kubectl)
-        .args([
-            "get",
-            "configmaps",
-            "-n",
-            "shop",
-            "-w",
-            "--output-watch-events",
-        ])
-        .env("KUBECONFIG", &api.kubeconfig)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("watch starts");
+    let mut watch = api.watch(&[
+        "get",
+        "configmaps",
+        "-n",
+        "shop",
+        "-w",
+        "--output-watch-events",
+    ]);
     std::thread::sleep(Duration::from_millis(500));
     let out = api.kubectl_stdin(&["create", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: watched, namespace: shop}\ndata: {a: b}\n");
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -745,18 +750,13 @@ fn two_apiservers_on_one_postgres_a_watch_on_one_sees_writes_through_the_other()
     let url = pg.database("shared");
     let a = Apiserver::start(&kubectl, Some(url.clone()));
     let b = Apiserver::start(&kubectl, Some(url));
-    let mut watch = Command::new(&a.kubectl)
-        .args([
-            "get",
-            "configmaps",
-            "-w",
-            "--output-watch-events",
-            "--watch-only",
-        ])
-        .env("KUBECONFIG", &a.kubeconfig)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("watch starts");
+    let mut watch = a.watch(&[
+        "get",
+        "configmaps",
+        "-w",
+        "--output-watch-events",
+        "--watch-only",
+    ]);
     std::thread::sleep(Duration::from_millis(500));
     for i in 0..10 {
         b.ok(&[

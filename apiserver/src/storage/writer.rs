@@ -288,6 +288,27 @@ fn plan(
     Ok(changes)
 }
 
+/// Binds the seven change-log columns of each change, in order.
+fn bind_change_rows<'q>(
+    mut query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    changes: &'q [Arc<Change>],
+    bodies: &'q [String],
+    committed_ms: i64,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+    for (change, body) in changes.iter().zip(bodies) {
+        let key = &change.key;
+        query = query
+            .bind(change.revision)
+            .bind(&key.resource)
+            .bind(&key.namespace)
+            .bind(&key.name)
+            .bind(change.event.as_str())
+            .bind(body.as_str())
+            .bind(committed_ms);
+    }
+    query
+}
+
 /// Most parameters one statement may bind (SQLite allows 32,766, PostgreSQL 65,535).
 const MAX_PARAMS: usize = 32_000;
 
@@ -404,19 +425,13 @@ async fn write_in_one(
         }
     };
     // Only the shape of the statement varies with the batch; every value is bound.
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for (change, body) in changes.iter().zip(&bodies) {
-        let key = &change.key;
-        query = query
-            .bind(change.revision)
-            .bind(&key.resource)
-            .bind(&key.namespace)
-            .bind(&key.name)
-            .bind(change.event.as_str())
-            .bind(body.as_str())
-            .bind(committed_ms);
-    }
-    query = query.bind(last);
+    let mut query = bind_change_rows(
+        sqlx::query(sqlx::AssertSqlSafe(sql)),
+        changes,
+        &bodies,
+        committed_ms,
+    )
+    .bind(last);
     if engine == Engine::Postgres {
         query = query.bind(super::listener::CHANNEL).bind(last.to_string());
     }
@@ -478,18 +493,12 @@ async fn write_changes(
             placeholders(chunk.len(), 7)
         );
         // Only the number of placeholders varies; every value is bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (change, body) in chunk.iter().zip(chunk_bodies) {
-            let key = &change.key;
-            query = query
-                .bind(change.revision)
-                .bind(&key.resource)
-                .bind(&key.namespace)
-                .bind(&key.name)
-                .bind(change.event.as_str())
-                .bind(body.as_str())
-                .bind(committed_ms);
-        }
+        let query = bind_change_rows(
+            sqlx::query(sqlx::AssertSqlSafe(sql)),
+            chunk,
+            chunk_bodies,
+            committed_ms,
+        );
         query.execute(&mut **tx).await?;
     }
     Ok(())
