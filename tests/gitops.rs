@@ -80,6 +80,7 @@ struct Ferry {
     kubeconfig: PathBuf,
     kubectl: PathBuf,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -90,9 +91,10 @@ impl Drop for Ferry {
     }
 }
 
-fn spawn(args: &[String]) -> (Child, String) {
+fn spawn(args: &[String], env: &[(String, String)]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -112,6 +114,15 @@ fn spawn(args: &[String]) -> (Child, String) {
 
 impl Ferry {
     fn up(kubectl: &Path, source: &str, extra: &[&str]) -> Ferry {
+        Ferry::up_with_env(kubectl, source, extra, &[])
+    }
+
+    /// `ferry up` with extra environment variables.
+    fn up_with_env(kubectl: &Path, source: &str, extra: &[&str], env: &[(&str, &str)]) -> Ferry {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut args: Vec<String> = vec![
             "up".into(),
@@ -125,7 +136,7 @@ impl Ferry {
             "127.0.0.1:0".into(),
         ];
         args.extend(extra.iter().map(|s| (*s).to_owned()));
-        let (child, url) = spawn(&args);
+        let (child, url) = spawn(&args, &env);
         let kubeconfig = dir.path().join("kubeconfig");
         let config = Command::new(env!("CARGO_BIN_EXE_ferry"))
             .args(["kubeconfig", "--server", &url])
@@ -138,6 +149,7 @@ impl Ferry {
             kubeconfig,
             kubectl: kubectl.to_path_buf(),
             args,
+            env,
             _dir: dir,
         }
     }
@@ -151,7 +163,7 @@ impl Ferry {
         if let Some(i) = args.iter().position(|a| a == "--listen") {
             args[i + 1] = port;
         }
-        let (child, url) = spawn(&args);
+        let (child, url) = spawn(&args, &self.env);
         self.child = child;
         self.url = url;
     }
@@ -1049,6 +1061,7 @@ fn ferry_up_follows_the_demo_by_default() {
         kubeconfig,
         kubectl,
         args,
+        env: Vec::new(),
         _dir: dir,
     };
     let r = ferry.wait_records(1);
@@ -1143,4 +1156,183 @@ fn hostile_repositories_are_refused_with_reasons() {
     repo.commit("Clean again");
     assert_eq!(ferry.wait_records(5)["result"], "Applied");
     assert_eq!(ferry.value("a").as_deref(), Some("2"));
+}
+
+/// A Git host on loopback: `git http-backend` behind TLS (tests/support/git_https_server.py),
+/// with a certificate signed by a throwaway CA. Killed on drop.
+struct GitHttps {
+    server: Child,
+    url: String,
+    ca: PathBuf,
+}
+
+impl Drop for GitHttps {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+impl GitHttps {
+    fn serve(root: &Path, python: &Path, openssl: &Path) -> GitHttps {
+        let run = |args: &[&str]| {
+            let out = Command::new(openssl)
+                .args(args)
+                .current_dir(root)
+                .output()
+                .expect("openssl runs");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                text(&out.stderr)
+            );
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=ferry test CA",
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        std::fs::write(
+            root.join("ext.cnf"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+        )
+        .expect("ext.cnf");
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "cert.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ]);
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/git_https_server.py");
+        let mut server = Command::new(python)
+            .arg(script)
+            .arg(root)
+            .arg(root.join("cert.pem"))
+            .arg(root.join("key.pem"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("git https server starts");
+        let mut port = String::new();
+        BufReader::new(server.stdout.take().expect("stdout"))
+            .read_line(&mut port)
+            .expect("port line");
+        GitHttps {
+            server,
+            url: format!("https://127.0.0.1:{}/shop.git", port.trim()),
+            ca: root.join("ca.pem"),
+        }
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn an_https_remote_is_followed_and_an_untrusted_certificate_is_refused() {
+    let Some((git, kubectl)) = tools() else {
+        return;
+    };
+    let (Some(python), Some(openssl)) = (
+        ferry_testkit::tools::python3(),
+        ferry_testkit::tools::openssl(),
+    ) else {
+        return;
+    };
+    let served = tempfile::tempdir().expect("tempdir");
+    let bare = served.path().join("shop.git");
+    let out = Command::new(&git)
+        .args(["init", "-q", "--bare", "-b", "main"])
+        .arg(&bare)
+        .output()
+        .expect("git init --bare");
+    assert!(out.status.success());
+    let host = GitHttps::serve(served.path(), &python, &openssl);
+    let work = Repo::new(&git);
+    work.run(&["remote", "add", "origin", &bare.display().to_string()]);
+    work.write("ns.yaml", NAMESPACE);
+    work.write("a.yaml", &configmap("a", "1"));
+    let first = work.commit("First");
+    work.run(&["push", "-q", "origin", "main"]);
+
+    // Trusting the host's CA (as an operator would with SSL_CERT_FILE): followed.
+    let ca = host.ca.display().to_string();
+    let ferry = Ferry::up_with_env(
+        &kubectl,
+        &host.url,
+        &["--poll-interval", "1h"],
+        &[("SSL_CERT_FILE", &ca)],
+    );
+    let r = ferry.wait_records(1);
+    assert_eq!(r["commit"], first.as_str());
+    assert_eq!(r["result"], "Applied");
+    assert_eq!(ferry.value("a").as_deref(), Some("1"));
+    work.write("a.yaml", &configmap("a", "2"));
+    let second = work.commit("Second");
+    work.run(&["push", "-q", "origin", "main"]);
+    let out = ferry.ferry(&["sync", "shop"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let r = ferry.wait_records(2);
+    assert_eq!(r["commit"], second.as_str());
+    assert_eq!(r["trigger"], "manual");
+    assert_eq!(ferry.value("a").as_deref(), Some("2"));
+
+    // Without that trust the certificate is refused, and the status says so.
+    let untrusting = Ferry::up_with_env(
+        &kubectl,
+        &host.url,
+        &["--poll-interval", "1h"],
+        &[("SSL_CERT_FILE", "/nonexistent/ca.pem")],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = untrusting.ferry(&["status", "-o", "json"]);
+        let s: Value = serde_json::from_slice(&out.stdout).expect("status");
+        let message = s[0]["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if message.contains("certificate") {
+            assert!(message.contains(&host.url), "{message}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no certificate error: {s:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(untrusting.history().is_empty());
 }

@@ -1,4 +1,4 @@
-//! Outside tools the end-to-end tests drive (kubectl, git): found when installed; when not,
+//! Outside tools the end-to-end tests drive (kubectl, git, python3, openssl): found when installed; when not,
 //! `None` so a developer's run can go on, and a failure under `CI=true`.
 
 use std::path::{Path, PathBuf};
@@ -34,4 +34,14 @@ pub fn kubectl() -> Option<PathBuf> {
 /// The `git` command.
 pub fn git() -> Option<PathBuf> {
     on_path("git").or_else(|| missing("git"))
+}
+
+/// `python3` (serves Git over HTTPS in the GitOps tests).
+pub fn python3() -> Option<PathBuf> {
+    on_path("python3").or_else(|| missing("python3"))
+}
+
+/// The `openssl` command (makes test certificates, signs webhook bodies).
+pub fn openssl() -> Option<PathBuf> {
+    on_path("openssl").or_else(|| missing("openssl"))
 }

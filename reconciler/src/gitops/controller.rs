@@ -52,14 +52,6 @@ pub fn open_checkout(
         (None, None, Some(b)) => Follow::Branch(b.clone()),
         _ => Follow::Head,
     };
-    if url.starts_with("https://") || url.starts_with("http://") {
-        return Err(CheckoutError::Open {
-            path: url.to_owned(),
-            message: "HTTP(S) Git transport is not built in (it needs a TLS stack); \
-                      use git://, ssh:// or a local path"
-                .into(),
-        });
-    }
     if is_remote(url) {
         if spec.kind == SourceKind::Directory {
             return Err(CheckoutError::Open {

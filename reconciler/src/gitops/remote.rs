@@ -1,6 +1,7 @@
-//! A remote Git repository (`git://`, `ssh://`, `file://` of a bare repository elsewhere) as a
-//! source: fetched with gix into a bare mirror under ferry's data directory, then read like a
-//! local repository. Branches land in `refs/heads/*`, tags in `refs/tags/*`, the remote's HEAD
+//! A remote Git repository (`https://` and `http://` over Git's smart HTTP protocol, `git://`,
+//! `ssh://`) as a source: HTTPS through rustls, trusting the system's certificate store (or
+//! the bundle `SSL_CERT_FILE` names). Fetched with gix into a bare mirror under ferry's data
+//! directory, then read like a local repository. Branches land in `refs/heads/*`, tags in `refs/tags/*`, the remote's HEAD
 //! in `refs/remotes/origin/HEAD`. Force-pushes are followed (the refspecs are forced).
 
 use std::collections::HashSet;
@@ -37,10 +38,22 @@ impl RemoteCheckout {
         }
     }
 
-    fn fetch_error(&self, message: impl ToString) -> CheckoutError {
+    /// The error with its causes ("handshake failed: ...: invalid peer certificate"): the
+    /// outermost alone rarely says what to fix.
+    fn fetch_error(&self, error: impl std::error::Error) -> CheckoutError {
+        let mut message = error.to_string();
+        let mut cause = error.source();
+        while let Some(inner) = cause {
+            let text = inner.to_string();
+            if !message.contains(&text) {
+                message.push_str(": ");
+                message.push_str(&text);
+            }
+            cause = inner.source();
+        }
         CheckoutError::Fetch {
             url: self.url.clone(),
-            message: message.to_string(),
+            message,
         }
     }
 
