@@ -36,6 +36,16 @@ if ! command -v git >/dev/null 2>&1; then
   need git "makes the repositories the GitOps tests follow" || true
 fi
 
+# openssl and python3: the HTTPS Git test makes a throwaway CA with openssl and serves a
+# repository through `git http-backend` behind TLS (tests/support/git_https_server.py).
+if ! command -v openssl >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing openssl (apt-get)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+  fi
+  need openssl "makes the certificates of the HTTPS Git test" || true
+fi
+
 # PostgreSQL: the storage suite runs on it as well as on SQLite. The tests start a throwaway
 # server themselves (initdb/pg_ctl in a temp dir); here we only make sure it is installed.
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
