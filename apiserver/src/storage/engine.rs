@@ -60,7 +60,14 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<(AnyPool, Engine
                 Ok(())
             })
         }),
-        Engine::Postgres => options,
+        Engine::Postgres => options.after_connect(|conn, _| {
+            Box::pin(async move {
+                // Plan each statement for its values. A generic plan made while a table was
+                // small scans it whole, and stays cached as the table grows.
+                conn.execute("SET plan_cache_mode = force_custom_plan").await?;
+                Ok(())
+            })
+        }),
     };
     let pool = options.connect(&url).await?;
     sqlx::migrate!("./migrations").run(&pool).await?;
