@@ -313,8 +313,9 @@ fn bind_change_rows<'q>(
 const MAX_PARAMS: usize = 32_000;
 
 /// Writes the change-log rows, the final state of every touched object and the new revision
-/// (and, on PostgreSQL, the notification), in one round trip when the batch fits in one
-/// statement's parameters, else in a few chunked statements.
+/// (and, on PostgreSQL, the notification): in one round trip for batches of up to [`CHUNK`]
+/// changes (the API's group commits), else in chunked statements (a large GitOps commit, where
+/// one statement with tens of thousands of parameters is slower than a few).
 async fn write_batch(
     tx: &mut Transaction<'_, Any>,
     engine: Engine,
@@ -322,7 +323,7 @@ async fn write_batch(
     committed_ms: i64,
     last: i64,
 ) -> Result<(), StorageError> {
-    if changes.len() * 7 + 2 <= MAX_PARAMS {
+    if changes.len() <= CHUNK && changes.len() * 7 + 2 <= MAX_PARAMS {
         return write_in_one(tx, engine, changes, committed_ms, last).await;
     }
     write_changes(tx, changes, committed_ms).await?;
