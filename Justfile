@@ -40,3 +40,8 @@ schemas:
 # Fuzz the manifest loader and validator (stable toolchain; needs `cargo install cargo-fuzz`).
 fuzz seconds="300":
     cd fuzz && mkdir -p corpus && RUSTC_BOOTSTRAP=1 cargo fuzz run validate corpus seeds -- -max_total_time={{seconds}} -rss_limit_mb=2048 -max_len=65536
+
+# Regenerate the protobuf message table (apiserver/src/api/protobuf/messages.json) from k8s-pb
+# and the schemas.
+protobuf:
+    python3 ops/protobuf/generate.py
