@@ -64,7 +64,8 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<(AnyPool, Engine
             Box::pin(async move {
                 // Plan each statement for its values. A generic plan made while a table was
                 // small scans it whole, and stays cached as the table grows.
-                conn.execute("SET plan_cache_mode = force_custom_plan").await?;
+                conn.execute("SET plan_cache_mode = force_custom_plan")
+                    .await?;
                 Ok(())
             })
         }),
