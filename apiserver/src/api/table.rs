@@ -75,6 +75,110 @@ fn or_none(s: String) -> String {
     if s.is_empty() { "<none>".into() } else { s }
 }
 
+fn or_na(s: String) -> String {
+    if s.is_empty() { "N/A".into() } else { s }
+}
+
+fn or_unset(s: String) -> String {
+    if s.is_empty() { "<unset>".into() } else { s }
+}
+
+/// Up to three items, then `+ N more...`, as kubectl prints lists in a cell.
+fn join_limited(items: &[String]) -> String {
+    let mut out = items.iter().take(3).cloned().collect::<Vec<_>>().join(",");
+    if items.len() > 3 {
+        out.push_str(&format!(" + {} more...", items.len() - 3));
+    }
+    out
+}
+
+/// `RWO,ROX`: access modes as kubectl abbreviates them.
+fn access_modes(modes: &Value) -> String {
+    modes
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .map(|mode| match mode.as_str().unwrap_or_default() {
+                    "ReadWriteOnce" => "RWO",
+                    "ReadOnlyMany" => "ROX",
+                    "ReadWriteMany" => "RWX",
+                    "ReadWriteOncePod" => "RWOP",
+                    other => other,
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
+/// A label selector as text: `app=web,tier in (a,b)`.
+fn selector_text(selector: &Value) -> String {
+    let mut parts: Vec<String> = selector["matchLabels"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", text(v))).collect())
+        .unwrap_or_default();
+    for e in selector["matchExpressions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let values: Vec<String> = e["values"]
+            .as_array()
+            .map(|v| v.iter().map(text).collect())
+            .unwrap_or_default();
+        let key = text(&e["key"]);
+        parts.push(match text(&e["operator"]).as_str() {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "Exists" => key,
+            "DoesNotExist" => format!("!{key}"),
+            other => format!("{key} {other}"),
+        });
+    }
+    parts.join(",")
+}
+
+/// An HPA's TARGETS: `cpu: 45%/80%` per resource metric (`<unknown>` before a measurement).
+fn hpa_targets(spec: &Value, status: &Value) -> String {
+    let current = status["currentMetrics"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let targets: Vec<String> = spec["metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            let name = text(&m["resource"]["name"]);
+            let target = &m["resource"]["target"];
+            let (now, want) = match text(&target["type"]).as_str() {
+                "Utilization" => {
+                    let now = current
+                        .iter()
+                        .find(|c| c["resource"]["name"] == m["resource"]["name"])
+                        .and_then(|c| c["resource"]["current"]["averageUtilization"].as_i64())
+                        .map_or("<unknown>".to_owned(), |v| format!("{v}%"));
+                    (now, format!("{}%", int(&target["averageUtilization"])))
+                }
+                _ => {
+                    let want = text(&target["averageValue"]) + &text(&target["value"]);
+                    ("<unknown>".to_owned(), want)
+                }
+            };
+            if name.is_empty() {
+                format!("{now}/{want}")
+            } else {
+                format!("{name}: {now}/{want}")
+            }
+        })
+        .collect();
+    if targets.is_empty() {
+        "<none>".into()
+    } else {
+        join_limited(&targets)
+    }
+}
+
 type Column = (&'static str, &'static str);
 
 /// The columns (name, type) and cells of an object of `kind`.
@@ -121,6 +225,41 @@ fn columns(kind: &str) -> Vec<Column> {
             ("Active", "integer"),
             ("Last Schedule", "string"),
         ],
+        "HorizontalPodAutoscaler" => vec![
+            ("Reference", "string"),
+            ("Targets", "string"),
+            ("MinPods", "string"),
+            ("MaxPods", "integer"),
+            ("Replicas", "integer"),
+        ],
+        "PodDisruptionBudget" => vec![
+            ("Min Available", "string"),
+            ("Max Unavailable", "string"),
+            ("Allowed Disruptions", "integer"),
+        ],
+        "Ingress" => vec![
+            ("Class", "string"),
+            ("Hosts", "string"),
+            ("Address", "string"),
+            ("Ports", "string"),
+        ],
+        "ServiceAccount" => vec![("Secrets", "string")],
+        "Lease" => vec![("Holder", "string")],
+        "Endpoints" => vec![("Endpoints", "string")],
+        "EndpointSlice" => vec![
+            ("AddressType", "string"),
+            ("Ports", "string"),
+            ("Endpoints", "string"),
+        ],
+        "PersistentVolumeClaim" => vec![
+            ("Status", "string"),
+            ("Volume", "string"),
+            ("Capacity", "string"),
+            ("Access Modes", "string"),
+            ("StorageClass", "string"),
+        ],
+        "NetworkPolicy" => vec![("Pod-Selector", "string")],
+        "ControllerRevision" => vec![("Controller", "string"), ("Revision", "integer")],
         "Source" => vec![
             ("Applied", "string"),
             ("Sync", "string"),
@@ -261,6 +400,104 @@ fn cells(kind: &str, o: &Value) -> Vec<Value> {
             json!(status["active"].as_array().map_or(0, Vec::len)),
             json!(or_none(text(&status["lastScheduleTime"]))),
         ],
+        "HorizontalPodAutoscaler" => vec![
+            json!(format!(
+                "{}/{}",
+                text(&spec["scaleTargetRef"]["kind"]),
+                text(&spec["scaleTargetRef"]["name"])
+            )),
+            json!(hpa_targets(spec, status)),
+            json!(text(&json!(spec["minReplicas"].as_i64().unwrap_or(1)))),
+            json!(int(&spec["maxReplicas"])),
+            json!(int(&status["currentReplicas"])),
+        ],
+        "PodDisruptionBudget" => vec![
+            json!(or_na(text(&spec["minAvailable"]))),
+            json!(or_na(text(&spec["maxUnavailable"]))),
+            json!(int(&status["disruptionsAllowed"])),
+        ],
+        "Ingress" => {
+            let rules = spec["rules"].as_array().cloned().unwrap_or_default();
+            let hosts: Vec<String> = rules.iter().map(|r| text(&r["host"])).collect();
+            let hosts = if hosts.iter().all(String::is_empty) {
+                "*".to_owned()
+            } else {
+                join_limited(
+                    &hosts
+                        .into_iter()
+                        .filter(|h| !h.is_empty())
+                        .collect::<Vec<_>>(),
+                )
+            };
+            let addresses: Vec<String> = status["loadBalancer"]["ingress"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|i| text(&i["ip"]) + &text(&i["hostname"]))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let ports = if spec["tls"].as_array().is_some_and(|t| !t.is_empty()) {
+                "80, 443"
+            } else {
+                "80"
+            };
+            vec![
+                json!(or_none(text(&spec["ingressClassName"]))),
+                json!(hosts),
+                json!(join_limited(&addresses)),
+                json!(ports),
+            ]
+        }
+        "ServiceAccount" => vec![json!(
+            o["secrets"].as_array().map_or(0, Vec::len).to_string()
+        )],
+        "Lease" => vec![json!(or_none(text(&spec["holderIdentity"])))],
+        "Endpoints" => {
+            let mut endpoints = Vec::new();
+            for subset in o["subsets"].as_array().into_iter().flatten() {
+                for address in subset["addresses"].as_array().into_iter().flatten() {
+                    for port in subset["ports"].as_array().into_iter().flatten() {
+                        endpoints.push(format!("{}:{}", text(&address["ip"]), int(&port["port"])));
+                    }
+                }
+            }
+            vec![json!(or_none(join_limited(&endpoints)))]
+        }
+        "EndpointSlice" => {
+            let ports: Vec<String> = o["ports"]
+                .as_array()
+                .map(|p| p.iter().map(|p| int(&p["port"]).to_string()).collect())
+                .unwrap_or_default();
+            let addresses: Vec<String> = o["endpoints"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|e| e["addresses"].as_array().cloned().unwrap_or_default())
+                .map(|a| text(&a))
+                .collect();
+            vec![
+                json!(text(&o["addressType"])),
+                json!(or_unset(ports.join(","))),
+                json!(or_unset(join_limited(&addresses))),
+            ]
+        }
+        "PersistentVolumeClaim" => vec![
+            json!(text(&status["phase"])),
+            json!(text(&spec["volumeName"])),
+            json!(text(&status["capacity"]["storage"])),
+            json!(access_modes(&status["accessModes"])),
+            json!(or_unset(text(&spec["storageClassName"]))),
+        ],
+        "NetworkPolicy" => vec![json!(or_none(selector_text(&spec["podSelector"])))],
+        "ControllerRevision" => {
+            let owner = o["metadata"]["ownerReferences"]
+                .as_array()
+                .and_then(|refs| refs.iter().find(|r| r["controller"] == true))
+                .map(|r| format!("{}/{}", text(&r["kind"]).to_lowercase(), text(&r["name"])))
+                .unwrap_or_else(|| "<none>".into());
+            vec![json!(owner), json!(int(&o["revision"]))]
+        }
         "Source" => vec![
             json!(or_none(text(&status["appliedCommit"]))),
             json!(text(&status["sync"])),
@@ -325,6 +562,66 @@ mod tests {
         assert_eq!(human_duration(30 * 3600), "30h");
         assert_eq!(human_duration(3 * 86400 + 5 * 3600), "3d5h");
         assert_eq!(human_duration(400 * 86400), "400d");
+    }
+
+    fn cells_of(kind: &str, object: Value) -> Value {
+        table(kind, &[object], "1", None)["rows"][0]["cells"].clone()
+    }
+
+    #[test]
+    fn autoscaler_budget_ingress_and_policy_rows() {
+        let hpa = json!({"metadata": {"name": "web"}, "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"},
+            "minReplicas": 2, "maxReplicas": 5,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}]},
+            "status": {"currentReplicas": 2, "desiredReplicas": 2}});
+        assert_eq!(
+            cells_of("HorizontalPodAutoscaler", hpa),
+            json!([
+                "web",
+                "Deployment/web",
+                "cpu: <unknown>/80%",
+                "2",
+                5,
+                2,
+                "<unknown>"
+            ])
+        );
+        let pdb = json!({"metadata": {"name": "web"}, "spec": {"minAvailable": 1}, "status": {"disruptionsAllowed": 0}});
+        assert_eq!(
+            cells_of("PodDisruptionBudget", pdb),
+            json!(["web", "1", "N/A", 0, "<unknown>"])
+        );
+        let ingress = json!({"metadata": {"name": "web"}, "spec": {"rules": [{"host": "shop.example"}, {"host": "a.example"}],
+            "tls": [{"hosts": ["shop.example"]}]}});
+        assert_eq!(
+            cells_of("Ingress", ingress),
+            json!([
+                "web",
+                "<none>",
+                "shop.example,a.example",
+                "",
+                "80, 443",
+                "<unknown>"
+            ])
+        );
+        let policy = json!({"metadata": {"name": "deny"}, "spec": {"podSelector": {"matchLabels": {"app": "web"},
+            "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]}}});
+        assert_eq!(
+            cells_of("NetworkPolicy", policy),
+            json!(["deny", "app=web,tier in (a,b)", "<unknown>"])
+        );
+        let slice = json!({"metadata": {"name": "web-1"}, "addressType": "IPv4", "ports": [{"port": 80}],
+            "endpoints": [{"addresses": ["10.0.0.1"]}, {"addresses": ["10.0.0.2"]}, {"addresses": ["10.0.0.3"]}, {"addresses": ["10.0.0.4"]}]});
+        assert_eq!(
+            cells_of("EndpointSlice", slice),
+            json!([
+                "web-1",
+                "IPv4",
+                "80",
+                "10.0.0.1,10.0.0.2,10.0.0.3 + 1 more...",
+                "<unknown>"
+            ])
+        );
     }
 
     #[test]
