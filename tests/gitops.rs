@@ -841,6 +841,18 @@ fn health_is_followed_degraded_rolls_back_and_drift_self_heals() {
     assert_eq!(ferry.value("settings").as_deref(), Some("on"));
 }
 
+/// An empty bare repository `shop.git` (branch `main`) under `dir`, as a Git host keeps one.
+fn bare_repository(git: &Path, dir: &Path) -> PathBuf {
+    let bare = dir.join("shop.git");
+    let out = Command::new(git)
+        .args(["init", "-q", "--bare", "-b", "main"])
+        .arg(&bare)
+        .output()
+        .expect("git init --bare");
+    assert!(out.status.success());
+    bare
+}
+
 /// `git daemon` serving a bare repository on loopback, killed on drop.
 struct GitDaemon(Child);
 
@@ -857,13 +869,7 @@ fn a_remote_repository_is_fetched_polled_and_force_pushed() {
         return;
     };
     let served = tempfile::tempdir().expect("tempdir");
-    let bare = served.path().join("shop.git");
-    let out = Command::new(&git)
-        .args(["init", "-q", "--bare", "-b", "main"])
-        .arg(&bare)
-        .output()
-        .expect("git init --bare");
-    assert!(out.status.success());
+    let bare = bare_repository(&git, served.path());
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -1275,13 +1281,7 @@ fn an_https_remote_is_followed_and_an_untrusted_certificate_is_refused() {
         return;
     };
     let served = tempfile::tempdir().expect("tempdir");
-    let bare = served.path().join("shop.git");
-    let out = Command::new(&git)
-        .args(["init", "-q", "--bare", "-b", "main"])
-        .arg(&bare)
-        .output()
-        .expect("git init --bare");
-    assert!(out.status.success());
+    let bare = bare_repository(&git, served.path());
     let host = GitHttps::serve(served.path(), &python, &openssl);
     let work = Repo::new(&git);
     work.run(&["remote", "add", "origin", &bare.display().to_string()]);
