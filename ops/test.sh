@@ -46,6 +46,22 @@ if ! command -v openssl >/dev/null 2>&1; then
   need openssl "makes the certificates of the HTTPS Git test" || true
 fi
 
+# sshd: the ssh:// Git test serves a repository through OpenSSH's server on a loopback port
+# (started by the test itself, with keys it makes).
+if [ ! -x /usr/sbin/sshd ] && ! command -v sshd >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing openssh-server (apt-get)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null
+    # The package starts a server of its own on port 22; the test does not use it.
+    service ssh stop >/dev/null 2>&1 || true
+  elif [ "${CI:-}" = "true" ]; then
+    echo "test.sh: sshd is required (the ssh:// Git test) and cannot be installed here" >&2
+    exit 1
+  else
+    echo "test.sh: warning: sshd not installed; the ssh:// Git test will not run" >&2
+  fi
+fi
+
 # PostgreSQL: the storage suite runs on it as well as on SQLite. The tests start a throwaway
 # server themselves (initdb/pg_ctl in a temp dir); here we only make sure it is installed.
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then

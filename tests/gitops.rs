@@ -1336,3 +1336,148 @@ fn an_https_remote_is_followed_and_an_untrusted_certificate_is_refused() {
     }
     assert!(untrusting.history().is_empty());
 }
+
+/// OpenSSH's server on a loopback port, letting in one key of the test's own; killed on drop.
+struct GitSsh {
+    server: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Drop for GitSsh {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+impl GitSsh {
+    fn serve(dir: &Path, sshd: &Path, keygen: &Path) -> GitSsh {
+        for key in ["host_key", "client_key", "stranger_key"] {
+            let out = Command::new(keygen)
+                .args(["-q", "-t", "ed25519", "-N", ""])
+                .arg("-f")
+                .arg(dir.join(key))
+                .output()
+                .expect("ssh-keygen");
+            assert!(out.status.success(), "ssh-keygen: {}", text(&out.stderr));
+        }
+        std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys")).expect("keys");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
+             PidFile {d}/sshd.pid\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n",
+            d = dir.display()
+        );
+        std::fs::write(dir.join("sshd_config"), config).expect("sshd_config");
+        // sshd wants its privilege-separation directory.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let server = Command::new(sshd)
+            .args(["-D", "-e", "-f"])
+            .arg(dir.join("sshd_config"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sshd starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "sshd did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        GitSsh {
+            server,
+            port,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// `GIT_SSH_COMMAND` for logging in with `key`, without asking about the host.
+    fn ssh_command(&self, key: &str) -> String {
+        format!(
+            "ssh -i {} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes",
+            self.dir.join(key).display()
+        )
+    }
+}
+
+#[test]
+fn an_ssh_remote_is_followed_and_a_refused_key_is_reported() {
+    let Some((git, kubectl)) = tools() else {
+        return;
+    };
+    let (Some(sshd), Some(keygen)) = (
+        ferry_testkit::tools::sshd(),
+        ferry_testkit::tools::ssh_keygen(),
+    ) else {
+        return;
+    };
+    let user = Command::new("id").arg("-un").output().expect("id -un");
+    let user = text(&user.stdout).trim().to_owned();
+    if user != "root" {
+        // sshd serves other users only when started by root.
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the ssh:// test needs root under CI=true"
+        );
+        eprintln!("not root: the ssh:// test does not run");
+        return;
+    }
+    let served = tempfile::tempdir().expect("tempdir");
+    let bare = bare_repository(&git, served.path());
+    let host = GitSsh::serve(served.path(), &sshd, &keygen);
+    let url = format!("ssh://{user}@127.0.0.1:{}{}", host.port, bare.display());
+    let work = Repo::new(&git);
+    work.run(&["remote", "add", "origin", &bare.display().to_string()]);
+    work.write("ns.yaml", NAMESPACE);
+    work.write("a.yaml", &configmap("a", "1"));
+    let first = work.commit("First");
+    work.run(&["push", "-q", "origin", "main"]);
+
+    let ssh = host.ssh_command("client_key");
+    let ferry = Ferry::up_with_env(
+        &kubectl,
+        &url,
+        &["--poll-interval", "1h"],
+        &[("GIT_SSH_COMMAND", &ssh)],
+    );
+    let r = ferry.wait_records(1);
+    assert_eq!(r["commit"], first.as_str());
+    assert_eq!(r["result"], "Applied");
+    work.write("a.yaml", &configmap("a", "2"));
+    let second = work.commit("Second");
+    work.run(&["push", "-q", "origin", "main"]);
+    let out = ferry.ferry(&["sync", "shop"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let r = ferry.wait_records(2);
+    assert_eq!(r["commit"], second.as_str());
+    assert_eq!(ferry.value("a").as_deref(), Some("2"));
+
+    // A key the host does not know: nothing is applied, and the status says the fetch failed.
+    let stranger = host.ssh_command("stranger_key");
+    let refused = Ferry::up_with_env(
+        &kubectl,
+        &url,
+        &["--poll-interval", "1h"],
+        &[("GIT_SSH_COMMAND", &stranger)],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = refused.ferry(&["status", "-o", "json"]);
+        let s: Value = serde_json::from_slice(&out.stdout).expect("status");
+        let message = s[0]["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if message.contains("cannot fetch") {
+            assert!(message.contains(&url), "{message}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no fetch error: {s:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(refused.history().is_empty());
+}

@@ -1,4 +1,4 @@
-//! Outside tools the end-to-end tests drive (kubectl, git, python3, openssl): found when installed; when not,
+//! Outside tools the end-to-end tests drive (kubectl, git, python3, openssl, sshd): found when installed; when not,
 //! `None` so a developer's run can go on, and a failure under `CI=true`.
 
 use std::path::{Path, PathBuf};
@@ -44,4 +44,18 @@ pub fn python3() -> Option<PathBuf> {
 /// The `openssl` command (makes test certificates, signs webhook bodies).
 pub fn openssl() -> Option<PathBuf> {
     on_path("openssl").or_else(|| missing("openssl"))
+}
+
+/// OpenSSH's server (`/usr/sbin/sshd`; serves Git over `ssh://` in the GitOps tests).
+pub fn sshd() -> Option<PathBuf> {
+    let sbin = Path::new("/usr/sbin/sshd");
+    if sbin.is_file() {
+        return Some(sbin.to_path_buf());
+    }
+    on_path("sshd").or_else(|| missing("sshd"))
+}
+
+/// OpenSSH's `ssh-keygen`.
+pub fn ssh_keygen() -> Option<PathBuf> {
+    on_path("ssh-keygen").or_else(|| missing("ssh-keygen"))
 }
