@@ -18,6 +18,26 @@ need() { # need TOOL WHY: fail under CI when TOOL is missing, else warn
   fi
 }
 
+can_apt() { [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; }
+
+apt_install() { # apt_install PACKAGE
+  echo "== installing $1 (apt-get)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
+}
+
+install_server() { # install_server PACKAGE SERVICE WHY: a server the tests start themselves
+  if can_apt; then
+    apt_install "$1"
+    # The package starts a server of its own; the tests do not use it.
+    service "$2" stop >/dev/null 2>&1 || true
+  elif [ "${CI:-}" = "true" ]; then
+    echo "test.sh: $1 is required ($3) and cannot be installed here (not root, or no apt-get)" >&2
+    exit 1
+  else
+    echo "test.sh: warning: $1 not installed; $3 will not run" >&2
+  fi
+}
+
 need cargo "builds and runs the tests"
 need python3 "runs the verdict-parity comparison with kubernetes-validate" || true
 
@@ -29,53 +49,27 @@ fi
 
 # git: the GitOps suite makes real repositories and commits and serves one with git daemon.
 if ! command -v git >/dev/null 2>&1; then
-  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "== installing git (apt-get)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git >/dev/null
-  fi
+  can_apt && apt_install git
   need git "makes the repositories the GitOps tests follow" || true
 fi
 
 # openssl and python3: the HTTPS Git test makes a throwaway CA with openssl and serves a
 # repository through `git http-backend` behind TLS (tests/support/git_https_server.py).
 if ! command -v openssl >/dev/null 2>&1; then
-  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "== installing openssl (apt-get)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
-  fi
+  can_apt && apt_install openssl
   need openssl "makes the certificates of the HTTPS Git test" || true
 fi
 
 # sshd: the ssh:// Git test serves a repository through OpenSSH's server on a loopback port
 # (started by the test itself, with keys it makes).
 if [ ! -x /usr/sbin/sshd ] && ! command -v sshd >/dev/null 2>&1; then
-  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "== installing openssh-server (apt-get)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null
-    # The package starts a server of its own on port 22; the test does not use it.
-    service ssh stop >/dev/null 2>&1 || true
-  elif [ "${CI:-}" = "true" ]; then
-    echo "test.sh: sshd is required (the ssh:// Git test) and cannot be installed here" >&2
-    exit 1
-  else
-    echo "test.sh: warning: sshd not installed; the ssh:// Git test will not run" >&2
-  fi
+  install_server openssh-server ssh "the ssh:// Git test"
 fi
 
 # PostgreSQL: the storage suite runs on it as well as on SQLite. The tests start a throwaway
 # server themselves (initdb/pg_ctl in a temp dir); here we only make sure it is installed.
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "== installing PostgreSQL (apt-get)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-    # The package starts a cluster of its own; the tests do not use it.
-    service postgresql stop >/dev/null 2>&1 || true
-  elif [ "${CI:-}" = "true" ]; then
-    echo "test.sh: PostgreSQL is required and cannot be installed here (not root, or no apt-get)" >&2
-    exit 1
-  else
-    echo "test.sh: warning: PostgreSQL not installed; the PostgreSQL half of the storage tests will not run" >&2
-  fi
+  install_server postgresql postgresql "the PostgreSQL half of the storage, kubectl and GitOps suites"
 fi
 
 echo "== cargo test (workspace)"

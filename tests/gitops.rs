@@ -222,6 +222,29 @@ impl Ferry {
         }
     }
 
+    /// Polls `ferry status` until the source's status satisfies `done` (20 s at most); returns
+    /// that status.
+    fn wait_status(&self, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = self.ferry(&["status", "-o", "json"]);
+            let s: Value = serde_json::from_slice(&out.stdout).expect("status json");
+            if done(&s[0]["status"]) {
+                return s[0]["status"].clone();
+            }
+            assert!(Instant::now() < deadline, "{what}: {s:#}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Waits until the source's status message contains `needle`; returns the message.
+    fn wait_message(&self, needle: &str) -> String {
+        let status = self.wait_status(&format!("no message with {needle:?}"), |s| {
+            s["message"].as_str().is_some_and(|m| m.contains(needle))
+        });
+        status["message"].as_str().unwrap_or_default().to_owned()
+    }
+
     fn value(&self, name: &str) -> Option<String> {
         let out = self.kubectl(&[
             "get",
@@ -475,18 +498,9 @@ fn commits_are_applied_whole_refused_whole_audited_and_rolled_back() {
         r#"{"data":{"value":"hand-edited"}}"#,
     ]);
     assert!(out.status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = ferry.ferry(&["status", "-o", "json"]);
-        let s: Value = serde_json::from_slice(&out.stdout).expect("status json");
-        if s[0]["status"]["sync"] == "OutOfSync" {
-            assert_eq!(s[0]["status"]["drift"][0]["name"], "a");
-            assert_eq!(s[0]["status"]["drift"][0]["fields"][0], "/data/value");
-            break;
-        }
-        assert!(Instant::now() < deadline, "no drift seen: {s:#}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let status = ferry.wait_status("no drift seen", |s| s["sync"] == "OutOfSync");
+    assert_eq!(status["drift"][0]["name"], "a");
+    assert_eq!(status["drift"][0]["fields"][0], "/data/value");
 
     // 8. A newer commit ends the pin and is applied on its own merits.
     repo.write("apps/c.yaml", &configmap("c", "3"));
@@ -853,14 +867,22 @@ fn bare_repository(git: &Path, dir: &Path) -> PathBuf {
     bare
 }
 
-/// `git daemon` serving a bare repository on loopback, killed on drop.
-struct GitDaemon(Child);
+/// A server process a test started (git daemon, a Git host over HTTPS, sshd), killed on drop.
+struct Served(Child);
 
-impl Drop for GitDaemon {
+impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A loopback port nobody listens on.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 #[test]
@@ -870,17 +892,14 @@ fn a_remote_repository_is_fetched_polled_and_force_pushed() {
     };
     let served = tempfile::tempdir().expect("tempdir");
     let bare = bare_repository(&git, served.path());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port");
+    let port = free_port();
     // git-daemon itself (the `git daemon` wrapper would leave it running when killed).
     let exec_path = Command::new(&git)
         .arg("--exec-path")
         .output()
         .expect("git --exec-path");
     let exec_path = PathBuf::from(String::from_utf8_lossy(&exec_path.stdout).trim());
-    let daemon = GitDaemon(
+    let daemon = Served(
         Command::new(exec_path.join("git-daemon"))
             .args(["--reuseaddr", "--export-all", "--listen=127.0.0.1"])
             .arg(format!("--port={port}"))
@@ -1004,21 +1023,12 @@ fn a_remote_repository_is_fetched_polled_and_force_pushed() {
     // The remote goes away: the cluster stays on its commit and the status says why.
     drop(daemon);
     assert_eq!(post(&header), "202");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = ferry.ferry(&["status", "-o", "json"]);
-        let s: Value = serde_json::from_slice(&out.stdout).expect("status");
-        let message = s[0]["status"]["message"]
+    let status = ferry.wait_status("no unreadable-source message", |s| {
+        s["message"]
             .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        if message.contains("cannot be read") {
-            assert_eq!(s[0]["status"]["appliedCommit"], rewritten.as_str());
-            break;
-        }
-        assert!(Instant::now() < deadline, "{s:#}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+            .is_some_and(|m| m.contains("cannot be read"))
+    });
+    assert_eq!(status["appliedCommit"], rewritten.as_str());
     assert_eq!(ferry.value("b").as_deref(), Some("1"));
     assert_eq!(
         ferry.history().len(),
@@ -1164,19 +1174,57 @@ fn hostile_repositories_are_refused_with_reasons() {
     assert_eq!(ferry.value("a").as_deref(), Some("2"));
 }
 
+/// A remote source as the HTTPS and SSH tests drive it: `bare` is the repository the host
+/// serves at `url` (pushed to through the file system).
+struct Remote<'a> {
+    git: &'a Path,
+    kubectl: &'a Path,
+    bare: &'a Path,
+    url: &'a str,
+}
+
+impl Remote<'_> {
+    /// `ferry up` on the remote with `env`: the first commit is applied, a second one pushed is
+    /// applied on `ferry sync`.
+    fn followed_with(&self, env: &[(&str, &str)]) {
+        let work = Repo::new(self.git);
+        work.run(&["remote", "add", "origin", &self.bare.display().to_string()]);
+        work.write("ns.yaml", NAMESPACE);
+        work.write("a.yaml", &configmap("a", "1"));
+        let first = work.commit("First");
+        work.run(&["push", "-q", "origin", "main"]);
+        let ferry = Ferry::up_with_env(self.kubectl, self.url, &["--poll-interval", "1h"], env);
+        let r = ferry.wait_records(1);
+        assert_eq!(r["commit"], first.as_str());
+        assert_eq!(r["result"], "Applied");
+        assert_eq!(ferry.value("a").as_deref(), Some("1"));
+        work.write("a.yaml", &configmap("a", "2"));
+        let second = work.commit("Second");
+        work.run(&["push", "-q", "origin", "main"]);
+        let out = ferry.ferry(&["sync", "shop"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let r = ferry.wait_records(2);
+        assert_eq!(r["commit"], second.as_str());
+        assert_eq!(r["trigger"], "manual");
+        assert_eq!(ferry.value("a").as_deref(), Some("2"));
+    }
+
+    /// `ferry up` on the remote with `env` cannot fetch: nothing is attempted, and the status
+    /// message names the URL and says `why`.
+    fn refused_with(&self, env: &[(&str, &str)], why: &str) {
+        let ferry = Ferry::up_with_env(self.kubectl, self.url, &["--poll-interval", "1h"], env);
+        let message = ferry.wait_message(why);
+        assert!(message.contains(self.url), "{message}");
+        assert!(ferry.history().is_empty());
+    }
+}
+
 /// A Git host on loopback: `git http-backend` behind TLS (tests/support/git_https_server.py),
 /// with a certificate signed by a throwaway CA. Killed on drop.
 struct GitHttps {
-    server: Child,
+    _server: Served,
     url: String,
     ca: PathBuf,
-}
-
-impl Drop for GitHttps {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-    }
 }
 
 impl GitHttps {
@@ -1258,7 +1306,7 @@ impl GitHttps {
             .read_line(&mut port)
             .expect("port line");
         GitHttps {
-            server,
+            _server: Served(server),
             url: format!("https://127.0.0.1:{}/shop.git", port.trim()),
             ca: root.join("ca.pem"),
         }
@@ -1283,72 +1331,24 @@ fn an_https_remote_is_followed_and_an_untrusted_certificate_is_refused() {
     let served = tempfile::tempdir().expect("tempdir");
     let bare = bare_repository(&git, served.path());
     let host = GitHttps::serve(served.path(), &python, &openssl);
-    let work = Repo::new(&git);
-    work.run(&["remote", "add", "origin", &bare.display().to_string()]);
-    work.write("ns.yaml", NAMESPACE);
-    work.write("a.yaml", &configmap("a", "1"));
-    let first = work.commit("First");
-    work.run(&["push", "-q", "origin", "main"]);
-
-    // Trusting the host's CA (as an operator would with SSL_CERT_FILE): followed.
+    // Trusting the host's CA (as an operator would with SSL_CERT_FILE): followed. Without that
+    // trust the certificate is refused.
     let ca = host.ca.display().to_string();
-    let ferry = Ferry::up_with_env(
-        &kubectl,
-        &host.url,
-        &["--poll-interval", "1h"],
-        &[("SSL_CERT_FILE", &ca)],
-    );
-    let r = ferry.wait_records(1);
-    assert_eq!(r["commit"], first.as_str());
-    assert_eq!(r["result"], "Applied");
-    assert_eq!(ferry.value("a").as_deref(), Some("1"));
-    work.write("a.yaml", &configmap("a", "2"));
-    let second = work.commit("Second");
-    work.run(&["push", "-q", "origin", "main"]);
-    let out = ferry.ferry(&["sync", "shop"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let r = ferry.wait_records(2);
-    assert_eq!(r["commit"], second.as_str());
-    assert_eq!(r["trigger"], "manual");
-    assert_eq!(ferry.value("a").as_deref(), Some("2"));
-
-    // Without that trust the certificate is refused, and the status says so.
-    let untrusting = Ferry::up_with_env(
-        &kubectl,
-        &host.url,
-        &["--poll-interval", "1h"],
-        &[("SSL_CERT_FILE", "/nonexistent/ca.pem")],
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = untrusting.ferry(&["status", "-o", "json"]);
-        let s: Value = serde_json::from_slice(&out.stdout).expect("status");
-        let message = s[0]["status"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        if message.contains("certificate") {
-            assert!(message.contains(&host.url), "{message}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "no certificate error: {s:#}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert!(untrusting.history().is_empty());
+    let remote = Remote {
+        git: &git,
+        kubectl: &kubectl,
+        bare: &bare,
+        url: &host.url,
+    };
+    remote.followed_with(&[("SSL_CERT_FILE", &ca)]);
+    remote.refused_with(&[("SSL_CERT_FILE", "/nonexistent/ca.pem")], "certificate");
 }
 
 /// OpenSSH's server on a loopback port, letting in one key of the test's own; killed on drop.
 struct GitSsh {
-    server: Child,
+    _server: Served,
     port: u16,
     dir: PathBuf,
-}
-
-impl Drop for GitSsh {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-    }
 }
 
 impl GitSsh {
@@ -1363,10 +1363,7 @@ impl GitSsh {
             assert!(out.status.success(), "ssh-keygen: {}", text(&out.stderr));
         }
         std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys")).expect("keys");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
+        let port = free_port();
         let config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
              PidFile {d}/sshd.pid\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
@@ -1389,7 +1386,7 @@ impl GitSsh {
             std::thread::sleep(Duration::from_millis(50));
         }
         GitSsh {
-            server,
+            _server: Served(server),
             port,
             dir: dir.to_path_buf(),
         }
@@ -1430,54 +1427,16 @@ fn an_ssh_remote_is_followed_and_a_refused_key_is_reported() {
     let bare = bare_repository(&git, served.path());
     let host = GitSsh::serve(served.path(), &sshd, &keygen);
     let url = format!("ssh://{user}@127.0.0.1:{}{}", host.port, bare.display());
-    let work = Repo::new(&git);
-    work.run(&["remote", "add", "origin", &bare.display().to_string()]);
-    work.write("ns.yaml", NAMESPACE);
-    work.write("a.yaml", &configmap("a", "1"));
-    let first = work.commit("First");
-    work.run(&["push", "-q", "origin", "main"]);
-
-    let ssh = host.ssh_command("client_key");
-    let ferry = Ferry::up_with_env(
-        &kubectl,
-        &url,
-        &["--poll-interval", "1h"],
-        &[("GIT_SSH_COMMAND", &ssh)],
-    );
-    let r = ferry.wait_records(1);
-    assert_eq!(r["commit"], first.as_str());
-    assert_eq!(r["result"], "Applied");
-    work.write("a.yaml", &configmap("a", "2"));
-    let second = work.commit("Second");
-    work.run(&["push", "-q", "origin", "main"]);
-    let out = ferry.ferry(&["sync", "shop"]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let r = ferry.wait_records(2);
-    assert_eq!(r["commit"], second.as_str());
-    assert_eq!(ferry.value("a").as_deref(), Some("2"));
-
+    let remote = Remote {
+        git: &git,
+        kubectl: &kubectl,
+        bare: &bare,
+        url: &url,
+    };
+    remote.followed_with(&[("GIT_SSH_COMMAND", &host.ssh_command("client_key"))]);
     // A key the host does not know: nothing is applied, and the status says the fetch failed.
-    let stranger = host.ssh_command("stranger_key");
-    let refused = Ferry::up_with_env(
-        &kubectl,
-        &url,
-        &["--poll-interval", "1h"],
-        &[("GIT_SSH_COMMAND", &stranger)],
+    remote.refused_with(
+        &[("GIT_SSH_COMMAND", &host.ssh_command("stranger_key"))],
+        "cannot fetch",
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let out = refused.ferry(&["status", "-o", "json"]);
-        let s: Value = serde_json::from_slice(&out.stdout).expect("status");
-        let message = s[0]["status"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        if message.contains("cannot fetch") {
-            assert!(message.contains(&url), "{message}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "no fetch error: {s:#}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert!(refused.history().is_empty());
 }

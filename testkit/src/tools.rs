@@ -22,13 +22,18 @@ fn missing(name: &str) -> Option<PathBuf> {
     None
 }
 
+/// `preferred` when it exists, else `name` on PATH.
+fn at_or_on_path(preferred: &str, name: &str) -> Option<PathBuf> {
+    let path = Path::new(preferred);
+    if path.is_file() {
+        return Some(path.to_path_buf());
+    }
+    on_path(name).or_else(|| missing(name))
+}
+
 /// The kubectl to judge with: 1.33 from the cloud SDK, else the one on PATH.
 pub fn kubectl() -> Option<PathBuf> {
-    let sdk = Path::new("/usr/lib/google-cloud-sdk/bin/kubectl.1.33");
-    if sdk.is_file() {
-        return Some(sdk.to_path_buf());
-    }
-    on_path("kubectl").or_else(|| missing("kubectl"))
+    at_or_on_path("/usr/lib/google-cloud-sdk/bin/kubectl.1.33", "kubectl")
 }
 
 /// The `git` command.
@@ -48,11 +53,7 @@ pub fn openssl() -> Option<PathBuf> {
 
 /// OpenSSH's server (`/usr/sbin/sshd`; serves Git over `ssh://` in the GitOps tests).
 pub fn sshd() -> Option<PathBuf> {
-    let sbin = Path::new("/usr/sbin/sshd");
-    if sbin.is_file() {
-        return Some(sbin.to_path_buf());
-    }
-    on_path("sshd").or_else(|| missing("sshd"))
+    at_or_on_path("/usr/sbin/sshd", "sshd")
 }
 
 /// OpenSSH's `ssh-keygen`.

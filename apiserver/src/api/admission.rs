@@ -252,11 +252,14 @@ fn default_fields(kind: &KindInfo, object: &mut Value) {
             if let Some(ports) = spec["ports"].as_array_mut() {
                 for p in ports {
                     set_default(p, "protocol", json!("TCP"));
-                    // 0 and "" are IntOrString's zero value: not set.
-                    if (p["targetPort"] == json!(0) || p["targetPort"] == json!(""))
-                        && let Some(map) = p.as_object_mut()
-                    {
-                        map.remove("targetPort");
+                    // Go's zero values are "not set" (protobuf clients always send them):
+                    // `nodePort: 0`, and 0 or "" for the IntOrString `targetPort`.
+                    if let Some(map) = p.as_object_mut() {
+                        map.retain(|k, v| match k.as_str() {
+                            "nodePort" => *v != json!(0),
+                            "targetPort" => *v != json!(0) && *v != json!(""),
+                            _ => true,
+                        });
                     }
                     let port = p["port"].clone();
                     set_default(p, "targetPort", port);
@@ -279,7 +282,7 @@ fn carry_allocations(old: &Value, new: &mut Value) {
     let old_ports = old["spec"]["ports"].as_array().cloned().unwrap_or_default();
     if let Some(ports) = new["spec"]["ports"].as_array_mut() {
         for port in ports {
-            if (port["nodePort"].is_null() || port["nodePort"].as_u64() == Some(0))
+            if port["nodePort"].is_null()
                 && let Some(before) = old_ports
                     .iter()
                     .find(|p| p["port"] == port["port"] && p["protocol"] == port["protocol"])

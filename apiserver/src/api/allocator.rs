@@ -164,18 +164,6 @@ pub fn allocate(ranges: &Ranges, service: &mut Value) -> Result<Vec<WriteOp>, Ap
     }
     service["spec"]["ipFamilies"] = json!(["IPv4"]);
     service["spec"]["ipFamilyPolicy"] = json!("SingleStack");
-    if !matches!(ty.as_str(), "NodePort" | "LoadBalancer")
-        && let Some(ports) = service["spec"]["ports"].as_array_mut()
-    {
-        // `nodePort: 0` is Go's "not set" (protobuf clients always send it): not a port.
-        for port in ports {
-            if port["nodePort"].as_u64() == Some(0)
-                && let Some(map) = port.as_object_mut()
-            {
-                map.remove("nodePort");
-            }
-        }
-    }
     if matches!(ty.as_str(), "NodePort" | "LoadBalancer") {
         let (a, b) = ranges.node_ports;
         let mut taken = Vec::new();

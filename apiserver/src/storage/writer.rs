@@ -66,36 +66,7 @@ pub async fn run(
             }
         }
         let mut ops: Vec<&[WriteOp]> = batch.iter().map(|r| r.ops.as_slice()).collect();
-        let mut outcome = Err(StorageError::Unavailable("no attempt".into()));
-        for attempt in 0..2 {
-            let (mut conn, reused) = match held.take() {
-                Some(conn) => (conn, true),
-                None => match pool.acquire().await {
-                    Ok(conn) => (conn, false),
-                    Err(error) => {
-                        outcome = Err(error.into());
-                        break;
-                    }
-                },
-            };
-            match commit(&mut conn, engine, &mut ops).await {
-                Ok(results) => {
-                    held = Some(conn);
-                    outcome = Ok(results);
-                    break;
-                }
-                Err(failed) => {
-                    // A failed connection is not reused.
-                    conn.close_on_drop();
-                    outcome = Err(failed.error);
-                    // A kept connection that failed before anything was sent to be written
-                    // may only be stale (the database restarted): once more on a fresh one.
-                    if !(reused && failed.before_writes && attempt == 0) {
-                        break;
-                    }
-                }
-            }
-        }
+        let outcome = commit_on(&pool, &mut held, engine, &mut ops).await;
         match outcome {
             Ok(results) => {
                 let mut committed: Vec<Arc<Change>> = Vec::new();
@@ -309,9 +280,6 @@ fn bind_change_rows<'q>(
     query
 }
 
-/// Most parameters one statement may bind (SQLite allows 32,766, PostgreSQL 65,535).
-const MAX_PARAMS: usize = 32_000;
-
 /// Writes the change-log rows, the final state of every touched object and the new revision
 /// (and, on PostgreSQL, the notification): in one round trip for batches of up to [`CHUNK`]
 /// changes (the API's group commits), else in chunked statements (a large GitOps commit, where
@@ -323,7 +291,8 @@ async fn write_batch(
     committed_ms: i64,
     last: i64,
 ) -> Result<(), StorageError> {
-    if changes.len() <= CHUNK && changes.len() * 7 + 2 <= MAX_PARAMS {
+    // CHUNK changes bind 7 values each: well under SQLite's 32,766 parameters.
+    if changes.len() <= CHUNK {
         return write_in_one(tx, engine, changes, committed_ms, last).await;
     }
     write_changes(tx, changes, committed_ms).await?;
@@ -507,6 +476,37 @@ async fn write_changes(
 
 /// Commits a batch; the outer error is a database failure (nothing written), the inner ones
 /// are per-request precondition failures.
+/// Commits a batch on the kept connection, or a fresh one from the pool (then kept). A failed
+/// connection is not reused. A kept one that failed before anything was sent to be written may
+/// only be stale (the database restarted): the batch is tried once more on a fresh one.
+async fn commit_on(
+    pool: &AnyPool,
+    held: &mut Option<PoolConnection<Any>>,
+    engine: Engine,
+    batch: &mut [&[WriteOp]],
+) -> Result<Vec<Result<Vec<Arc<Change>>, StorageError>>, StorageError> {
+    loop {
+        let reused = held.is_some();
+        let mut conn = match held.take() {
+            Some(conn) => conn,
+            None => pool.acquire().await?,
+        };
+        match commit(&mut conn, engine, batch).await {
+            Ok(results) => {
+                *held = Some(conn);
+                return Ok(results);
+            }
+            Err(failed) => {
+                conn.close_on_drop();
+                // The next pass takes a fresh connection, so this retries at most once.
+                if !(reused && failed.before_writes) {
+                    return Err(failed.error);
+                }
+            }
+        }
+    }
+}
+
 /// A batch that failed as a whole.
 struct Failed {
     error: StorageError,

@@ -63,13 +63,10 @@ impl Special {
                 }
             }
         }
-        let utf8 = |b: &[u8]| {
-            String::from_utf8(b.to_vec()).map_err(|_| ProtobufError::Utf8 { at: at.to_owned() })
-        };
         Ok(match self {
-            Special::Quantity => Some(Value::String(utf8(text.unwrap_or_default())?)),
+            Special::Quantity => Some(Value::String(super::text(text.unwrap_or_default(), at)?)),
             Special::IntOrString => Some(if varints[1] == 1 {
-                Value::String(utf8(text.unwrap_or_default())?)
+                Value::String(super::text(text.unwrap_or_default(), at)?)
             } else {
                 Value::from(varints[2] as i64 as i32)
             }),
