@@ -17,6 +17,7 @@ pub mod position;
 pub mod rules;
 pub mod run;
 pub mod scalar;
+pub mod selector;
 pub mod validate;
 
 pub use k8s_openapi;

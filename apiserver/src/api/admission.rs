@@ -9,6 +9,7 @@ use ferry_schema::validate::{Options, Validator};
 use serde_json::{Map, Value, json};
 
 use super::catalog::has_status;
+use super::registry_rules;
 use super::status::{ApiError, Cause};
 
 /// What to do with unknown fields (`fieldValidation`).
@@ -106,6 +107,33 @@ pub fn field_path(pointer: &str) -> String {
     out
 }
 
+/// Removes the member a JSON pointer names (an unknown field).
+fn remove_pointer(object: &mut Value, pointer: &str) {
+    let segments = ferry_schema::pointer::segments(pointer);
+    let Some((last, parents)) = segments.split_last() else {
+        return;
+    };
+    let mut at = object;
+    for segment in parents {
+        at = match at {
+            Value::Object(map) => match map.get_mut(segment.as_str()) {
+                Some(next) => next,
+                None => return,
+            },
+            Value::Array(items) => {
+                match segment.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                    Some(next) => next,
+                    None => return,
+                }
+            }
+            _ => return,
+        };
+    }
+    if let Value::Object(map) = at {
+        map.remove(last.as_str());
+    }
+}
+
 fn meta(object: &mut Value) -> &mut Map<String, Value> {
     if !object["metadata"].is_object() {
         object["metadata"] = json!({});
@@ -197,6 +225,7 @@ fn default_fields(kind: &KindInfo, object: &mut Value) {
     if (kind.group, kind.kind) == ("", "Secret") {
         set_default(object, "type", json!("Opaque"));
     }
+    registry_rules::normalize(kind, object);
     let spec = &mut object["spec"];
     match (kind.group, kind.kind) {
         ("", "Pod") => default_pod_spec(spec),
@@ -376,20 +405,27 @@ impl Admission {
         Ok(())
     }
 
+    /// Validates the object. Unknown fields fail a Strict request; otherwise they are
+    /// dropped from the object (as Kubernetes' decoder drops them), with a warning under Warn.
     fn validate(
         &self,
         kind: &KindInfo,
-        object: &Value,
+        object: &mut Value,
         fv: FieldValidation,
     ) -> Result<Vec<String>, ApiError> {
         let report = self.strict.check_object(object.clone());
-        let name = object["metadata"]["name"].as_str().unwrap_or_default();
-        let mut causes = Vec::new();
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let mut causes = registry_rules::check(kind, object);
         let mut unknown = Vec::new();
+        let mut unknown_at = Vec::new();
         for f in report.errors {
             let field = field_path(&f.path);
             if f.message.starts_with("unknown field ") {
                 unknown.push(format!("unknown field \"{field}\""));
+                unknown_at.push(f.path);
             } else {
                 let reason = if f.message.starts_with("required field") {
                     "FieldValueRequired"
@@ -408,13 +444,18 @@ impl Admission {
             }
         }
         if !causes.is_empty() {
-            return Err(ApiError::invalid(kind.group, kind.kind, name, causes));
+            return Err(ApiError::invalid(kind.group, kind.kind, &name, causes));
         }
-        match fv {
-            FieldValidation::Strict if !unknown.is_empty() => Err(ApiError::bad_request(format!(
+        if fv == FieldValidation::Strict && !unknown.is_empty() {
+            return Err(ApiError::bad_request(format!(
                 "strict decoding error: {}",
                 unknown.join(", ")
-            ))),
+            )));
+        }
+        for pointer in &unknown_at {
+            remove_pointer(object, pointer);
+        }
+        match fv {
             FieldValidation::Warn => Ok(unknown),
             _ => Ok(Vec::new()),
         }
@@ -470,7 +511,7 @@ impl Admission {
             map.insert("status".into(), initial_status(kind));
         }
         default(kind, &mut object);
-        let warnings = self.validate(kind, &object, fv)?;
+        let warnings = self.validate(kind, &mut object, fv)?;
         Ok((object, warnings))
     }
 
@@ -560,10 +601,11 @@ impl Admission {
                 });
             }
         }
+        causes.extend(registry_rules::check_update(kind, old, &object));
         if !causes.is_empty() {
             return Err(ApiError::invalid(kind.group, kind.kind, name, causes));
         }
-        let warnings = self.validate(kind, &object, fv)?;
+        let warnings = self.validate(kind, &mut object, fv)?;
         Ok((object, warnings))
     }
 }

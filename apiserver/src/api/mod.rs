@@ -6,18 +6,21 @@ pub mod allocator;
 pub mod apply;
 pub mod catalog;
 pub mod discovery;
+pub mod list;
 pub mod metrics;
 pub mod openapi;
 pub mod path;
 pub mod protobuf;
+pub mod registry_rules;
 pub mod request;
 pub mod resource;
-pub mod selector;
 pub mod status;
 pub mod strategic;
+pub mod subresource;
 pub mod table;
 pub mod transaction;
 pub mod watch;
+pub mod write;
 
 use std::sync::Arc;
 

@@ -46,6 +46,37 @@ pub fn accept(headers: &HeaderMap) -> String {
         .to_owned()
 }
 
+/// The shape of the answer a client asks for in its Accept header: the objects themselves, a
+/// `meta.k8s.io` Table (what `kubectl get` prints), or their metadata only
+/// (`PartialObjectMetadata`, what metadata informers and garbage collectors read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// The objects (JSON; also the answer to a protobuf Accept, as client-go takes JSON too).
+    Object,
+    /// A `Table`.
+    Table,
+    /// `PartialObjectMetadata` / `PartialObjectMetadataList`.
+    Metadata,
+}
+
+impl Shape {
+    /// The first acceptable shape named in the request's Accept header.
+    pub fn of(headers: &HeaderMap) -> Shape {
+        let accept = accept(headers);
+        let first = accept.split(',').next().unwrap_or_default();
+        if !first.contains("g=meta.k8s.io") {
+            return Shape::Object;
+        }
+        if first.contains("as=Table") {
+            Shape::Table
+        } else if first.contains("as=PartialObjectMetadata") {
+            Shape::Metadata
+        } else {
+            Shape::Object
+        }
+    }
+}
+
 /// Parses a JSON, YAML or Kubernetes protobuf body into one object.
 pub fn parse_object(bytes: &[u8], media_type: &str) -> Result<Value, ApiError> {
     match media_type {

@@ -4,14 +4,6 @@
 
 use serde_json::{Value, json};
 
-/// Does the Accept header ask for a Table?
-pub fn wants_table(accept: &str) -> bool {
-    accept
-        .split(',')
-        .next()
-        .is_some_and(|first| first.contains("as=Table") && first.contains("g=meta.k8s.io"))
-}
-
 /// Age as Kubernetes prints it: `45s`, `5m30s`, `3h`, `2d5h`, `400d`.
 pub fn human_duration(seconds: i64) -> String {
     let s = seconds.max(0);
@@ -113,29 +105,9 @@ fn access_modes(modes: &Value) -> String {
 
 /// A label selector as text: `app=web,tier in (a,b)`.
 fn selector_text(selector: &Value) -> String {
-    let mut parts: Vec<String> = selector["matchLabels"]
-        .as_object()
-        .map(|m| m.iter().map(|(k, v)| format!("{k}={}", text(v))).collect())
-        .unwrap_or_default();
-    for e in selector["matchExpressions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        let values: Vec<String> = e["values"]
-            .as_array()
-            .map(|v| v.iter().map(text).collect())
-            .unwrap_or_default();
-        let key = text(&e["key"]);
-        parts.push(match text(&e["operator"]).as_str() {
-            "In" => format!("{key} in ({})", values.join(",")),
-            "NotIn" => format!("{key} notin ({})", values.join(",")),
-            "Exists" => key,
-            "DoesNotExist" => format!("!{key}"),
-            other => format!("{key} {other}"),
-        });
-    }
-    parts.join(",")
+    ferry_schema::selector::LabelSelector::from_object(selector)
+        .map(|s| s.to_string())
+        .unwrap_or_default()
 }
 
 /// An HPA's TARGETS: `cpu: 45%/80%` per resource metric (`<unknown>` before a measurement).

@@ -371,6 +371,7 @@ async fn admit_one(
             return Err(ApiError::not_found(kind.group, kind.plural, name));
         }
         (Verb::Delete, Some(stored)) => {
+            resource::check_deletable(kind, name)?;
             if let Some(rv) = body["resourceVersion"].as_str()
                 && rv != stored.revision.to_string()
             {

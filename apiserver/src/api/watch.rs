@@ -14,12 +14,12 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::catalog::storage_resource;
-use super::request::accept;
-use super::resource::{Call, select};
-use super::selector::{FieldSelector, LabelSelector};
+use super::list::{partial_metadata, select, selectors};
+use super::request::Shape;
+use super::resource::Call;
 use super::status::ApiError;
-use super::table::{table, wants_table};
-use crate::storage::{EventType, StorageError};
+use super::table::table;
+use crate::storage::{Change, EventType, StorageError};
 
 /// How often a watch that asked for bookmarks gets one.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
@@ -43,26 +43,15 @@ type ApiMetrics = super::metrics::Metrics;
 
 /// Serves a watch request.
 pub async fn serve(call: Call<'_>) -> Result<Response<Body>, ApiError> {
-    let labels = LabelSelector::parse(
-        call.query
-            .get("labelSelector")
-            .map(String::as_str)
-            .unwrap_or_default(),
-    )
-    .map_err(ApiError::bad_request)?;
-    let fields = FieldSelector::parse(
-        call.query
-            .get("fieldSelector")
-            .map(String::as_str)
-            .unwrap_or_default(),
-        call.kind.kind,
-    )
-    .map_err(ApiError::bad_request)?;
-    let as_table = wants_table(&accept(&call.headers));
+    let (labels, fields) = selectors(&call)?;
+    let shape = Shape::of(&call.headers);
     let bookmarks = matches!(
         call.query.get("allowWatchBookmarks").map(String::as_str),
         Some("true" | "1")
     );
+    // The streaming list (`sendInitialEvents=true`): the current objects as ADDED events, then
+    // a bookmark that says the initial events are over.
+    let initial_events = matches!(call.q("sendInitialEvents"), Some("true" | "1"));
     let timeout = call
         .query
         .get("timeoutSeconds")
@@ -75,8 +64,12 @@ pub async fn serve(call: Call<'_>) -> Result<Response<Body>, ApiError> {
         .unwrap_or_default();
     let (initial, start) = match requested {
         "" | "0" => {
-            let (items, revision, _) = select(&call, 0, None).await?;
-            (items, revision)
+            let selected = select(&call, 0, None).await?;
+            (selected.items, selected.revision)
+        }
+        _ if initial_events => {
+            let selected = select(&call, 0, None).await?;
+            (selected.items, selected.revision)
         }
         rv => (
             Vec::new(),
@@ -91,22 +84,34 @@ pub async fn serve(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     let shutdown = call.state.shutdown.clone();
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let render = move |object: Value| -> Value {
-        if as_table {
-            let rv = object["metadata"]["resourceVersion"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned();
-            table(kind.kind, &[object], &rv, None)
-        } else {
-            object
+        match shape {
+            Shape::Table => {
+                let rv = object["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                table(kind.kind, &[object], &rv, None)
+            }
+            Shape::Metadata => partial_metadata(&object),
+            Shape::Object => object,
         }
     };
+    let passes = move |o: &Value| labels.matches(&o["metadata"]["labels"]) && fields.matches(o);
     let state_metrics = call.state.metrics_handle();
     state_metrics.watch_delta(1);
     tokio::spawn(async move {
         let _open = WatchGuard(state_metrics);
         for object in initial {
             if tx.send(event("ADDED", render(object))).await.is_err() {
+                return;
+            }
+        }
+        if initial_events {
+            let object = json!({"kind": kind.kind, "apiVersion": kind.api_version(), "metadata": {
+                "resourceVersion": start.to_string(),
+                "annotations": {"k8s.io/initial-events-end": "true"},
+            }});
+            if tx.send(event("BOOKMARK", object)).await.is_err() {
                 return;
             }
         }
@@ -146,17 +151,13 @@ pub async fn serve(call: Call<'_>) -> Result<Response<Body>, ApiError> {
                     };
                     if change.key.resource != resource
                         || namespace.as_ref().is_some_and(|ns| *ns != change.key.namespace)
-                        || !labels.matches(&change.object["metadata"]["labels"])
-                        || !fields.matches(&change.object)
                     {
                         continue;
                     }
-                    let kind = match change.event {
-                        EventType::Added => "ADDED",
-                        EventType::Modified => "MODIFIED",
-                        EventType::Deleted => "DELETED",
+                    let Some((kind, object)) = transition(&change, &passes) else {
+                        continue;
                     };
-                    if tx.send(event(kind, render((*change.object).clone()))).await.is_err() {
+                    if tx.send(event(kind, render(object))).await.is_err() {
                         return;
                     }
                 }
@@ -174,4 +175,104 @@ pub async fn serve(call: Call<'_>) -> Result<Response<Body>, ApiError> {
         header::HeaderValue::from_static("application/json"),
     );
     Ok(response)
+}
+
+/// What a watch with a selector sends for a change, as the kube-apiserver's watch cache does:
+/// an object that starts passing is ADDED, one that stops passing is DELETED with its previous
+/// (last passing) state at the change's resourceVersion, one that passes before and after is
+/// MODIFIED (or DELETED when deleted), and nothing for one that passes neither.
+pub fn transition(
+    change: &Change,
+    passes: impl Fn(&Value) -> bool,
+) -> Option<(&'static str, Value)> {
+    let now = change.event != EventType::Deleted && passes(&change.object);
+    let before = change.passed_before(&passes);
+    match (before, now) {
+        (false, true) => Some(("ADDED", (*change.object).clone())),
+        (true, true) => Some(("MODIFIED", (*change.object).clone())),
+        (true, false) => {
+            let mut last = match (change.event, &change.previous) {
+                (EventType::Modified, Some(previous)) => (**previous).clone(),
+                _ => (*change.object).clone(),
+            };
+            if let Some(meta) = last.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.insert("resourceVersion".into(), json!(change.revision.to_string()));
+            }
+            Some(("DELETED", last))
+        }
+        (false, false) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::storage::ObjectKey;
+
+    fn change(event: EventType, labels: Value, previous: Option<Value>) -> Change {
+        Change {
+            revision: 9,
+            event,
+            key: ObjectKey::new("pods", "d", "p"),
+            object: Arc::new(
+                json!({"metadata": {"name": "p", "labels": labels, "resourceVersion": "9"}}),
+            ),
+            previous: previous.map(|labels| {
+                Arc::new(
+                    json!({"metadata": {"name": "p", "labels": labels, "resourceVersion": "8"}}),
+                )
+            }),
+        }
+    }
+
+    #[test]
+    fn selector_transitions_are_those_of_the_watch_cache() {
+        let web = |o: &Value| o["metadata"]["labels"]["app"] == "web";
+        let kind = |c: &Change| transition(c, web).map(|(k, _)| k);
+        // Starts matching: ADDED.
+        let c = change(
+            EventType::Modified,
+            json!({"app": "web"}),
+            Some(json!({"app": "db"})),
+        );
+        assert_eq!(kind(&c), Some("ADDED"));
+        // Stops matching: DELETED with the last matching state, at the change's revision.
+        let c = change(
+            EventType::Modified,
+            json!({"app": "db"}),
+            Some(json!({"app": "web"})),
+        );
+        let (k, object) = transition(&c, web).expect("an event");
+        assert_eq!(k, "DELETED");
+        assert_eq!(object["metadata"]["labels"]["app"], "web");
+        assert_eq!(object["metadata"]["resourceVersion"], "9");
+        // Matches before and after (nothing selection-relevant changed): MODIFIED.
+        assert_eq!(
+            kind(&change(EventType::Modified, json!({"app": "web"}), None)),
+            Some("MODIFIED")
+        );
+        // Matches neither: nothing.
+        assert_eq!(
+            kind(&change(EventType::Modified, json!({"app": "db"}), None)),
+            None
+        );
+        assert_eq!(
+            kind(&change(EventType::Added, json!({"app": "web"}), None)),
+            Some("ADDED")
+        );
+        assert_eq!(
+            kind(&change(EventType::Added, json!({"app": "db"}), None)),
+            None
+        );
+        assert_eq!(
+            kind(&change(EventType::Deleted, json!({"app": "web"}), None)),
+            Some("DELETED")
+        );
+        assert_eq!(
+            kind(&change(EventType::Deleted, json!({"app": "db"}), None)),
+            None
+        );
+    }
 }

@@ -49,4 +49,22 @@ pub struct Change {
     pub key: ObjectKey,
     /// The object after the change (for a delete: its last state), resourceVersion set.
     pub object: Arc<Value>,
+    /// For an update that changed the object's labels or a selectable field: the object as it
+    /// was before. `None` for creates, deletes, and updates whose selection cannot differ.
+    pub previous: Option<Arc<Value>>,
+}
+
+impl Change {
+    /// Whether an object passing `filter` passed it before this change: for an update without a
+    /// recorded previous state (its labels and selectable fields did not change), the same as
+    /// now.
+    pub fn passed_before(&self, filter: impl Fn(&Value) -> bool) -> bool {
+        match (self.event, &self.previous) {
+            (EventType::Added, _) => false,
+            (EventType::Modified, Some(previous)) => filter(previous),
+            (EventType::Modified | EventType::Deleted, None) | (EventType::Deleted, Some(_)) => {
+                filter(&self.object)
+            }
+        }
+    }
 }

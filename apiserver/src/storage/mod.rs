@@ -354,6 +354,48 @@ impl Storage {
         Ok((tx, revision))
     }
 
+    /// How many objects of a resource (in one namespace, or all) come after the
+    /// `(namespace, name)` cursor: a list's `remainingItemCount`.
+    pub async fn count_after(
+        &self,
+        resource: &str,
+        namespace: Option<&str>,
+        after: (&str, &str),
+    ) -> Result<i64, StorageError> {
+        let (after_ns, after_name) = after;
+        let row = match namespace {
+            Some(ns) => {
+                let after_name = if after_ns == ns { after_name } else { "" };
+                sqlx::query(
+                    "SELECT COUNT(*) FROM objects WHERE resource = $1 AND namespace = $2 AND name > $3",
+                )
+                .bind(resource)
+                .bind(ns)
+                .bind(after_name)
+                .fetch_one(&self.pool)
+                .await?
+            }
+            None => sqlx::query(
+                "SELECT COUNT(*) FROM objects WHERE resource = $1 AND (namespace, name) > ($2, $3)",
+            )
+            .bind(resource)
+            .bind(after_ns)
+            .bind(after_name)
+            .fetch_one(&self.pool)
+            .await?,
+        };
+        Ok(row.try_get(0)?)
+    }
+
+    /// The revision the change log has been compacted to: watches and list continuations
+    /// from before it are expired.
+    pub async fn compacted(&self) -> Result<i64, StorageError> {
+        Ok(sqlx::query("SELECT compacted FROM ferry_meta WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
+    }
+
     /// The current global revision.
     pub async fn revision(&self) -> Result<i64, StorageError> {
         current_revision(&self.pool).await
@@ -431,7 +473,7 @@ pub(crate) async fn changes_after(
         });
     }
     let rows = sqlx::query(
-        "SELECT revision, resource, namespace, name, event, body FROM changes \
+        "SELECT revision, resource, namespace, name, event, body, previous FROM changes \
          WHERE revision > $1 ORDER BY revision LIMIT $2",
     )
     .bind(revision)
@@ -451,11 +493,18 @@ pub(crate) async fn changes_after(
         let body: String = row.try_get(5)?;
         let object = serde_json::from_str(&body)
             .map_err(|e| StorageError::Corrupt(key.clone(), e.to_string()))?;
+        let previous: Option<String> = row.try_get(6)?;
+        let previous = previous
+            .map(|p| serde_json::from_str::<serde_json::Value>(&p))
+            .transpose()
+            .map_err(|e| StorageError::Corrupt(key.clone(), e.to_string()))?
+            .map(Arc::new);
         out.push(Arc::new(Change {
             revision: row.try_get(0)?,
             event,
             key,
             object: Arc::new(object),
+            previous,
         }));
     }
     Ok(out)

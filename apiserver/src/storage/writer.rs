@@ -97,8 +97,11 @@ fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
-/// Rows per multi-row statement (SQLite allows 32,766 parameters; 7 per change row).
+/// Rows per multi-row statement (SQLite allows 32,766 parameters; 8 per change row).
 pub(super) const CHUNK: usize = 500;
+
+/// Parameters per change-log row.
+const COLUMNS: usize = 8;
 
 /// `($1, $2, $3), ($4, $5, $6), ...` for `rows` rows of `width` parameters.
 fn placeholders(rows: usize, width: usize) -> String {
@@ -242,6 +245,14 @@ fn plan(
         };
         revision += 1;
         let object = Arc::new(with_revision(object, revision));
+        let previous = match (event, &current) {
+            (EventType::Modified, Some((_, before)))
+                if ferry_schema::selector::selection_changed(before, &object) =>
+            {
+                Some(before.clone())
+            }
+            _ => None,
+        };
         local.insert(
             key.clone(),
             match event {
@@ -254,12 +265,13 @@ fn plan(
             event,
             key: key.clone(),
             object,
+            previous,
         }));
     }
     Ok(changes)
 }
 
-/// Binds the seven change-log columns of each change, in order.
+/// Binds the eight change-log columns of each change, in order.
 fn bind_change_rows<'q>(
     mut query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
     changes: &'q [Arc<Change>],
@@ -275,7 +287,8 @@ fn bind_change_rows<'q>(
             .bind(&key.name)
             .bind(change.event.as_str())
             .bind(body.as_str())
-            .bind(committed_ms);
+            .bind(committed_ms)
+            .bind(change.previous.as_ref().map(|p| p.to_string()));
     }
     query
 }
@@ -291,7 +304,7 @@ async fn write_batch(
     committed_ms: i64,
     last: i64,
 ) -> Result<(), StorageError> {
-    // CHUNK changes bind 7 values each: well under SQLite's 32,766 parameters.
+    // CHUNK changes bind 8 values each: well under SQLite's 32,766 parameters.
     if changes.len() <= CHUNK {
         return write_in_one(tx, engine, changes, committed_ms, last).await;
     }
@@ -323,8 +336,8 @@ async fn write_in_one(
 ) -> Result<(), StorageError> {
     let bodies: Vec<String> = changes.iter().map(|c| c.object.to_string()).collect();
     // The parameter number of change `i`'s column `c` (0 revision, 1 resource, 2 namespace,
-    // 3 name, 4 event, 5 body, 6 committed_ms).
-    let param = |i: usize, c: usize| format!("${}", i * 7 + c + 1);
+    // 3 name, 4 event, 5 body, 6 committed_ms, 7 previous).
+    let param = |i: usize, c: usize| format!("${}", i * COLUMNS + c + 1);
     let mut last_of: HashMap<&ObjectKey, usize> = HashMap::new();
     for (i, change) in changes.iter().enumerate() {
         last_of.insert(&change.key, i);
@@ -346,11 +359,11 @@ async fn write_in_one(
         .map(|i| row(*i, &[1, 2, 3]))
         .collect();
     let all: Vec<String> = (0..changes.len())
-        .map(|i| row(i, &[0, 1, 2, 3, 4, 5, 6]))
+        .map(|i| row(i, &[0, 1, 2, 3, 4, 5, 6, 7]))
         .collect();
-    let revision_param = changes.len() * 7 + 1;
+    let revision_param = changes.len() * COLUMNS + 1;
     let insert_changes = format!(
-        "INSERT INTO changes (revision, resource, namespace, name, event, body, committed_ms) VALUES {}",
+        "INSERT INTO changes (revision, resource, namespace, name, event, body, committed_ms, previous) VALUES {}",
         all.join(", ")
     );
     let upsert_objects = (!upserts.is_empty()).then(|| {
@@ -459,8 +472,8 @@ async fn write_changes(
     }
     for (chunk, chunk_bodies) in changes.chunks(CHUNK).zip(bodies.chunks(CHUNK)) {
         let sql = format!(
-            "INSERT INTO changes (revision, resource, namespace, name, event, body, committed_ms) VALUES {}",
-            placeholders(chunk.len(), 7)
+            "INSERT INTO changes (revision, resource, namespace, name, event, body, committed_ms, previous) VALUES {}",
+            placeholders(chunk.len(), COLUMNS)
         );
         // Only the number of placeholders varies; every value is bound.
         let query = bind_change_rows(

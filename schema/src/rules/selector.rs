@@ -51,38 +51,10 @@ pub fn is_empty(selector: &Value) -> bool {
             .is_none_or(|e| e.is_empty())
 }
 
-/// Does the selector select an object with these labels?
+/// Does the selector select an object with these labels? (One with an unknown operator
+/// selects nothing; [`check`] reports it.)
 pub fn matches(selector: &Value, labels: &Value) -> bool {
-    let label = |key: &str| labels.get(key).and_then(Value::as_str);
-    if let Some(match_labels) = selector["matchLabels"].as_object() {
-        for (key, want) in match_labels {
-            if label(key) != want.as_str() {
-                return false;
-            }
-        }
-    }
-    for expr in selector["matchExpressions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        let key = expr["key"].as_str().unwrap_or_default();
-        let values: Vec<&str> = expr["values"]
-            .as_array()
-            .map(|v| v.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let ok = match expr["operator"].as_str() {
-            Some("In") => label(key).is_some_and(|v| values.contains(&v)),
-            Some("NotIn") => label(key).is_none_or(|v| !values.contains(&v)),
-            Some("Exists") => label(key).is_some(),
-            Some("DoesNotExist") => label(key).is_none(),
-            _ => false,
-        };
-        if !ok {
-            return false;
-        }
-    }
-    true
+    crate::selector::LabelSelector::from_object(selector).is_ok_and(|s| s.matches(labels))
 }
 
 #[cfg(test)]
