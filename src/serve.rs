@@ -118,6 +118,9 @@ pub fn run(
             metrics: Default::default(),
         });
         let (listener, addr) = ferry_apiserver::server::bind(args.listen).await?;
+        ferry_apiserver::bootstrap::kubernetes_service(&storage, &state.admission, &ranges, addr)
+            .await
+            .context("creating the kubernetes Service")?;
         let extra = companion.start(state.clone(), cancel.clone()).await?;
         println!(
             "ferry {label} listening on http://{addr} ({})",

@@ -2,60 +2,17 @@
 //! reflector whose store matches a list, and a watcher that survives a 410 Expired.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_apiserver::api::{ApiState, admission::Admission};
-use ferry_apiserver::storage::Storage;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
-struct Server {
-    storage: Storage,
-    client: kube::Client,
-    cancel: CancellationToken,
-    _dir: tempfile::TempDir,
-}
+mod common;
 
-async fn server() -> Server {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let storage = Storage::open(&format!("sqlite://{}", dir.path().join("db").display()))
-        .await
-        .expect("storage");
-    let admission = Admission::default();
-    ferry_apiserver::bootstrap::system_namespaces(&storage, &admission)
-        .await
-        .expect("namespaces");
-    let cancel = CancellationToken::new();
-    let state = Arc::new(ApiState {
-        storage: storage.clone(),
-        admission,
-        shutdown: cancel.child_token(),
-        ranges: Default::default(),
-        metrics: Default::default(),
-    });
-    let (listener, addr) = ferry_apiserver::server::bind("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("bind");
-    tokio::spawn(ferry_apiserver::server::serve(
-        listener,
-        state,
-        cancel.clone(),
-        Duration::from_secs(5),
-    ));
-    let config = kube::Config::new(format!("http://{addr}").parse().expect("url"));
-    let client = kube::Client::try_from(config).expect("client");
-    Server {
-        storage,
-        client,
-        cancel,
-        _dir: dir,
-    }
-}
+use common::server;
 
 fn cm(name: &str, value: &str) -> ConfigMap {
     serde_json::from_value(json!({"metadata": {"name": name}, "data": {"v": value}}))

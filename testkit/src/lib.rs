@@ -6,6 +6,7 @@
 //! `None` so a developer's run can go on; under `CI=true` that is a failure instead. The same
 //! rule finds the outside tools ([`tools`]).
 
+pub mod ferry;
 pub mod tools;
 
 use std::net::TcpListener;

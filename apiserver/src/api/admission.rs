@@ -226,6 +226,15 @@ fn default_fields(kind: &KindInfo, object: &mut Value) {
         set_default(object, "type", json!("Opaque"));
     }
     registry_rules::normalize(kind, object);
+    if (kind.group, kind.kind) == ("", "Namespace")
+        && let Some(name) = object["metadata"]["name"].as_str().map(str::to_owned)
+    {
+        // Every namespace carries its name as a label, for namespace selectors.
+        let labels = &mut meta(object).entry("labels").or_insert_with(|| json!({}));
+        if labels.is_object() {
+            labels["kubernetes.io/metadata.name"] = json!(name);
+        }
+    }
     let spec = &mut object["spec"];
     match (kind.group, kind.kind) {
         ("", "Pod") => default_pod_spec(spec),

@@ -71,6 +71,11 @@ impl Ranges {
         })
     }
 
+    /// The first usable address: the `kubernetes` Service's ClusterIP.
+    pub fn first_ip(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.network) + 1)
+    }
+
     fn size(&self) -> u32 {
         1u32 << (32 - u32::from(self.prefix))
     }

@@ -1,0 +1,266 @@
+//! Running the `ferry` binary in a test: a server process that says where it listens on its
+//! first line of output, killed when dropped, and a kubectl pointed at it through a kubeconfig
+//! of its own.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A running `ferry` server (`apiserver`, `up`, ...), killed when dropped.
+#[derive(Debug)]
+pub struct FerryProcess {
+    child: Child,
+    binary: PathBuf,
+    args: Vec<String>,
+    /// The URL it serves the API at.
+    pub url: String,
+}
+
+/// How long a server may take to say where it listens.
+const STARTUP: Duration = Duration::from_secs(60);
+
+fn spawn(binary: &Path, args: &[String]) -> (Child, String) {
+    let mut child = Command::new(binary)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("ferry starts");
+    let stdout = child.stdout.take().expect("stdout");
+    // The first line says where it listens; read it with a deadline, on a thread of its own.
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let read = reader.read_line(&mut line).map(|_| line);
+        if tx.send(read).is_err() {
+            return;
+        }
+        // Keep draining so the server never blocks on a full pipe.
+        let mut sink = Vec::new();
+        if reader.read_to_end(&mut sink).is_err() {
+            // The server went away: nothing more to read.
+        }
+    });
+    let line = match rx.recv_timeout(STARTUP) {
+        Ok(Ok(line)) => line,
+        other => {
+            if let Err(e) = child.kill() {
+                eprintln!("killing a ferry that did not start: {e}");
+            }
+            panic!("ferry {args:?} did not say where it listens: {other:?}");
+        }
+    };
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_owned();
+    (child, url)
+}
+
+impl FerryProcess {
+    /// Starts `binary args... --listen 127.0.0.1:0` and waits until it says where it listens.
+    pub fn start(binary: &Path, args: &[String]) -> FerryProcess {
+        let mut args = args.to_vec();
+        if !args.iter().any(|a| a == "--listen") {
+            args.extend(["--listen".to_owned(), "127.0.0.1:0".to_owned()]);
+        }
+        let (child, url) = spawn(binary, &args);
+        FerryProcess {
+            child,
+            binary: binary.to_path_buf(),
+            args,
+            url,
+        }
+    }
+
+    /// Kills the server at once (SIGKILL) and starts it again on the same port and database.
+    pub fn crash_and_restart(&mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reaped");
+        let listen = self.url.trim_start_matches("http://").to_owned();
+        let mut args = self.args.clone();
+        if let Some(i) = args.iter().position(|a| a == "--listen") {
+            args[i + 1] = listen;
+        }
+        let (child, url) = spawn(&self.binary, &args);
+        self.child = child;
+        assert_eq!(url, self.url);
+    }
+}
+
+impl Drop for FerryProcess {
+    fn drop(&mut self) {
+        if let Err(e) = self.child.kill() {
+            eprintln!("stopping ferry: {e}");
+        }
+        if let Err(e) = self.child.wait() {
+            eprintln!("reaping ferry: {e}");
+        }
+    }
+}
+
+/// kubectl with a kubeconfig for one server.
+#[derive(Debug)]
+pub struct Kubectl {
+    binary: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+/// Output as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+impl Kubectl {
+    /// Writes a kubeconfig for `url` (with `ferry kubeconfig`) into `dir`.
+    pub fn new(kubectl: &Path, ferry: &Path, url: &str, dir: &Path) -> Kubectl {
+        let kubeconfig = dir.join("kubeconfig");
+        let config = Command::new(ferry)
+            .args(["kubeconfig", "--server", url])
+            .output()
+            .expect("ferry kubeconfig");
+        assert!(config.status.success(), "{}", text(&config.stderr));
+        std::fs::write(&kubeconfig, config.stdout).expect("write kubeconfig");
+        Kubectl {
+            binary: kubectl.to_path_buf(),
+            kubeconfig,
+        }
+    }
+
+    /// The kubeconfig's path (for other clients).
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// Runs kubectl.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(&self.binary)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .output()
+            .expect("kubectl runs")
+    }
+
+    /// Runs kubectl with `input` on its stdin.
+    pub fn run_stdin(&self, args: &[&str], input: &str) -> Output {
+        let mut child = Command::new(&self.binary)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write");
+        child.wait_with_output().expect("kubectl exits")
+    }
+
+    /// Runs kubectl and expects success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// Runs kubectl with stdin and expects success; returns stdout.
+    pub fn ok_stdin(&self, args: &[&str], input: &str) -> String {
+        let out = self.run_stdin(args, input);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// Runs kubectl and expects failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} should fail: {}",
+            text(&out.stdout)
+        );
+        text(&out.stderr)
+    }
+
+    /// Starts a long-running kubectl (a watch) with its output read on a thread.
+    pub fn watch(&self, args: &[&str]) -> Watching {
+        let mut child = Command::new(&self.binary)
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("watch starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Watching {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+}
+
+/// A running `kubectl get -w`: its lines as they come.
+#[derive(Debug)]
+pub struct Watching {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    /// Every line read so far.
+    pub seen: Vec<String>,
+}
+
+impl Watching {
+    /// Waits until a line satisfies `want` (failing after `within`); returns it.
+    pub fn until(&mut self, within: Duration, want: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if want(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("the watch did not print the line wanted; it printed {:#?}", self.seen),
+            }
+        }
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        if let Err(e) = self.child.kill() {
+            eprintln!("stopping a watch: {e}");
+        }
+        if let Err(e) = self.child.wait() {
+            eprintln!("reaping a watch: {e}");
+        }
+    }
+}
