@@ -72,6 +72,16 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   install_server postgresql postgresql "the PostgreSQL half of the storage, kubectl and GitOps suites"
 fi
 
+# The official Python kubernetes client: the apiserver suite drives it (paging a selector list,
+# reading Status bodies). Installed from PyPI into target/client-venv, once.
+if command -v python3 >/dev/null 2>&1; then
+  if ! target/client-venv/bin/python -c "import kubernetes" >/dev/null 2>&1; then
+    echo "== installing the Python kubernetes client into target/client-venv"
+    python3 -m venv target/client-venv
+    target/client-venv/bin/pip install -q "kubernetes==33.1.0"
+  fi
+fi
+
 echo "== cargo test (workspace)"
 cargo test --workspace --all-targets
 

@@ -248,7 +248,10 @@ impl Watching {
                         return line;
                     }
                 }
-                Err(_) => panic!("the watch did not print the line wanted; it printed {:#?}", self.seen),
+                Err(_) => panic!(
+                    "the watch did not print the line wanted; it printed {:#?}",
+                    self.seen
+                ),
             }
         }
     }

@@ -219,6 +219,21 @@ pub fn default(kind: &KindInfo, object: &mut Value) {
     {
         map.remove("spec");
     }
+    // Empty metadata maps and lists are "not set" (Go's omitempty): a merge patch that removes
+    // the last annotation leaves none, not `{}`, so the write is a no-op when nothing else
+    // changed.
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.retain(|key, value| {
+            let empty = value.is_null()
+                || value.as_object().is_some_and(Map::is_empty)
+                || value.as_array().is_some_and(Vec::is_empty);
+            !(empty
+                && matches!(
+                    key.as_str(),
+                    "labels" | "annotations" | "finalizers" | "ownerReferences" | "managedFields"
+                ))
+        });
+    }
 }
 
 fn default_fields(kind: &KindInfo, object: &mut Value) {

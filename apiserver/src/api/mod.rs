@@ -139,6 +139,14 @@ async fn dispatch(state: &ApiState, request: Request) -> Result<Response<Body>, 
         Target::ResourceList { group, version } => {
             discovery::resource_list(&group, &version).map_or_else(|| Err(ApiError::no_route()), ok)
         }
+        Target::OpenApiV2 if accept_header.contains(openapi::v2proto::MEDIA_TYPE) => {
+            let mut response = Response::new(Body::from(openapi::v2_protobuf()));
+            response.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static(openapi::v2proto::CONTENT_TYPE),
+            );
+            Ok(response)
+        }
         Target::OpenApiV2 => ok(openapi::v2()),
         Target::OpenApiV3Root => ok(openapi::v3_root()),
         Target::OpenApiV3 { group, version } => {

@@ -12,6 +12,11 @@ use serde_json::{Map, Value, json};
 
 use super::catalog::{groups, kinds_in};
 
+mod dialect;
+pub mod v2proto;
+
+use dialect::{Dialect, rewrite};
+
 fn replace_refs(value: &mut Value, from: &str, to: &str) {
     match value {
         Value::Object(map) => {
@@ -31,8 +36,13 @@ fn replace_refs(value: &mut Value, from: &str, to: &str) {
     }
 }
 
-/// Every kind's schema and its definitions, keyed by definition name, refs pointing at `prefix`.
-fn schemas<'a>(kinds: impl Iterator<Item = &'a KindInfo>, prefix: &str) -> Map<String, Value> {
+/// Every kind's schema and its definitions, keyed by definition name, refs pointing at `prefix`,
+/// in the OpenAPI `dialect`.
+fn schemas<'a>(
+    kinds: impl Iterator<Item = &'a KindInfo>,
+    prefix: &str,
+    dialect: Dialect,
+) -> Map<String, Value> {
     let mut out = Map::new();
     for kind in kinds {
         let mut schema = kind_schema(kind, Flavour::Normal);
@@ -44,6 +54,9 @@ fn schemas<'a>(kinds: impl Iterator<Item = &'a KindInfo>, prefix: &str) -> Map<S
             map.remove("$schema");
         }
         out.insert((kind.definition)().into_owned(), schema);
+    }
+    for schema in out.values_mut() {
+        rewrite(schema, dialect);
     }
     out
 }
@@ -117,7 +130,7 @@ fn documents() -> &'static BTreeMap<String, Value> {
                     "openapi": "3.0.0",
                     "info": {"title": "Kubernetes (ferry)", "version": "v1.33.0"},
                     "paths": doc_paths,
-                    "components": {"schemas": schemas(kinds_in(&group, &version), "#/components/schemas/")},
+                    "components": {"schemas": schemas(kinds_in(&group, &version), "#/components/schemas/", Dialect::V3)},
                 });
                 (gv_key(&group, &version), doc)
             })
@@ -154,6 +167,12 @@ pub fn v3(group: &str, version: &str) -> Option<Value> {
     documents().get(&gv_key(group, version)).cloned()
 }
 
+/// `/openapi/v2` as protobuf ([`v2proto`]), encoded once.
+pub fn v2_protobuf() -> &'static [u8] {
+    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+    BYTES.get_or_init(|| v2proto::encode(&v2()))
+}
+
 /// `/openapi/v2`: every kind's schema as Swagger 2.0 definitions.
 pub fn v2() -> Value {
     static DOC: OnceLock<Value> = OnceLock::new();
@@ -166,7 +185,7 @@ pub fn v2() -> Value {
             "swagger": "2.0",
             "info": {"title": "Kubernetes (ferry)", "version": "v1.33.0"},
             "paths": doc_paths,
-            "definitions": schemas(KINDS.iter(), "#/definitions/"),
+            "definitions": schemas(KINDS.iter(), "#/definitions/", Dialect::V2),
         })
     })
     .clone()
