@@ -109,6 +109,9 @@ pub fn run(
         ferry_apiserver::bootstrap::system_namespaces(&storage, &admission)
             .await
             .context("creating the system namespaces")?;
+        ferry_apiserver::bootstrap::system_priority_classes(&storage, &admission)
+            .await
+            .context("creating the system PriorityClasses")?;
         let cancel = CancellationToken::new();
         let state = Arc::new(ApiState {
             storage: storage.clone(),

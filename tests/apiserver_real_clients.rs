@@ -596,3 +596,135 @@ fn kubectl_explain_and_client_side_validation_read_the_openapi_documents() {
         );
     });
 }
+
+const TWO_PRUNABLE: &str = "apiVersion: v1
+kind: ConfigMap
+metadata: {name: keep-me, labels: {set: p}}
+data: {a: b}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: prune-me, labels: {set: p}}
+data: {a: b}
+";
+
+const EVENT: &str = "apiVersion: v1
+kind: Event
+metadata: {name: e1}
+involvedObject: {kind: Pod, name: p, namespace: default}
+reason: Scheduled
+message: Successfully assigned default/p to node-1
+type: Normal
+source: {component: default-scheduler}
+count: 3
+firstTimestamp: \"2026-01-01T00:00:00Z\"
+lastTimestamp: \"2026-01-01T00:05:00Z\"
+";
+
+#[test]
+fn cluster_kinds_priority_prune_and_wide_output() {
+    on_both(|k| {
+        k.ok(&[
+            "create",
+            "clusterrole",
+            "reader",
+            "--verb=get,list",
+            "--resource=pods",
+        ]);
+        k.ok(&["create", "role", "r", "--verb=get", "--resource=configmaps"]);
+        k.ok(&["create", "rolebinding", "rb", "--role=r", "--user=alice"]);
+        k.ok(&[
+            "create",
+            "clusterrolebinding",
+            "crb",
+            "--clusterrole=reader",
+            "--group=devs",
+        ]);
+        let out = k.ok(&["get", "rolebinding,clusterrolebinding"]);
+        assert!(
+            out.contains("Role/r") && out.contains("ClusterRole/reader"),
+            "{out}"
+        );
+        assert!(
+            k.ok(&["get", "clusterrole", "reader"])
+                .contains("CREATED AT")
+        );
+        k.ok(&["create", "quota", "q", "--hard=pods=10,requests.cpu=2"]);
+        assert!(k.ok(&["get", "quota", "q"]).contains("pods: 0/10"));
+
+        // PriorityClass admission: the class's value lands in spec.priority.
+        k.ok(&["create", "priorityclass", "high", "--value=1000"]);
+        let pcs = k.ok(&["get", "pc", "--no-headers"]);
+        assert!(
+            pcs.contains("system-cluster-critical") && pcs.contains("system-node-critical"),
+            "{pcs}"
+        );
+        k.ok(&[
+            "run",
+            "p",
+            "--image=nginx:1.27",
+            "--overrides={\"spec\":{\"priorityClassName\":\"high\"}}",
+        ]);
+        assert_eq!(
+            k.ok(&["get", "pod", "p", "-o", "jsonpath={.spec.priority}"]),
+            "1000"
+        );
+        let err = k.fails(&[
+            "run",
+            "p2",
+            "--image=nginx:1.27",
+            "--overrides={\"spec\":{\"priorityClassName\":\"nope\"}}",
+        ]);
+        assert!(
+            err.contains("no PriorityClass with name nope was found"),
+            "{err}"
+        );
+
+        // -o wide and the columns kubectl users know.
+        let pods = k.ok(&["get", "pods", "-o", "wide"]);
+        assert!(
+            pods.contains("NODE") && pods.contains("NOMINATED NODE"),
+            "{pods}"
+        );
+        k.ok(&["create", "deployment", "web", "--image=nginx:1.27"]);
+        let deploy = k.ok(&["get", "deploy", "web", "-o", "wide"]);
+        assert!(
+            deploy.contains("CONTAINERS")
+                && deploy.contains("nginx:1.27")
+                && deploy.contains("app=web"),
+            "{deploy}"
+        );
+        k.ok(&[
+            "expose",
+            "deployment",
+            "web",
+            "--port=80",
+            "--type=LoadBalancer",
+        ]);
+        let svc = k.ok(&["get", "svc", "web", "-o", "wide"]);
+        assert!(
+            svc.contains("<pending>") && svc.contains("SELECTOR"),
+            "{svc}"
+        );
+        k.ok(&["create", "job", "j", "--image=busybox"]);
+        assert!(k.ok(&["get", "job", "j"]).contains("DURATION"));
+        k.ok_stdin(&["create", "-f", "-"], EVENT);
+        let events = k.ok(&["get", "events"]);
+        assert!(
+            events.contains("LAST SEEN")
+                && events.contains("pod/p")
+                && events.contains("Successfully assigned"),
+            "{events}"
+        );
+
+        // kubectl apply --prune: its default allowlist names every kind ferry now serves.
+        k.ok_stdin(
+            &["apply", "--prune", "-l", "set=p", "-f", "-"],
+            TWO_PRUNABLE,
+        );
+        let one = TWO_PRUNABLE.split("---").next().unwrap_or_default();
+        let out = k.ok_stdin(&["apply", "--prune", "-l", "set=p", "-f", "-"], one);
+        assert!(out.contains("configmap/prune-me pruned"), "{out}");
+        k.ok(&["get", "cm", "keep-me"]);
+    });
+}

@@ -45,6 +45,35 @@ pub async fn system_namespaces(
     Ok(())
 }
 
+/// Creates the system PriorityClasses (`system-node-critical`, `system-cluster-critical`) that
+/// are missing.
+pub async fn system_priority_classes(
+    storage: &Storage,
+    admission: &Admission,
+) -> Result<(), StorageError> {
+    let kind =
+        ferry_schema::kinds::find("scheduling.k8s.io/v1", "PriorityClass").ok_or_else(|| {
+            StorageError::Unavailable("the PriorityClass kind is not in scope".into())
+        })?;
+    for (name, value, description) in crate::api::priority::SYSTEM_CLASSES {
+        let key = ObjectKey::new("scheduling.k8s.io/priorityclasses", "", *name);
+        if storage.get(&key).await?.is_some() {
+            continue;
+        }
+        let object = json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": {"name": name}, "value": value, "description": description,
+            "preemptionPolicy": "PreemptLowerPriority"});
+        let (object, _) = admission
+            .create(kind, None, object, FieldValidation::Strict)
+            .map_err(|e| StorageError::Unavailable(e.message))?;
+        match storage.write(vec![WriteOp::Create { key, object }]).await {
+            Ok(_) | Err(StorageError::AlreadyExists(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Creates the `kubernetes` Service in `default` when missing (ClusterIP: the first address of
 /// the service range; port 443 named `https`), and points its Endpoints at `serving`.
 pub async fn kubernetes_service(

@@ -30,14 +30,19 @@ EXTRA_ROOTS = [
 ]
 # Group (as in apiVersion) -> the k8s-pb module of its API package.
 GROUP_PACKAGE = {
-    "": "core",
-    "apps": "apps",
-    "batch": "batch",
-    "coordination.k8s.io": "coordination",
-    "discovery.k8s.io": "discovery",
-    "networking.k8s.io": "networking",
-    "policy": "policy",
-    "autoscaling": "autoscaling",
+    "": "api.core",
+    "apps": "api.apps",
+    "batch": "api.batch",
+    "coordination.k8s.io": "api.coordination",
+    "discovery.k8s.io": "api.discovery",
+    "networking.k8s.io": "api.networking",
+    "policy": "api.policy",
+    "autoscaling": "api.autoscaling",
+    "rbac.authorization.k8s.io": "api.rbac",
+    "scheduling.k8s.io": "api.scheduling",
+    "storage.k8s.io": "api.storage",
+    "apiextensions.k8s.io": "apiextensions_apiserver.pkg.apis.apiextensions",
+    "apiregistration.k8s.io": "kube_aggregator.pkg.apis.apiregistration",
 }
 
 
@@ -85,7 +90,8 @@ def lower_camel(rust_name):
 
 
 FIELD = re.compile(r"#\[prost\((?P<attr>[^\]]*)\)\]\s*pub (?:r#)?(?P<name>\w+):\s*(?P<ty>.*?),\s*(?=#\[prost|$)", re.S)
-STRUCT = re.compile(r"pub struct (\w+) \{(.*?)\n\}", re.S)
+# `pub struct Empty {}` is one line; every other struct ends with a `}` line of its own.
+STRUCT = re.compile(r"pub struct (\w+) \{(?:\}|(.*?)\n\})", re.S)
 
 
 def resolve(module, rust_type):
@@ -166,7 +172,7 @@ def root_kinds():
             if package is None:
                 continue  # ferry.dev kinds have no protobuf form
             api_version = f"{gvk['group']}/{gvk['version']}" if gvk["group"] else gvk["version"]
-            roots[f"{api_version}/{gvk['kind']}"] = f"api.{package}.{gvk['version']}.{gvk['kind']}"
+            roots[f"{api_version}/{gvk['kind']}"] = f"{package}.{gvk['version']}.{gvk['kind']}"
     roots["meta.k8s.io/v1/DeleteOptions"] = "apimachinery.pkg.apis.meta.v1.DeleteOptions"
     roots["v1/DeleteOptions"] = "apimachinery.pkg.apis.meta.v1.DeleteOptions"
     roots["autoscaling/v1/Scale"] = "api.autoscaling.v1.Scale"

@@ -4,8 +4,11 @@
 //! the apiserver's discovery all read it, so adding a kind is one line here.
 
 use k8s_openapi::api::{
-    apps, autoscaling, batch, coordination, core, discovery, networking, policy,
+    apps, autoscaling, batch, coordination, core, discovery, networking, policy, rbac, scheduling,
+    storage,
 };
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use crate::ferry;
@@ -82,7 +85,7 @@ macro_rules! kind {
     };
 }
 
-use NameRule::{Dns1035Label, Dns1123Label, Dns1123Subdomain, SubdomainMax};
+use NameRule::{Dns1035Label, Dns1123Label, Dns1123Subdomain, PathSegment, SubdomainMax};
 
 /// Every kind in scope.
 pub static KINDS: &[KindInfo] = &[
@@ -317,6 +320,136 @@ pub static KINDS: &[KindInfo] = &[
         true,
         Dns1123Subdomain,
         autoscaling::v2::HorizontalPodAutoscaler
+    ),
+    kind!(
+        "",
+        "v1",
+        "ReplicationController",
+        "replicationcontrollers",
+        ["rc"],
+        true,
+        Dns1123Subdomain,
+        core::v1::ReplicationController
+    ),
+    kind!(
+        "",
+        "v1",
+        "PodTemplate",
+        "podtemplates",
+        [],
+        true,
+        Dns1123Subdomain,
+        core::v1::PodTemplate
+    ),
+    kind!(
+        "",
+        "v1",
+        "PersistentVolume",
+        "persistentvolumes",
+        ["pv"],
+        false,
+        Dns1123Subdomain,
+        core::v1::PersistentVolume
+    ),
+    kind!(
+        "",
+        "v1",
+        "ResourceQuota",
+        "resourcequotas",
+        ["quota"],
+        true,
+        Dns1123Subdomain,
+        core::v1::ResourceQuota
+    ),
+    kind!(
+        "",
+        "v1",
+        "LimitRange",
+        "limitranges",
+        ["limits"],
+        true,
+        Dns1123Subdomain,
+        core::v1::LimitRange
+    ),
+    kind!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "Role",
+        "roles",
+        [],
+        true,
+        PathSegment,
+        rbac::v1::Role
+    ),
+    kind!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRole",
+        "clusterroles",
+        [],
+        false,
+        PathSegment,
+        rbac::v1::ClusterRole
+    ),
+    kind!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+        [],
+        true,
+        PathSegment,
+        rbac::v1::RoleBinding
+    ),
+    kind!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        [],
+        false,
+        PathSegment,
+        rbac::v1::ClusterRoleBinding
+    ),
+    kind!(
+        "scheduling.k8s.io",
+        "v1",
+        "PriorityClass",
+        "priorityclasses",
+        ["pc"],
+        false,
+        Dns1123Subdomain,
+        scheduling::v1::PriorityClass
+    ),
+    kind!(
+        "storage.k8s.io",
+        "v1",
+        "StorageClass",
+        "storageclasses",
+        ["sc"],
+        false,
+        Dns1123Subdomain,
+        storage::v1::StorageClass
+    ),
+    kind!(
+        "apiregistration.k8s.io",
+        "v1",
+        "APIService",
+        "apiservices",
+        [],
+        false,
+        Dns1123Subdomain,
+        apiregistration::v1::APIService
+    ),
+    kind!(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        ["crd", "crds"],
+        false,
+        Dns1123Subdomain,
+        apiextensions::v1::CustomResourceDefinition
     ),
     kind!(
         "ferry.dev",

@@ -19,11 +19,21 @@ const WITH_STATUS: &[&str] = &[
     "Ingress",
     "PodDisruptionBudget",
     "HorizontalPodAutoscaler",
+    "ReplicationController",
+    "PersistentVolume",
+    "ResourceQuota",
+    "APIService",
+    "CustomResourceDefinition",
     "Source",
 ];
 
 /// Kinds with a `scale` subresource.
-const WITH_SCALE: &[&str] = &["Deployment", "ReplicaSet", "StatefulSet"];
+const WITH_SCALE: &[&str] = &[
+    "Deployment",
+    "ReplicaSet",
+    "StatefulSet",
+    "ReplicationController",
+];
 
 /// The verbs every resource supports.
 pub const VERBS: &[&str] = &[

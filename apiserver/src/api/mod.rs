@@ -10,6 +10,7 @@ pub mod list;
 pub mod metrics;
 pub mod openapi;
 pub mod path;
+pub mod priority;
 pub mod protobuf;
 pub mod registry_rules;
 pub mod request;

@@ -1,5 +1,7 @@
 //! An apiserver in the test's own process, on SQLite or PostgreSQL, served over loopback TCP
-//! and reached with the `kube` crate's client.
+//! and reached with the `kube` crate's client. (Shared by several test crates; each uses part
+//! of it.)
+#![allow(dead_code)]
 
 use std::sync::Arc;
 use std::time::Duration;

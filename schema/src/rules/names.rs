@@ -14,6 +14,9 @@ pub enum NameRule {
     Dns1123Label,
     /// A DNS-1123 label that starts with a letter (Service names).
     Dns1035Label,
+    /// Any name that can be one segment of a URL path (RBAC roles and bindings:
+    /// `system:controller:foo`): not `.` or `..`, no `/` or `%`.
+    PathSegment,
 }
 
 impl NameRule {
@@ -33,8 +36,25 @@ impl NameRule {
             }
             NameRule::Dns1123Label => dns1123_label(name),
             NameRule::Dns1035Label => dns1035_label(name),
+            NameRule::PathSegment => path_segment(name),
         }
     }
+}
+
+/// A name that is one URL path segment.
+pub fn path_segment(s: &str) -> Option<String> {
+    if s == "." || s == ".." {
+        return Some(format!("may not be '{s}'"));
+    }
+    if s.is_empty() {
+        return Some("must not be empty".into());
+    }
+    for bad in ['/', '%'] {
+        if s.contains(bad) {
+            return Some(format!("may not contain '{bad}'"));
+        }
+    }
+    None
 }
 
 fn is_lower_alnum(b: u8) -> bool {

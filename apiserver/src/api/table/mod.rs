@@ -4,6 +4,10 @@
 
 use serde_json::{Value, json};
 
+mod events;
+mod more;
+mod wide;
+
 /// Age as Kubernetes prints it: `45s`, `5m30s`, `3h`, `2d5h`, `400d`.
 pub fn human_duration(seconds: i64) -> String {
     let s = seconds.max(0);
@@ -153,6 +157,16 @@ fn hpa_targets(spec: &Value, status: &Value) -> String {
 
 type Column = (&'static str, &'static str);
 
+/// A Job's DURATION: start to completion, or to now while it runs.
+fn job_duration(status: &Value) -> String {
+    let time = |v: &Value| v.as_str().and_then(|t| t.parse::<jiff::Timestamp>().ok());
+    let Some(start) = time(&status["startTime"]) else {
+        return String::new();
+    };
+    let end = time(&status["completionTime"]).unwrap_or_else(jiff::Timestamp::now);
+    human_duration(end.as_second() - start.as_second())
+}
+
 /// The columns (name, type) and cells of an object of `kind`.
 fn columns(kind: &str) -> Vec<Column> {
     let mut cols: Vec<Column> = vec![("Name", "string")];
@@ -179,6 +193,7 @@ fn columns(kind: &str) -> Vec<Column> {
             ("Ready", "integer"),
             ("Up-to-date", "integer"),
             ("Available", "integer"),
+            ("Node Selector", "string"),
         ],
         "Service" => vec![
             ("Type", "string"),
@@ -190,9 +205,14 @@ fn columns(kind: &str) -> Vec<Column> {
         "ConfigMap" => vec![("Data", "integer")],
         "Secret" => vec![("Type", "string"), ("Data", "integer")],
         "Node" => vec![("Status", "string"), ("Roles", "string")],
-        "Job" => vec![("Status", "string"), ("Completions", "string")],
+        "Job" => vec![
+            ("Status", "string"),
+            ("Completions", "string"),
+            ("Duration", "string"),
+        ],
         "CronJob" => vec![
             ("Schedule", "string"),
+            ("Timezone", "string"),
             ("Suspend", "boolean"),
             ("Active", "integer"),
             ("Last Schedule", "string"),
@@ -243,10 +263,22 @@ fn columns(kind: &str) -> Vec<Column> {
             ("Result", "string"),
             ("Health", "string"),
         ],
-        _ => vec![],
+        other => more::columns(other),
     });
-    cols.push(("Age", "string"));
+    cols.push(if created_at(kind) {
+        ("Created At", "date")
+    } else {
+        ("Age", "string")
+    });
     cols
+}
+
+/// Kinds kubectl prints with CREATED AT (a timestamp) where others have AGE.
+fn created_at(kind: &str) -> bool {
+    matches!(
+        kind,
+        "Role" | "ClusterRole" | "LimitRange" | "CustomResourceDefinition"
+    )
 }
 
 fn cells(kind: &str, o: &Value) -> Vec<Value> {
@@ -301,6 +333,12 @@ fn cells(kind: &str, o: &Value) -> Vec<Value> {
             json!(int(&status["numberReady"])),
             json!(int(&status["updatedNumberScheduled"])),
             json!(int(&status["numberAvailable"])),
+            json!(or_none(
+                ferry_schema::selector::LabelSelector::from_map(
+                    &spec["template"]["spec"]["nodeSelector"]
+                )
+                .to_string()
+            )),
         ],
         "Service" => {
             let ports: Vec<String> = spec["ports"]
@@ -312,10 +350,24 @@ fn cells(kind: &str, o: &Value) -> Vec<Value> {
                     None => format!("{}/{}", int(&p["port"]), text(&p["protocol"])),
                 })
                 .collect();
-            let external = spec["externalIPs"]
+            let mut external: Vec<String> = status["loadBalancer"]["ingress"]
                 .as_array()
-                .map(|ips| ips.iter().map(text).collect::<Vec<_>>().join(","))
-                .unwrap_or_default();
+                .into_iter()
+                .flatten()
+                .map(|i| text(&i["ip"]) + &text(&i["hostname"]))
+                .collect();
+            external.extend(
+                spec["externalIPs"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(text),
+            );
+            let external = if external.is_empty() && spec["type"] == "LoadBalancer" {
+                "<pending>".to_owned()
+            } else {
+                external.join(",")
+            };
             vec![
                 json!(text(&spec["type"])),
                 json!(or_none(text(&spec["clusterIP"]))),
@@ -357,17 +409,23 @@ fn cells(kind: &str, o: &Value) -> Vec<Value> {
                     c["status"] == "True" && (c["type"] == "Complete" || c["type"] == "Failed")
                 })
                 .map(|c| text(&c["type"]));
+            let completions = match spec["completions"].as_i64() {
+                Some(n) => format!("{}/{n}", int(&status["succeeded"])),
+                None => format!(
+                    "{}/1 of {}",
+                    int(&status["succeeded"]),
+                    int(&spec["parallelism"])
+                ),
+            };
             vec![
                 json!(done.unwrap_or_else(|| "Running".into())),
-                json!(format!(
-                    "{}/{}",
-                    int(&status["succeeded"]),
-                    int(&spec["completions"])
-                )),
+                json!(completions),
+                json!(job_duration(status)),
             ]
         }
         "CronJob" => vec![
             json!(text(&spec["schedule"])),
+            json!(or_none(text(&spec["timeZone"]))),
             json!(spec["suspend"].as_bool().unwrap_or(false)),
             json!(status["active"].as_array().map_or(0, Vec::len)),
             json!(or_none(text(&status["lastScheduleTime"]))),
@@ -481,10 +539,15 @@ fn cells(kind: &str, o: &Value) -> Vec<Value> {
             json!(text(&status["result"])),
             json!(text(&status["health"])),
         ],
-        _ => vec![],
+        other => more::cells(other, o),
     };
     cells.extend(more);
-    cells.push(json!(age(o)));
+    cells.push(if created_at(kind) {
+        json!(text(&o["metadata"]["creationTimestamp"]))
+    } else {
+        json!(age(o))
+    });
+    cells.extend(wide::cells(kind, o));
     cells
 }
 
@@ -502,10 +565,18 @@ pub fn table(
     resource_version: &str,
     continue_token: Option<&str>,
 ) -> Value {
+    if kind == "Event" {
+        return events::table(objects, resource_version, continue_token);
+    }
+    let wide = wide::columns(kind)
+        .into_iter()
+        .map(|(name, ty, priority)| ((name, ty), priority));
     let definitions: Vec<Value> = columns(kind)
         .into_iter()
+        .map(|c| (c, 0))
+        .chain(wide)
         .enumerate()
-        .map(|(i, (name, ty))| json!({"name": name, "type": ty, "format": if i == 0 { "name" } else { "" }, "description": "", "priority": 0}))
+        .map(|(i, ((name, ty), priority))| json!({"name": name, "type": ty, "format": if i == 0 { "name" } else { "" }, "description": "", "priority": priority}))
         .collect();
     let mut metadata = json!({"resourceVersion": resource_version});
     if let Some(token) = continue_token {
@@ -598,12 +669,31 @@ mod tests {
 
     #[test]
     fn deployment_row() {
-        let d = json!({"metadata": {"name": "web"}, "spec": {"replicas": 3}, "status": {"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2}});
+        let d = json!({"metadata": {"name": "web"}, "spec": {"replicas": 3,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"spec": {"containers": [{"name": "web", "image": "nginx:1"}, {"name": "log", "image": "busybox"}]}}},
+            "status": {"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2}});
         let t = table("Deployment", &[d], "7", None);
         assert_eq!(
             t["rows"][0]["cells"],
-            json!(["web", "2/3", 3, 2, "<unknown>"])
+            json!([
+                "web",
+                "2/3",
+                3,
+                2,
+                "<unknown>",
+                "web,log",
+                "nginx:1,busybox",
+                "app=web"
+            ])
         );
+        let wide: Vec<i64> = t["columnDefinitions"]
+            .as_array()
+            .expect("columns")
+            .iter()
+            .filter_map(|c| c["priority"].as_i64())
+            .collect();
+        assert_eq!(wide, [0, 0, 0, 0, 0, 1, 1, 1]);
         let names: Vec<&str> = t["columnDefinitions"]
             .as_array()
             .expect("columns")
@@ -612,7 +702,16 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            vec!["Name", "Ready", "Up-to-date", "Available", "Age"]
+            vec![
+                "Name",
+                "Ready",
+                "Up-to-date",
+                "Available",
+                "Age",
+                "Containers",
+                "Images",
+                "Selector"
+            ]
         );
     }
 }
