@@ -106,6 +106,11 @@ pub fn run(
             .await
             .with_context(|| format!("opening {db}"))?;
         let admission = Admission::default();
+        admission
+            .crds()
+            .attach(&storage)
+            .await
+            .context("loading the CustomResourceDefinitions")?;
         ferry_apiserver::bootstrap::system_namespaces(&storage, &admission)
             .await
             .context("creating the system namespaces")?;

@@ -728,3 +728,160 @@ fn cluster_kinds_priority_prune_and_wide_output() {
         k.ok(&["get", "cm", "keep-me"]);
     });
 }
+
+const WIDGET_CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wd]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources:
+      status: {}
+      scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    - {name: Color, type: string, jsonPath: .spec.color}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [size]
+            properties:
+              size: {type: integer, minimum: 1}
+              replicas: {type: integer}
+              color: {type: string, enum: [red, blue], default: red}
+          status:
+            type: object
+            properties:
+              replicas: {type: integer}
+  - name: v1beta1
+    served: true
+    storage: false
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+";
+
+#[test]
+fn custom_resource_definitions_serve_their_kinds_while_running() {
+    on_both(|k| {
+        k.ok_stdin(&["apply", "-f", "-"], WIDGET_CRD);
+        k.ok(&[
+            "wait",
+            "--for",
+            "condition=established",
+            "crd/widgets.example.com",
+            "--timeout=10s",
+        ]);
+        assert!(
+            k.ok(&["api-resources", "--api-group=example.com"])
+                .contains("widgets")
+        );
+        k.ok_stdin(
+            &["apply", "-f", "-"],
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1}\nspec: {size: 3, replicas: 1}\n",
+        );
+        // Printer columns, the default from the schema, short names.
+        let out = k.ok(&["get", "wd"]);
+        assert!(
+            out.contains("SIZE") && out.contains("COLOR") && out.contains("red"),
+            "{out}"
+        );
+        // Scale and status subresources.
+        k.ok(&["scale", "widget", "w1", "--replicas=4"]);
+        assert_eq!(
+            k.ok(&["get", "widget", "w1", "-o", "jsonpath={.spec.replicas}"]),
+            "4"
+        );
+        k.ok(&[
+            "patch",
+            "widget",
+            "w1",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            "{\"status\":{\"replicas\":4}}",
+        ]);
+        assert_eq!(
+            k.ok(&["get", "widget", "w1", "-o", "jsonpath={.status.replicas}"]),
+            "4"
+        );
+        // A status written through the main resource is ignored.
+        k.ok(&[
+            "patch",
+            "widget",
+            "w1",
+            "--type=merge",
+            "-p",
+            "{\"status\":{\"replicas\":9}}",
+        ]);
+        assert_eq!(
+            k.ok(&["get", "widget", "w1", "-o", "jsonpath={.status.replicas}"]),
+            "4"
+        );
+        // The other served version (conversion None).
+        assert_eq!(
+            k.ok(&[
+                "get",
+                "widgets.v1beta1.example.com",
+                "w1",
+                "-o",
+                "jsonpath={.apiVersion}"
+            ]),
+            "example.com/v1beta1"
+        );
+        // kubectl explain reads the CRD's schema.
+        let out = k.ok(&["explain", "widget.spec.color"]);
+        assert!(
+            out.contains("FIELD: color <string>") && out.contains("blue"),
+            "{out}"
+        );
+        // The structural schema refuses, in Kubernetes' words; unknown fields fail strict.
+        let out = k.run_stdin(
+            &["apply", "-f", "-"],
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: bad}\nspec: {size: 0, color: green}\n",
+        );
+        let err = text(&out.stderr);
+        assert!(err.contains("spec.size: Invalid value: 0: spec.size in body should be greater than or equal to 1"), "{err}");
+        assert!(
+            err.contains(
+                "spec.color: Unsupported value: \"green\": supported values: \"red\", \"blue\""
+            ),
+            "{err}"
+        );
+        let out = k.run_stdin(
+            &["apply", "-f", "-"],
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: loose}\nspec: {size: 1, bogus: 1}\n",
+        );
+        assert!(
+            text(&out.stderr).contains("unknown field \"spec.bogus\""),
+            "{}",
+            text(&out.stderr)
+        );
+        // A List of custom resources is validated on the client with the v2 document too.
+        k.ok_stdin(
+            &["apply", "-f", "-"],
+            "apiVersion: v1\nkind: List\nitems:\n- apiVersion: example.com/v1\n  kind: Widget\n  metadata: {name: w2}\n  spec: {size: 2}\n",
+        );
+        // Deleting the CRD deletes its objects and stops serving the kind.
+        k.ok(&["delete", "crd", "widgets.example.com"]);
+        // (kubectl's discovery cache may still name the kind; the server has no such resource.)
+        let err = k.fails(&["get", "widgets"]);
+        assert!(
+            err.contains("the server doesn't have a resource type")
+                || err.contains("the server could not find the requested resource"),
+            "{err}"
+        );
+        k.ok_stdin(&["apply", "-f", "-"], WIDGET_CRD);
+        assert!(
+            k.ok(&["get", "widgets", "-o", "name"]).trim().is_empty(),
+            "the old objects went with their CRD"
+        );
+    });
+}

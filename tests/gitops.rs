@@ -1440,3 +1440,120 @@ fn an_ssh_remote_is_followed_and_a_refused_key_is_reported() {
         "cannot fetch",
     );
 }
+
+const WIDGET_CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            required: [size]
+            properties:
+              size: {type: integer, minimum: 1}
+              color: {type: string, default: red}
+";
+
+fn widget(name: &str, size: &str) -> String {
+    format!(
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: {name}\n  namespace: shop\nspec:\n  size: {size}\n"
+    )
+}
+
+#[test]
+fn a_commit_with_a_crd_and_its_custom_resources_is_applied_as_one() {
+    let Some((git, kubectl)) = tools() else {
+        return;
+    };
+    let repo = Repo::new(&git);
+    repo.write("namespace.yaml", NAMESPACE);
+    // The custom resource comes first in file order; the CRD is applied before it.
+    repo.write("a-widgets/w1.yaml", &widget("w1", "2"));
+    repo.write("crds/widget.yaml", WIDGET_CRD);
+    let first = repo.commit("Widgets and their CRD");
+    let ferry = Ferry::up(
+        &kubectl,
+        &repo.path().display().to_string(),
+        &["--drift-interval", "1h"],
+    );
+    let r = ferry.wait_records(1);
+    assert_eq!(r["commit"], first.as_str());
+    assert_eq!(r["result"], "Applied", "{r:#}");
+    let out = ferry.kubectl(&[
+        "get",
+        "widget",
+        "w1",
+        "-n",
+        "shop",
+        "-o",
+        "jsonpath={.spec.size} {.spec.color}",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2 red");
+
+    // A custom resource that breaks its CRD's schema (from the same commit's CRD) is refused
+    // at validation, with the file, the object and the field.
+    repo.write("a-widgets/w2.yaml", &widget("w2", "0"));
+    repo.commit("A widget too small");
+    let r = ferry.wait_records(2);
+    assert_eq!(r["result"], "Rejected", "{r:#}");
+    let errors = r["errors"].as_array().cloned().unwrap_or_default();
+    let e = errors
+        .iter()
+        .find(|e| e["file"] == "a-widgets/w2.yaml")
+        .unwrap_or_else(|| panic!("{errors:#?}"));
+    assert_eq!(e["path"], "/spec/size");
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("greater than or equal to 1")),
+        "{e:#}"
+    );
+
+    // A kind that neither the cluster nor the commit defines is refused with that reason.
+    repo.write("a-widgets/w2.yaml", "apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: g1\n  namespace: shop\nspec: {}\n");
+    repo.commit("A gadget nobody defines");
+    let r = ferry.wait_records(3);
+    assert_eq!(r["result"], "Rejected", "{r:#}");
+    let text = r.to_string();
+    assert!(
+        text.contains("no CustomResourceDefinition in the cluster or in this commit defines it"),
+        "{r:#}"
+    );
+    assert!(
+        !ferry
+            .kubectl(&["get", "widget", "w2", "-n", "shop"])
+            .status
+            .success(),
+        "nothing of a refused commit is applied"
+    );
+
+    // Removing a custom resource from the repository prunes it.
+    repo.remove("a-widgets/w2.yaml");
+    repo.remove("a-widgets/w1.yaml");
+    repo.write("a-widgets/w3.yaml", &widget("w3", "5"));
+    repo.commit("Replace w1 with w3");
+    let r = ferry.wait_records(4);
+    assert_eq!(r["result"], "Applied", "{r:#}");
+    assert!(
+        ferry
+            .kubectl(&["get", "widget", "w3", "-n", "shop"])
+            .status
+            .success()
+    );
+    assert!(
+        !ferry
+            .kubectl(&["get", "widget", "w1", "-n", "shop"])
+            .status
+            .success()
+    );
+}

@@ -29,6 +29,7 @@ pub const QUANTITY_PATTERN: &str = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([
 
 const QUANTITY_DEF: &str = "io.k8s.apimachinery.pkg.api.resource.Quantity";
 const INT_OR_STRING_DEF: &str = "io.k8s.apimachinery.pkg.util.intstr.IntOrString";
+const CRD_JSON_DEF: &str = "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.JSON";
 
 /// Normal (unknown fields allowed, as the apiserver's `fieldValidation=Ignore`) or strict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -417,6 +418,10 @@ fn shape_definition(name: &str, def: &mut Value, used: &mut BTreeSet<usize>) {
         }
         INT_OR_STRING_DEF => {
             obj.insert("type".into(), json!(["integer", "string"]));
+        }
+        // A CRD schema's `default`, `enum` and `example` values are any JSON value.
+        CRD_JSON_DEF => {
+            obj.remove("type");
         }
         _ => {}
     }

@@ -47,6 +47,30 @@ impl KindInfo {
         }
     }
 
+    /// A custom kind (served from a CustomResourceDefinition): its schema lives in the CRD, not
+    /// in a Rust type, so [`KindInfo::schema`] gives an empty one and the definition name is
+    /// `group.version.Kind` in reverse-domain order as kube-apiserver names them.
+    pub fn custom(
+        group: &'static str,
+        version: &'static str,
+        kind: &'static str,
+        plural: &'static str,
+        short_names: &'static [&'static str],
+        namespaced: bool,
+    ) -> KindInfo {
+        KindInfo {
+            group,
+            version,
+            kind,
+            plural,
+            short_names,
+            namespaced,
+            name_rule: NameRule::Dns1123Subdomain,
+            schema: |_| Schema::default(),
+            definition: || std::borrow::Cow::Borrowed(""),
+        }
+    }
+
     /// The file name kubeconform gives this kind's schema: `deployment-apps-v1.json`.
     pub fn schema_file_name(&self) -> String {
         schema_file_name(self.group, self.version, self.kind)

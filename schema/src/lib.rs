@@ -18,6 +18,7 @@ pub mod rules;
 pub mod run;
 pub mod scalar;
 pub mod selector;
+pub mod structural;
 pub mod validate;
 
 pub use k8s_openapi;

@@ -103,6 +103,19 @@ pub struct ResourceReport {
     pub key: Option<ObjectKey>,
 }
 
+impl ResourceReport {
+    /// Whether the one reason it could not be checked is that no schema knows its kind (a
+    /// custom resource, whose CRD may come with it).
+    pub fn missing_schema(&self) -> bool {
+        self.status == Status::Error
+            && self.errors.len() == 1
+            && self.errors[0].message.starts_with(MISSING_SCHEMA)
+    }
+}
+
+/// How [`missing_schema_message`] starts.
+const MISSING_SCHEMA: &str = "no schema for ";
+
 /// A set of kinds, written as `Kind` or `apiVersion/Kind` (`Secret`, `apps/v1/Deployment`).
 #[derive(Debug, Clone, Default)]
 pub struct KindFilter(HashSet<String>);

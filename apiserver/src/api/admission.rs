@@ -9,6 +9,7 @@ use ferry_schema::validate::{Options, Validator};
 use serde_json::{Map, Value, json};
 
 use super::catalog::has_status;
+use super::crd::{self, CrdRegistry};
 use super::registry_rules;
 use super::status::{ApiError, Cause};
 
@@ -58,11 +59,13 @@ pub struct UpdateHow {
 /// Validators for admission.
 pub struct Admission {
     strict: Validator,
+    crds: std::sync::Arc<CrdRegistry>,
 }
 
 impl Default for Admission {
     fn default() -> Self {
         Admission {
+            crds: Default::default(),
             strict: Validator::new(
                 Options {
                     strict: true,
@@ -490,6 +493,19 @@ impl Admission {
         &self,
         kind: &KindInfo,
         namespace: Option<&str>,
+        object: Value,
+        fv: FieldValidation,
+    ) -> Result<(Value, Vec<String>), ApiError> {
+        self.create_as(kind, self.crds.of(kind), namespace, object, fv)
+    }
+
+    /// [`Admission::create`] of a kind whose CRD is given (a CRD the same transaction
+    /// creates is not served yet).
+    pub fn create_as(
+        &self,
+        kind: &KindInfo,
+        custom: Option<std::sync::Arc<ferry_schema::structural::CrdVersion>>,
+        namespace: Option<&str>,
         mut object: Value,
         fv: FieldValidation,
     ) -> Result<(Value, Vec<String>), ApiError> {
@@ -529,6 +545,16 @@ impl Admission {
         m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         m.insert("creationTimestamp".into(), json!(now()));
         m.insert("generation".into(), json!(1));
+        if let Some(custom) = custom {
+            // The status of a custom resource with a status subresource is written there.
+            if custom.status
+                && let Some(map) = object.as_object_mut()
+            {
+                map.remove("status");
+            }
+            let warnings = crd::admission::validate_resource(&custom, &mut object, fv)?;
+            return Ok((object, warnings));
+        }
         if has_status(kind)
             && let Some(map) = object.as_object_mut()
         {
@@ -536,6 +562,9 @@ impl Admission {
         }
         default(kind, &mut object);
         let warnings = self.validate(kind, &mut object, fv)?;
+        if is_crd(kind) {
+            crd::admission::admit_definition(&mut object)?;
+        }
         Ok((object, warnings))
     }
 
@@ -572,8 +601,16 @@ impl Admission {
             }
             merged
         } else {
-            if has_status(kind) {
-                object["status"] = old["status"].clone();
+            if self.status_subresource(kind) {
+                match (old.get("status"), object.as_object_mut()) {
+                    (Some(status), Some(map)) => {
+                        map.insert("status".into(), status.clone());
+                    }
+                    (None, Some(map)) => {
+                        map.remove("status");
+                    }
+                    _ => {}
+                }
             }
             object
         };
@@ -629,9 +666,32 @@ impl Admission {
         if !causes.is_empty() {
             return Err(ApiError::invalid(kind.group, kind.kind, name, causes));
         }
-        let warnings = self.validate(kind, &mut object, fv)?;
+        let warnings = match self.crds.of(kind) {
+            Some(custom) => crd::admission::validate_resource(&custom, &mut object, fv)?,
+            None => self.validate(kind, &mut object, fv)?,
+        };
+        if is_crd(kind) && !status_only {
+            crd::admission::admit_definition(&mut object)?;
+        }
         Ok((object, warnings))
     }
+
+    /// The registry of the custom kinds CRDs define.
+    pub fn crds(&self) -> &std::sync::Arc<CrdRegistry> {
+        &self.crds
+    }
+
+    /// Is the kind's status written through a `status` subresource only?
+    fn status_subresource(&self, kind: &KindInfo) -> bool {
+        match self.crds.of(kind) {
+            Some(custom) => custom.status,
+            None => has_status(kind),
+        }
+    }
+}
+
+fn is_crd(kind: &KindInfo) -> bool {
+    kind.group == "apiextensions.k8s.io" && kind.kind == "CustomResourceDefinition"
 }
 
 #[cfg(test)]

@@ -5,6 +5,82 @@
 use serde_json::{Value, json};
 
 use super::catalog::{VERBS, groups, has_scale, has_status, kinds_in, singular};
+use super::crd::{CrdRegistry, CustomKind};
+
+/// The custom groups, each with its versions in the order the CRDs list them.
+fn custom_groups(crds: &CrdRegistry) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for k in crds.all() {
+        let (group, version) = (k.info.group.to_owned(), k.info.version.to_owned());
+        match out.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, versions)) if !versions.contains(&version) => versions.push(version),
+            Some(_) => {}
+            None => out.push((group, vec![version])),
+        }
+    }
+    out
+}
+
+fn custom_entry(group: &str, versions: &[String]) -> Value {
+    let gvs: Vec<Value> = versions
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
+        .collect();
+    json!({"name": group, "versions": gvs, "preferredVersion": gvs.first().cloned().unwrap_or_default()})
+}
+
+fn custom_resources(kinds: &[CustomKind]) -> Vec<Value> {
+    let mut resources = Vec::new();
+    for k in kinds {
+        let v = &k.served;
+        resources.push(json!({
+            "name": v.plural, "singularName": v.singular, "namespaced": v.namespaced,
+            "kind": v.kind, "verbs": VERBS, "shortNames": v.short_names, "categories": v.categories,
+        }));
+        if v.status {
+            resources.push(json!({"name": format!("{}/status", v.plural), "singularName": "", "namespaced": v.namespaced, "kind": v.kind, "verbs": ["get", "patch", "update"]}));
+        }
+        if v.scale.is_some() {
+            resources.push(json!({"name": format!("{}/scale", v.plural), "singularName": "", "namespaced": v.namespaced, "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]}));
+        }
+    }
+    resources
+}
+
+fn custom_aggregated(crds: &CrdRegistry, group: &str, versions: &[String]) -> Value {
+    let all = crds.all();
+    let versions: Vec<Value> = versions
+        .iter()
+        .map(|version| {
+            let resources: Vec<Value> = all
+                .iter()
+                .filter(|k| k.info.group == group && k.info.version == version)
+                .map(|k| {
+                    let v = &k.served;
+                    let mut subresources = Vec::new();
+                    if v.status {
+                        subresources.push(json!({"subresource": "status", "responseKind": {"group": group, "version": version, "kind": v.kind}, "verbs": ["get", "patch", "update"]}));
+                    }
+                    if v.scale.is_some() {
+                        subresources.push(json!({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}, "verbs": ["get", "patch", "update"]}));
+                    }
+                    json!({
+                        "resource": v.plural,
+                        "responseKind": {"group": group, "version": version, "kind": v.kind},
+                        "scope": if v.namespaced { "Namespaced" } else { "Cluster" },
+                        "singularResource": v.singular,
+                        "verbs": VERBS,
+                        "shortNames": v.short_names,
+                        "categories": v.categories,
+                        "subresources": subresources,
+                    })
+                })
+                .collect();
+            json!({"version": version, "resources": resources, "freshness": "Current"})
+        })
+        .collect();
+    json!({"metadata": {"name": group, "creationTimestamp": null}, "versions": versions})
+}
 
 /// The Accept media type of aggregated discovery.
 pub const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
@@ -47,30 +123,46 @@ fn group_entry(group: &str, version: &str) -> Value {
 }
 
 /// `/apis`, legacy.
-pub fn group_list() -> Value {
-    let groups: Vec<Value> = groups()
+pub fn group_list(crds: &CrdRegistry) -> Value {
+    let mut groups: Vec<Value> = groups()
         .into_iter()
         .map(|(g, v)| group_entry(g, v))
         .collect();
+    groups.extend(
+        custom_groups(crds)
+            .iter()
+            .map(|(g, versions)| custom_entry(g, versions)),
+    );
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
 /// `/apis/{group}`, legacy; `None` when the group is not served.
-pub fn group(name: &str) -> Option<Value> {
-    groups()
+pub fn group(name: &str, crds: &CrdRegistry) -> Option<Value> {
+    let built_in = groups()
         .into_iter()
         .find(|(g, _)| *g == name)
-        .map(|(g, v)| {
-            let mut entry = group_entry(g, v);
-            entry["kind"] = json!("APIGroup");
-            entry["apiVersion"] = json!("v1");
-            entry
-        })
+        .map(|(g, v)| group_entry(g, v));
+    let custom = || {
+        custom_groups(crds)
+            .into_iter()
+            .find(|(g, _)| g == name)
+            .map(|(g, versions)| custom_entry(&g, &versions))
+    };
+    built_in.or_else(custom).map(|mut entry| {
+        entry["kind"] = json!("APIGroup");
+        entry["apiVersion"] = json!("v1");
+        entry
+    })
 }
 
 /// `/api/v1` or `/apis/{group}/{version}`, legacy; `None` when not served.
-pub fn resource_list(group: &str, version: &str) -> Option<Value> {
-    let mut resources = Vec::new();
+pub fn resource_list(group: &str, version: &str, crds: &CrdRegistry) -> Option<Value> {
+    let custom: Vec<CustomKind> = crds
+        .all()
+        .into_iter()
+        .filter(|k| k.info.group == group && k.info.version == version)
+        .collect();
+    let mut resources = custom_resources(&custom);
     for k in kinds_in(group, version) {
         resources.push(json!({
             "name": k.plural,
@@ -135,14 +227,20 @@ fn aggregated_group(group: &str, version: &str) -> Value {
 }
 
 /// Aggregated `/api` (the core group) or `/apis` (every other group).
-pub fn aggregated(core: bool) -> Value {
+pub fn aggregated(core: bool, crds: &CrdRegistry) -> Value {
     let items: Vec<Value> = if core {
         vec![aggregated_group("", "v1")]
     } else {
-        groups()
+        let mut items: Vec<Value> = groups()
             .into_iter()
             .map(|(g, v)| aggregated_group(g, v))
-            .collect()
+            .collect();
+        items.extend(
+            custom_groups(crds)
+                .iter()
+                .map(|(g, versions)| custom_aggregated(crds, g, versions)),
+        );
+        items
     };
     json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
 }

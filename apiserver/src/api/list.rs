@@ -18,7 +18,6 @@ use super::catalog::storage_resource;
 use super::request::{Shape, json_response};
 use super::resource::Call;
 use super::status::ApiError;
-use super::table::table;
 use crate::storage::Stored;
 
 /// Items fetched from storage per round while filtering.
@@ -211,7 +210,7 @@ pub async fn list(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
         }
     }
     let shape = Shape::of(&call.headers);
-    if !request.filtered && shape == Shape::Object {
+    if !request.filtered && shape == Shape::Object && call.custom().is_none() {
         return passthrough(call, &request).await;
     }
     let after = request
@@ -248,7 +247,7 @@ pub async fn list(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
     let rv = revision.to_string();
     let body = match shape {
         Shape::Table => {
-            let mut t = table(call.kind.kind, &selected.items, &rv, token.as_deref());
+            let mut t = call.table(&selected.items, &rv, token.as_deref());
             if let Some(remaining) = remaining {
                 t["metadata"]["remainingItemCount"] = json!(remaining);
             }
@@ -264,7 +263,7 @@ pub async fn list(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
             "kind": format!("{}List", call.kind.kind),
             "apiVersion": call.kind.api_version(),
             "metadata": list_meta(revision, token, remaining),
-            "items": selected.items,
+            "items": selected.items.into_iter().map(|o| call.present(o)).collect::<Vec<_>>(),
         }),
     };
     Ok(json_response(StatusCode::OK, &body, &[]))

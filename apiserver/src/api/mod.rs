@@ -5,6 +5,7 @@ pub mod admission;
 pub mod allocator;
 pub mod apply;
 pub mod catalog;
+pub mod crd;
 pub mod discovery;
 pub mod list;
 pub mod metrics;
@@ -122,7 +123,7 @@ async fn dispatch(state: &ApiState, request: Request) -> Result<Response<Body>, 
         Target::CoreVersions | Target::Groups if discovery::wants_aggregated(&accept_header) => {
             let mut response = json_response(
                 StatusCode::OK,
-                &discovery::aggregated(target == Target::CoreVersions),
+                &discovery::aggregated(target == Target::CoreVersions, state.admission.crds()),
                 &[],
             );
             if let Ok(v) = axum::http::HeaderValue::from_str(discovery::AGGREGATED) {
@@ -133,28 +134,37 @@ async fn dispatch(state: &ApiState, request: Request) -> Result<Response<Body>, 
             Ok(response)
         }
         Target::CoreVersions => ok(discovery::core_versions()),
-        Target::Groups => ok(discovery::group_list()),
-        Target::Group(name) => {
-            discovery::group(&name).map_or_else(|| Err(ApiError::no_route()), ok)
-        }
+        Target::Groups => ok(discovery::group_list(state.admission.crds())),
+        Target::Group(name) => discovery::group(&name, state.admission.crds())
+            .map_or_else(|| Err(ApiError::no_route()), ok),
         Target::ResourceList { group, version } => {
-            discovery::resource_list(&group, &version).map_or_else(|| Err(ApiError::no_route()), ok)
+            discovery::resource_list(&group, &version, state.admission.crds())
+                .map_or_else(|| Err(ApiError::no_route()), ok)
         }
         Target::OpenApiV2 if accept_header.contains(openapi::v2proto::MEDIA_TYPE) => {
-            let mut response = Response::new(Body::from(openapi::v2_protobuf()));
+            let mut response =
+                Response::new(Body::from(openapi::v2_protobuf(state.admission.crds())));
             response.headers_mut().insert(
                 axum::http::header::CONTENT_TYPE,
                 axum::http::HeaderValue::from_static(openapi::v2proto::CONTENT_TYPE),
             );
             Ok(response)
         }
-        Target::OpenApiV2 => ok(openapi::v2()),
-        Target::OpenApiV3Root => ok(openapi::v3_root()),
+        Target::OpenApiV2 => ok(openapi::v2(state.admission.crds())),
+        Target::OpenApiV3Root => ok(openapi::v3_root(state.admission.crds())),
         Target::OpenApiV3 { group, version } => {
-            openapi::v3(&group, &version).map_or_else(|| Err(ApiError::no_route()), ok)
+            openapi::v3(&group, &version, state.admission.crds())
+                .map_or_else(|| Err(ApiError::no_route()), ok)
         }
         Target::Resource(path) => {
             let kind = catalog::find(&path.group, &path.version, &path.resource)
+                .or_else(|| {
+                    state
+                        .admission
+                        .crds()
+                        .find(&path.group, &path.version, &path.resource)
+                        .map(|custom| custom.info)
+                })
                 .ok_or_else(ApiError::no_route)?;
             let call = resource::Call {
                 state,

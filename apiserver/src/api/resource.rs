@@ -48,6 +48,38 @@ impl Call<'_> {
         ApiError::from_storage(e, self.kind.group, self.kind.plural)
     }
 
+    /// What the CRD says about the call's kind, when it is a custom one.
+    pub fn custom(&self) -> Option<std::sync::Arc<ferry_schema::structural::CrdVersion>> {
+        self.state.admission.crds().of(self.kind)
+    }
+
+    /// Does the kind have a scale subresource?
+    pub fn has_scale(&self) -> bool {
+        match self.custom() {
+            Some(custom) => custom.scale.is_some(),
+            None => has_scale(self.kind),
+        }
+    }
+
+    /// A Table of objects of the call's kind: the kind's columns, or a CRD's printer columns.
+    pub fn table(&self, objects: &[Value], resource_version: &str, token: Option<&str>) -> Value {
+        match self.custom() {
+            Some(custom) => super::crd::columns::table(&custom, objects, resource_version, token),
+            None => table(self.kind.kind, objects, resource_version, token),
+        }
+    }
+
+    /// An object as the request's version shows it: custom resources are stored once for all
+    /// their versions (conversion `None`), so the apiVersion is the one asked for.
+    pub fn present(&self, mut object: Value) -> Value {
+        if self.custom().is_some()
+            && let Some(map) = object.as_object_mut()
+        {
+            map.insert("apiVersion".into(), json!(self.kind.api_version()));
+        }
+        object
+    }
+
     /// A query parameter.
     pub fn q(&self, name: &str) -> Option<&str> {
         self.query.get(name).map(String::as_str)
@@ -75,16 +107,16 @@ pub async fn handle(
             }
         }
         (Method::GET, Some(name), None | Some("status")) => get(&call, &name).await,
-        (Method::GET, Some(name), Some("scale")) if has_scale(call.kind) => {
+        (Method::GET, Some(name), Some("scale")) if call.has_scale() => {
             subresource::get_scale(&call, &name).await
         }
-        (Method::PUT, Some(name), Some("scale")) if has_scale(call.kind) => {
+        (Method::PUT, Some(name), Some("scale")) if call.has_scale() => {
             subresource::put_scale(&call, &name, body).await
         }
         (Method::PATCH, Some(name), sub @ (None | Some("status"))) => {
             write::patch(&call, &name, body, sub == Some("status")).await
         }
-        (Method::PATCH, Some(name), Some("scale")) if has_scale(call.kind) => {
+        (Method::PATCH, Some(name), Some("scale")) if call.has_scale() => {
             subresource::patch_scale(&call, &name, body).await
         }
         (Method::POST, None, None) => create(&call, body).await,
@@ -110,6 +142,7 @@ pub fn respond_object(
     object: &Value,
     warnings: &[String],
 ) -> Response<Body> {
+    let object = call.present(object.clone());
     match Shape::of(&call.headers) {
         Shape::Table => {
             let rv = object["metadata"]["resourceVersion"]
@@ -117,12 +150,12 @@ pub fn respond_object(
                 .unwrap_or_default();
             json_response(
                 code,
-                &table(call.kind.kind, std::slice::from_ref(object), rv, None),
+                &call.table(std::slice::from_ref(&object), rv, None),
                 warnings,
             )
         }
-        Shape::Metadata => json_response(code, &list::partial_metadata(object), warnings),
-        Shape::Object => json_response(code, object, warnings),
+        Shape::Metadata => json_response(code, &list::partial_metadata(&object), warnings),
+        Shape::Object => json_response(code, &object, warnings),
     }
 }
 
@@ -224,6 +257,24 @@ pub(crate) async fn deletion_ops(
     }
     if kind.group.is_empty() && kind.kind == "Service" {
         ops.extend(release_reservations(object));
+    }
+    if kind.group == "apiextensions.k8s.io" && kind.kind == "CustomResourceDefinition" {
+        // Deleting a CRD deletes its objects, in the same transaction.
+        let (group, plural) = (&object["spec"]["group"], &object["spec"]["names"]["plural"]);
+        if let (Some(group), Some(plural)) = (group.as_str(), plural.as_str()) {
+            let resource = format!("{group}/{plural}");
+            for item in state.storage.list(&resource, None, None, 0).await?.items {
+                let meta = &item.object["metadata"];
+                ops.push(WriteOp::Delete {
+                    key: ObjectKey::new(
+                        &resource,
+                        meta["namespace"].as_str().unwrap_or_default(),
+                        meta["name"].as_str().unwrap_or_default(),
+                    ),
+                    expected: Some(item.revision),
+                });
+            }
+        }
     }
     Ok(ops)
 }

@@ -4,6 +4,7 @@
 use axum::body::Body;
 use axum::http::{Response, StatusCode};
 use ferry_schema::selector::LabelSelector;
+use ferry_schema::structural::{ScalePaths, json_path, set_json_path};
 use serde_json::{Value, json};
 
 use super::admission::{FieldValidation, UpdateHow};
@@ -13,8 +14,29 @@ use super::resource::{Call, expected_revision, manager, read_body};
 use super::status::{ApiError, Cause};
 use super::write::{Made, admit_update, apply_patch, read_modify_write};
 
-/// The `autoscaling/v1` Scale view of a scalable object.
-pub fn scale_of(object: &Value) -> Value {
+/// The `autoscaling/v1` Scale view of a scalable object; a custom resource's replicas and
+/// selector are where its CRD's scale paths say.
+pub fn scale_of(object: &Value, paths: Option<&ScalePaths>) -> Value {
+    if let Some(paths) = paths {
+        let meta = &object["metadata"];
+        let number = |path: &str| json_path(object, path).and_then(Value::as_i64).unwrap_or(0);
+        let selector = paths
+            .label_selector
+            .as_deref()
+            .and_then(|p| json_path(object, p))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        return json!({
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {
+                "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+                "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"],
+            },
+            "spec": {"replicas": number(&paths.spec_replicas)},
+            "status": {"replicas": number(&paths.status_replicas), "selector": selector},
+        });
+    }
     let selector = &object["spec"]["selector"];
     // Deployments and the like carry a LabelSelector; a ReplicationController a plain map.
     let selector =
@@ -45,9 +67,10 @@ pub async fn get_scale(call: &Call<'_>, name: &str) -> Result<Response<Body>, Ap
         .await
         .map_err(|e| call.storage_error(e))?
         .ok_or_else(|| ApiError::not_found(call.kind.group, call.kind.plural, name))?;
+    let paths = call.custom().and_then(|c| c.scale.clone());
     Ok(json_response(
         StatusCode::OK,
-        &scale_of(&stored.object),
+        &scale_of(&stored.object, paths.as_ref()),
         &[],
     ))
 }
@@ -62,14 +85,18 @@ async fn write_scale(
         status_only: false,
         field_validation: FieldValidation::Strict,
     };
+    let paths = call.custom().and_then(|c| c.scale.clone());
     let written = read_modify_write(call, &call.key(name), |stored| {
-        let scale = make(&scale_of(&stored.object))?;
+        let scale = make(&scale_of(&stored.object, paths.as_ref()))?;
         let Some(replicas) = scale["spec"]["replicas"].as_i64() else {
             return Err(ApiError::bad_request("spec.replicas must be an integer"));
         };
         let pinned = expected_revision(&scale)?;
         let mut object = stored.object.clone();
-        object["spec"]["replicas"] = json!(replicas);
+        match &paths {
+            Some(paths) => set_json_path(&mut object, &paths.spec_replicas, json!(replicas)),
+            None => object["spec"]["replicas"] = json!(replicas),
+        }
         let (object, warnings) = admit_update(call, name, &stored.object, object, how)?;
         Ok(Made {
             object,
@@ -80,7 +107,7 @@ async fn write_scale(
     .await?;
     Ok(json_response(
         StatusCode::OK,
-        &scale_of(&written.object),
+        &scale_of(&written.object, paths.as_ref()),
         &written.warnings,
     ))
 }

@@ -24,14 +24,17 @@
 //! and the object's new `resourceVersion`.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Response, StatusCode};
 use ferry_schema::kinds::{self, KindInfo};
+use ferry_schema::structural::{CrdVersion, served_versions};
 use serde_json::{Value, json};
 
 use super::admission::{FieldValidation, ObjectAt, UpdateHow};
 use super::catalog::storage_resource;
+use super::crd::CustomKind;
 use super::request::{json_response, parse_object};
 use super::status::{ApiError, Cause};
 use super::{ApiState, allocator, apply, resource};
@@ -199,13 +202,20 @@ async fn admit_all(
     operations: &[(Verb, Value)],
     manager: &str,
 ) -> Result<Vec<Planned>, ApiError> {
-    // Namespaces first, deletes last, the rest in the given order.
+    // Namespaces first, then CRDs (their kinds may follow), deletes last, the rest in the
+    // given order.
     let mut order: Vec<usize> = (0..operations.len()).collect();
     order.sort_by_key(|&i| match &operations[i] {
-        (Verb::Delete, _) => 2,
+        (Verb::Delete, _) => 3,
         (_, object) if object["kind"] == "Namespace" && object["apiVersion"] == "v1" => 0,
-        _ => 1,
+        (_, object) if object["kind"] == "CustomResourceDefinition" => 1,
+        _ => 2,
     });
+    let pending = pending_kinds(state, operations);
+    let kinds = Kinds {
+        state,
+        pending: &pending,
+    };
     let created_namespaces: HashSet<String> = operations
         .iter()
         .filter(|(verb, o)| {
@@ -220,7 +230,7 @@ async fn admit_all(
     // Every object the transaction touches, read in a few statements.
     let keys: Vec<ObjectKey> = operations
         .iter()
-        .filter_map(|(verb, body)| target(verb, body).ok().map(|(_, key)| key))
+        .filter_map(|(verb, body)| target(&kinds, verb, body).ok().map(|(_, key)| key))
         .collect();
     let mut stored = state
         .storage
@@ -232,6 +242,7 @@ async fn admit_all(
         let context = Context {
             manager,
             created_namespaces: &created_namespaces,
+            kinds: &kinds,
         };
         match admit_one(state, i, (verb, body), context, &mut stored, &mut reserved).await {
             Ok(p) => planned.push(p),
@@ -307,14 +318,70 @@ async fn admit_all(
     Ok(planned)
 }
 
+/// The custom kinds the transaction's own CRDs define (not served until it commits).
+fn pending_kinds(state: &ApiState, operations: &[(Verb, Value)]) -> Vec<CustomKind> {
+    operations
+        .iter()
+        .filter(|(verb, o)| {
+            !matches!(verb, Verb::Delete)
+                && o["kind"] == "CustomResourceDefinition"
+                && o["apiVersion"] == "apiextensions.k8s.io/v1"
+        })
+        .flat_map(|(_, crd)| served_versions(crd).unwrap_or_default())
+        .map(|v| CustomKind {
+            info: state.admission.crds().info(&v),
+            served: Arc::new(v),
+        })
+        .collect()
+}
+
+/// The kinds a transaction can address: built-in, served custom kinds, and those its own CRDs
+/// define.
+struct Kinds<'a> {
+    state: &'a ApiState,
+    pending: &'a [CustomKind],
+}
+
+impl Kinds<'_> {
+    fn find(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Option<(&'static KindInfo, Option<Arc<CrdVersion>>)> {
+        if let Some(info) = kinds::find(api_version, kind) {
+            return Some((info, None));
+        }
+        self.state
+            .admission
+            .crds()
+            .find_kind(api_version, kind)
+            .or_else(|| {
+                self.pending
+                    .iter()
+                    .find(|k| k.info.api_version() == api_version && k.info.kind == kind)
+                    .cloned()
+            })
+            .map(|k| (k.info, Some(k.served)))
+    }
+}
+
 /// The kind and storage key an operation addresses.
-fn target(verb: &Verb, body: &Value) -> Result<(&'static KindInfo, ObjectKey), ApiError> {
+fn target(
+    kinds: &Kinds<'_>,
+    verb: &Verb,
+    body: &Value,
+) -> Result<(&'static KindInfo, ObjectKey), ApiError> {
     let api_version = body["apiVersion"].as_str().unwrap_or_default();
     let kind_name = body["kind"].as_str().unwrap_or_default();
-    let kind = kinds::find(api_version, kind_name).ok_or_else(|| {
-        ApiError::bad_request(format!(
-            "no kind {kind_name:?} in {api_version:?} is served here"
-        ))
+    let (kind, _) = kinds.find(api_version, kind_name).ok_or_else(|| {
+        let custom = api_version.contains('.');
+        ApiError::bad_request(if custom {
+            format!(
+                "no kind {kind_name:?} in {api_version:?} is served here: no CustomResourceDefinition in the cluster or in this commit defines it"
+            )
+        } else {
+            format!("no kind {kind_name:?} in {api_version:?} is served here")
+        })
     })?;
     let (namespace, name) = match verb {
         Verb::Delete => (
@@ -343,6 +410,7 @@ fn target(verb: &Verb, body: &Value) -> Result<(&'static KindInfo, ObjectKey), A
 struct Context<'a> {
     manager: &'a str,
     created_namespaces: &'a HashSet<String>,
+    kinds: &'a Kinds<'a>,
 }
 
 /// Admits one operation against the stored state (`stored`: the objects read up front).
@@ -357,8 +425,12 @@ async fn admit_one(
     let Context {
         manager,
         created_namespaces,
+        kinds,
     } = context;
-    let (kind, key) = target(verb, body)?;
+    let (kind, key) = target(kinds, verb, body)?;
+    let custom = kinds
+        .find(&kind.api_version(), kind.kind)
+        .and_then(|(_, custom)| custom);
     let (namespace, name) = (key.namespace.clone(), key.name.clone());
     let (namespace, name) = (namespace.as_str(), name.as_str());
     let stored = stored.remove(&key);
@@ -393,13 +465,19 @@ async fn admit_one(
         }
         (verb @ (Verb::Create | Verb::Apply), None) => {
             let mut object = if matches!(verb, Verb::Create) {
-                let (mut object, _) = state.admission.create(kind, ns_arg, body.clone(), fv)?;
+                let (mut object, _) =
+                    state
+                        .admission
+                        .create_as(kind, custom.clone(), ns_arg, body.clone(), fv)?;
                 apply::record_update(None, &mut object, manager);
                 object
             } else {
                 let object =
                     apply::apply(None, body, manager, true, (kind.group, kind.plural, name))?;
-                state.admission.create(kind, ns_arg, object, fv)?.0
+                state
+                    .admission
+                    .create_as(kind, custom.clone(), ns_arg, object, fv)?
+                    .0
             };
             if needs_namespace {
                 ops.push(namespace_required(namespace));

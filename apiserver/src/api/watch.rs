@@ -83,14 +83,24 @@ pub async fn serve(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     let mut watch = call.state.storage.watch(start);
     let shutdown = call.state.shutdown.clone();
     let (tx, rx) = mpsc::channel::<Bytes>(64);
-    let render = move |object: Value| -> Value {
+    let custom = call.custom();
+    let api_version = kind.api_version();
+    let render = move |mut object: Value| -> Value {
+        if custom.is_some()
+            && let Some(map) = object.as_object_mut()
+        {
+            map.insert("apiVersion".into(), json!(api_version));
+        }
         match shape {
             Shape::Table => {
                 let rv = object["metadata"]["resourceVersion"]
                     .as_str()
                     .unwrap_or_default()
                     .to_owned();
-                table(kind.kind, &[object], &rv, None)
+                match &custom {
+                    Some(custom) => super::crd::columns::table(custom, &[object], &rv, None),
+                    None => table(kind.kind, &[object], &rv, None),
+                }
             }
             Shape::Metadata => partial_metadata(&object),
             Shape::Object => object,

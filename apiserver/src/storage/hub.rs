@@ -22,10 +22,14 @@ pub struct Hub {
     inner: Arc<Inner>,
 }
 
+/// Called with every change as it is published, before any watcher sees it.
+pub type Observer = Arc<dyn Fn(&Change) + Send + Sync>;
+
 struct Inner {
     pool: AnyPool,
     sender: broadcast::Sender<Arc<Change>>,
     last_published: Mutex<i64>,
+    observers: Mutex<Vec<Observer>>,
 }
 
 impl Hub {
@@ -37,6 +41,7 @@ impl Hub {
                 pool,
                 sender,
                 last_published: Mutex::new(revision),
+                observers: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -46,12 +51,30 @@ impl Hub {
         let Ok(mut last) = self.inner.last_published.lock() else {
             return;
         };
+        let observers = self
+            .inner
+            .observers
+            .lock()
+            .map(|o| o.clone())
+            .unwrap_or_default();
         for change in changes {
             if change.revision > *last {
                 *last = change.revision;
+                for observe in &observers {
+                    observe(change);
+                }
                 // No receivers is fine: nobody is watching.
                 let _ = self.inner.sender.send(change.clone());
             }
+        }
+    }
+
+    /// Calls `observer` with every change published from now on, in revision order, before
+    /// the writer answers the request that made it (so state derived from objects, such as the
+    /// served custom kinds, is current when the client hears back).
+    pub fn observe(&self, observer: Observer) {
+        if let Ok(mut observers) = self.inner.observers.lock() {
+            observers.push(observer);
         }
     }
 

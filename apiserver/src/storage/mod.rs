@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 pub use change::{Change, EventType};
 pub use engine::Engine;
 pub use error::StorageError;
-pub use hub::Hub;
+pub use hub::{Hub, Observer};
 pub use key::ObjectKey;
 pub use txn::WriteOp;
 pub use watch::Watch;

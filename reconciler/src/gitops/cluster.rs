@@ -80,6 +80,25 @@ pub fn collection_path(kind: &KindInfo, namespace: &str) -> String {
     }
 }
 
+/// Where a kind is served: built-in kinds from the kind table, custom ones from the
+/// apiserver's discovery.
+#[derive(Debug, Clone)]
+struct Served {
+    base: String,
+    plural: String,
+    namespaced: bool,
+}
+
+impl Served {
+    fn collection(&self, namespace: &str) -> String {
+        if self.namespaced && !namespace.is_empty() {
+            format!("{}/namespaces/{namespace}/{}", self.base, self.plural)
+        } else {
+            format!("{}/{}", self.base, self.plural)
+        }
+    }
+}
+
 fn encode(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
@@ -124,12 +143,51 @@ impl Cluster {
         Ok(self.client.request::<Value>(request).await?)
     }
 
+    /// Where `kind` of `api_version` is served; `None` when it is not (a custom kind whose CRD
+    /// is not installed).
+    async fn served(&self, api_version: &str, kind: &str) -> Result<Option<Served>, ClusterError> {
+        if let Some(info) = kinds::find(api_version, kind) {
+            let base = collection_path(info, "");
+            let base = base
+                .trim_end_matches(info.plural)
+                .trim_end_matches('/')
+                .to_owned();
+            return Ok(Some(Served {
+                base,
+                plural: info.plural.to_owned(),
+                namespaced: info.namespaced,
+            }));
+        }
+        if !api_version.contains('/') {
+            return Ok(None);
+        }
+        let base = format!("/apis/{api_version}");
+        let list = match self
+            .call("GET", &base, "application/json", Vec::new())
+            .await
+        {
+            Ok(list) => list,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(list["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["kind"] == kind && r["name"].as_str().is_some_and(|n| !n.contains('/')))
+            .map(|r| Served {
+                base: base.clone(),
+                plural: r["name"].as_str().unwrap_or_default().to_owned(),
+                namespaced: r["namespaced"].as_bool().unwrap_or(true),
+            }))
+    }
+
     /// Reads an object; `None` when it does not exist.
     pub async fn get(&self, id: &ObjectId) -> Result<Option<Value>, ClusterError> {
-        let Some(kind) = kinds::find(&id.api_version, &id.kind) else {
+        let Some(served) = self.served(&id.api_version, &id.kind).await? else {
             return Ok(None);
         };
-        let uri = format!("{}/{}", collection_path(kind, &id.namespace), id.name);
+        let uri = format!("{}/{}", served.collection(&id.namespace), id.name);
         match self.call("GET", &uri, "application/json", Vec::new()).await {
             Ok(v) => Ok(Some(v)),
             Err(e) if e.is_not_found() => Ok(None),
@@ -144,11 +202,12 @@ impl Cluster {
         namespace: &str,
         selector: &str,
     ) -> Result<Vec<Value>, ClusterError> {
-        let uri = format!(
-            "{}?labelSelector={}",
-            collection_path(kind, namespace),
-            encode(selector)
-        );
+        self.list_at(&collection_path(kind, namespace), selector)
+            .await
+    }
+
+    async fn list_at(&self, collection: &str, selector: &str) -> Result<Vec<Value>, ClusterError> {
+        let uri = format!("{collection}?labelSelector={}", encode(selector));
         let list = self
             .call("GET", &uri, "application/json", Vec::new())
             .await?;
@@ -176,10 +235,10 @@ impl Cluster {
         let mut out = std::collections::HashMap::new();
         let unique: std::collections::BTreeSet<&(String, String)> = kinds.iter().collect();
         for (api_version, kind_name) in unique {
-            let Some(kind) = kinds::find(api_version, kind_name) else {
+            let Some(served) = self.served(api_version, kind_name).await? else {
                 continue;
             };
-            for object in self.list(kind, "", &selector).await? {
+            for object in self.list_at(&served.collection(""), &selector).await? {
                 let id = ObjectId {
                     api_version: api_version.clone(),
                     kind: kind_name.clone(),

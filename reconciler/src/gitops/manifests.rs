@@ -9,6 +9,7 @@ use std::sync::Arc;
 use ferry_schema::ferry::RevisionFinding;
 use ferry_schema::kinds;
 use ferry_schema::loader::load_documents;
+use ferry_schema::structural::served_versions;
 use ferry_schema::validate::Validator;
 use serde_json::{Value, json};
 
@@ -97,6 +98,74 @@ fn finding(
         object,
         path: (!path.is_empty()).then(|| path.to_owned()),
         message: message.to_owned(),
+    }
+}
+
+/// Checks the custom resources of a commit against the CRDs of the same commit: scope,
+/// unknown fields and the structural schema, as the apiserver will. Kinds the commit does not
+/// define are left to the cluster: applying the commit refuses them when it does not serve them.
+fn check_custom_resources(desired: &mut Desired) {
+    let mut defined = Vec::new();
+    for o in desired.objects.iter().filter(|o| {
+        o.id.kind == "CustomResourceDefinition" && o.id.api_version == "apiextensions.k8s.io/v1"
+    }) {
+        match served_versions(&o.object) {
+            Ok(versions) => defined.extend(versions),
+            Err(e) => desired.findings.push(finding(
+                &o.file,
+                o.line,
+                0,
+                Some(o.id.to_string()),
+                "",
+                &e.to_string(),
+            )),
+        }
+    }
+    for o in &mut desired.objects {
+        if kinds::find(&o.id.api_version, &o.id.kind).is_some() {
+            continue;
+        }
+        let Some(v) = defined
+            .iter()
+            .find(|v| v.api_version() == o.id.api_version && v.kind == o.id.kind)
+        else {
+            continue;
+        };
+        if !v.namespaced && !o.id.namespace.is_empty() {
+            o.id.namespace.clear();
+            let mut object = (*o.object).clone();
+            if let Some(meta) = object["metadata"].as_object_mut() {
+                meta.remove("namespace");
+            }
+            o.object = Arc::new(object);
+        }
+        let Some(schema) = &v.schema else { continue };
+        let mut checked = (*o.object).clone();
+        for pointer in schema.prune(&mut checked) {
+            let message = format!(
+                "unknown field \"{}\"",
+                pointer.trim_start_matches('/').replace('/', ".")
+            );
+            desired.findings.push(finding(
+                &o.file,
+                o.line,
+                0,
+                Some(o.id.to_string()),
+                &pointer,
+                &message,
+            ));
+        }
+        schema.default(&mut checked);
+        for failure in schema.validate(&checked) {
+            desired.findings.push(finding(
+                &o.file,
+                o.line,
+                0,
+                Some(o.id.to_string()),
+                &failure.pointer,
+                &failure.message,
+            ));
+        }
     }
 }
 
@@ -191,10 +260,18 @@ impl Loader {
                 self.cache.entry(id).or_insert(r);
             }
         }
-        // Namespaces first: objects may live in a namespace the same commit creates.
-        desired
-            .objects
-            .sort_by_key(|o| !(o.id.kind == "Namespace" && o.id.api_version == "v1"));
+        check_custom_resources(&mut desired);
+        // Namespaces first (objects may live in a namespace the same commit creates), then
+        // CRDs (their kinds may follow).
+        desired.objects.sort_by_key(|o| {
+            if o.id.kind == "Namespace" && o.id.api_version == "v1" {
+                0
+            } else if o.id.kind == "CustomResourceDefinition" {
+                1
+            } else {
+                2
+            }
+        });
         desired
     }
 
@@ -202,7 +279,9 @@ impl Loader {
     fn read(&self, path: &str, bytes: &[u8]) -> FileResult {
         let mut result = FileResult::default();
         for report in self.validator.validate_bytes(path, bytes) {
-            if !report.status.is_failure() {
+            // A kind no built-in schema knows may be defined by a CRD of the same commit
+            // (checked in `load`) or of the cluster (checked when the commit is applied).
+            if !report.status.is_failure() || report.missing_schema() {
                 continue;
             }
             let namespaced =
@@ -258,8 +337,9 @@ impl Loader {
     fn prepare(&self, mut object: Value) -> Option<(ObjectId, Value)> {
         let api_version = object["apiVersion"].as_str()?.to_owned();
         let kind = object["kind"].as_str()?.to_owned();
-        // Unknown kinds have been reported by the validator.
-        let info = kinds::find(&api_version, &kind)?;
+        // A kind no built-in schema knows is a custom one: namespaced unless its CRD says
+        // otherwise (`load` checks it against the commit's CRDs).
+        let namespaced = kinds::find(&api_version, &kind).is_none_or(|k| k.namespaced);
         if !object["metadata"].is_object() {
             return None;
         }
@@ -267,10 +347,10 @@ impl Loader {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        if info.namespaced && namespace.is_empty() {
+        if namespaced && namespace.is_empty() {
             namespace = "default".into();
             object["metadata"]["namespace"] = json!("default");
-        } else if !info.namespaced {
+        } else if !namespaced {
             namespace.clear();
             if let Some(m) = object["metadata"].as_object_mut() {
                 m.remove("namespace");

@@ -12,8 +12,11 @@ use serde_json::{Map, Value, json};
 
 use super::catalog::{groups, kinds_in};
 
+mod custom;
 mod dialect;
 pub mod v2proto;
+
+use super::crd::CrdRegistry;
 
 use dialect::{Dialect, rewrite};
 
@@ -79,7 +82,8 @@ fn operation(kind: &KindInfo, verb: &str, with_validation: bool) -> Value {
     })
 }
 
-fn paths(kind: &KindInfo) -> Vec<(String, Value)> {
+/// A kind's collection and object paths with their operations.
+fn operation_paths(kind: &KindInfo) -> Vec<(String, Value)> {
     let base = if kind.group.is_empty() {
         format!("/api/{}", kind.version)
     } else {
@@ -124,7 +128,7 @@ fn documents() -> &'static BTreeMap<String, Value> {
             .map(|(group, version)| {
                 let mut doc_paths = Map::new();
                 for kind in kinds_in(&group, &version) {
-                    doc_paths.extend(paths(kind));
+                    doc_paths.extend(operation_paths(kind));
                 }
                 let doc = json!({
                     "openapi": "3.0.0",
@@ -149,9 +153,11 @@ fn hash(value: &Value) -> String {
 }
 
 /// `/openapi/v3`: the index of group-version documents.
-pub fn v3_root() -> Value {
+pub fn v3_root(crds: &CrdRegistry) -> Value {
+    let custom = custom_documents(crds);
     let paths: Map<String, Value> = documents()
         .iter()
+        .chain(custom.iter())
         .map(|(key, doc)| {
             (
                 key.clone(),
@@ -162,24 +168,50 @@ pub fn v3_root() -> Value {
     json!({"paths": paths})
 }
 
-/// `/openapi/v3/api/v1` or `/openapi/v3/apis/{group}/{version}`.
-pub fn v3(group: &str, version: &str) -> Option<Value> {
-    documents().get(&gv_key(group, version)).cloned()
+fn custom_documents(crds: &CrdRegistry) -> BTreeMap<String, Value> {
+    match documents().get("api/v1") {
+        Some(core) => custom::documents(crds, core),
+        None => BTreeMap::new(),
+    }
 }
 
-/// `/openapi/v2` as protobuf ([`v2proto`]), encoded once.
-pub fn v2_protobuf() -> &'static [u8] {
+/// `/openapi/v3/api/v1` or `/openapi/v3/apis/{group}/{version}`.
+pub fn v3(group: &str, version: &str, crds: &CrdRegistry) -> Option<Value> {
+    let key = gv_key(group, version);
+    documents()
+        .get(&key)
+        .cloned()
+        .or_else(|| custom_documents(crds).remove(&key))
+}
+
+/// `/openapi/v2` as protobuf ([`v2proto`]): encoded once for the built-in kinds, afresh when
+/// CRDs add theirs.
+pub fn v2_protobuf(crds: &CrdRegistry) -> Vec<u8> {
     static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
-    BYTES.get_or_init(|| v2proto::encode(&v2()))
+    let custom = custom::v2_definitions(crds);
+    if custom.is_empty() {
+        return BYTES
+            .get_or_init(|| v2proto::encode(&built_in_v2()))
+            .clone();
+    }
+    v2proto::encode(&v2(crds))
 }
 
 /// `/openapi/v2`: every kind's schema as Swagger 2.0 definitions.
-pub fn v2() -> Value {
+pub fn v2(crds: &CrdRegistry) -> Value {
+    let mut doc = built_in_v2();
+    for (name, definition) in custom::v2_definitions(crds) {
+        doc["definitions"][name] = definition;
+    }
+    doc
+}
+
+fn built_in_v2() -> Value {
     static DOC: OnceLock<Value> = OnceLock::new();
     DOC.get_or_init(|| {
         let mut doc_paths = Map::new();
         for kind in KINDS {
-            doc_paths.extend(paths(kind));
+            doc_paths.extend(operation_paths(kind));
         }
         json!({
             "swagger": "2.0",
