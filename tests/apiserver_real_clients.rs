@@ -885,3 +885,95 @@ fn custom_resource_definitions_serve_their_kinds_while_running() {
         );
     });
 }
+
+const TWO_CONTAINERS_ONE_NAME: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: twins}
+spec:
+  selector: {matchLabels: {app: twins}}
+  template:
+    metadata: {labels: {app: twins}}
+    spec:
+      containers:
+      - {name: web, image: nginx:1.27}
+      - {name: web, image: nginx:1.27}
+";
+
+#[test]
+fn stored_objects_and_refusals_read_as_kubernetes_writes_them() {
+    on_both(|k| {
+        // Refusals in Kubernetes' words.
+        let err = k.fails(&[
+            "create",
+            "deployment",
+            "x",
+            "--image=nginx:1.27",
+            "--replicas=-1",
+        ]);
+        assert!(err.contains("Deployment.apps \"x\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0"), "{err}");
+        let out = k.run_stdin(&["create", "-f", "-"], TWO_CONTAINERS_ONE_NAME);
+        assert!(
+            text(&out.stderr)
+                .contains("spec.template.spec.containers[1].name: Duplicate value: \"web\""),
+            "{}",
+            text(&out.stderr)
+        );
+
+        // Defaults as Kubernetes 1.33 stores them.
+        k.ok(&["run", "p", "--image=nginx:1.27"]);
+        let pod: serde_json::Value =
+            serde_json::from_str(&k.ok(&["get", "pod", "p", "-o", "json"])).expect("json");
+        assert_eq!(pod["spec"]["enableServiceLinks"], true);
+        assert_eq!(pod["spec"]["priority"], 0);
+        assert_eq!(pod["status"]["qosClass"], "BestEffort");
+        assert_eq!(
+            pod["spec"]["containers"][0]["resources"],
+            serde_json::json!({})
+        );
+        assert!(
+            pod["spec"].get("initContainers").is_none(),
+            "{}",
+            pod["spec"]
+        );
+        assert!(pod["spec"]["containers"][0].get("ports").is_none());
+        let tolerations = pod["spec"]["tolerations"].to_string();
+        assert!(
+            tolerations.contains("node.kubernetes.io/unreachable") && tolerations.contains("300"),
+            "{tolerations}"
+        );
+        assert!(pod["metadata"].get("generation").is_none());
+        k.ok(&["create", "configmap", "plain", "--from-literal=k=v"]);
+        assert_eq!(
+            k.ok(&[
+                "get",
+                "cm",
+                "plain",
+                "-o",
+                "jsonpath={.metadata.generation}"
+            ]),
+            ""
+        );
+        k.ok(&["create", "job", "j", "--image=busybox"]);
+        let job: serde_json::Value =
+            serde_json::from_str(&k.ok(&["get", "job", "j", "-o", "json"])).expect("json");
+        let uid = job["metadata"]["uid"].as_str().unwrap_or_default();
+        assert_eq!(
+            job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"],
+            uid
+        );
+        assert_eq!(
+            job["spec"]["template"]["metadata"]["labels"]["job-name"],
+            "j"
+        );
+        assert!(
+            job["spec"]["template"]["metadata"]
+                .get("generation")
+                .is_none()
+        );
+        k.ok(&["create", "service", "nodeport", "np", "--tcp=80:8080"]);
+        let svc: serde_json::Value =
+            serde_json::from_str(&k.ok(&["get", "svc", "np", "-o", "json"])).expect("json");
+        assert_eq!(svc["spec"]["internalTrafficPolicy"], "Cluster");
+        assert_eq!(svc["spec"]["externalTrafficPolicy"], "Cluster");
+    });
+}

@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::catalog::has_status;
 use super::crd::{self, CrdRegistry};
+use super::defaults::{carry_allocations, default, has_generation, initial_status, new_pod};
 use super::registry_rules;
 use super::status::{ApiError, Cause};
 
@@ -137,237 +138,14 @@ fn remove_pointer(object: &mut Value, pointer: &str) {
     }
 }
 
-fn meta(object: &mut Value) -> &mut Map<String, Value> {
+/// The object's metadata map (made when missing).
+pub(crate) fn meta(object: &mut Value) -> &mut Map<String, Value> {
     if !object["metadata"].is_object() {
         object["metadata"] = json!({});
     }
     match object.get_mut("metadata").and_then(Value::as_object_mut) {
         Some(m) => m,
         None => unreachable!("metadata was just made an object"),
-    }
-}
-
-fn set_default(object: &mut Value, key: &str, value: Value) {
-    if let Some(map) = object.as_object_mut() {
-        map.entry(key.to_owned()).or_insert(value);
-    }
-}
-
-/// A workload's update strategy, defaulted field by field as Kubernetes does: `type`
-/// RollingUpdate, and then each missing `rollingUpdate` field (an empty `strategy: {}`, which
-/// protobuf clients always send, gets them all).
-fn default_update_strategy(spec: &mut Value, key: &str, rolling: Value) {
-    if !spec.is_object() {
-        return;
-    }
-    set_default(spec, key, json!({}));
-    let strategy = &mut spec[key];
-    set_default(strategy, "type", json!("RollingUpdate"));
-    if strategy["type"] == "RollingUpdate" {
-        set_default(strategy, "rollingUpdate", json!({}));
-        if let Value::Object(fields) = rolling {
-            for (k, v) in fields {
-                set_default(&mut strategy["rollingUpdate"], &k, v);
-            }
-        }
-    }
-}
-
-fn default_pod_spec(spec: &mut Value) {
-    if !spec.is_object() {
-        return;
-    }
-    set_default(spec, "restartPolicy", json!("Always"));
-    set_default(spec, "terminationGracePeriodSeconds", json!(30));
-    set_default(spec, "dnsPolicy", json!("ClusterFirst"));
-    set_default(spec, "schedulerName", json!("default-scheduler"));
-    set_default(spec, "securityContext", json!({}));
-    for list in ["initContainers", "containers"] {
-        if let Some(containers) = spec[list].as_array_mut() {
-            for c in containers {
-                let image = c["image"].as_str().unwrap_or_default().to_owned();
-                let tag = image
-                    .rsplit('/')
-                    .next()
-                    .and_then(|last| last.split_once(':'))
-                    .map(|(_, t)| t.to_owned());
-                let policy = if image.contains('@') || tag.as_deref().is_some_and(|t| t != "latest")
-                {
-                    "IfNotPresent"
-                } else {
-                    "Always"
-                };
-                set_default(c, "imagePullPolicy", json!(policy));
-                set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
-                set_default(c, "terminationMessagePolicy", json!("File"));
-                if let Some(ports) = c["ports"].as_array_mut() {
-                    for p in ports {
-                        set_default(p, "protocol", json!("TCP"));
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Applies Kubernetes' defaults for the kind.
-pub fn default(kind: &KindInfo, object: &mut Value) {
-    let had_spec = object.get("spec").is_some();
-    default_fields(kind, object);
-    // Defaulting reads `spec` through indexing, which makes a null one: not a field the
-    // object has (a ConfigMap has no spec).
-    if !had_spec
-        && object.get("spec").is_some_and(Value::is_null)
-        && let Some(map) = object.as_object_mut()
-    {
-        map.remove("spec");
-    }
-    // Empty metadata maps and lists are "not set" (Go's omitempty): a merge patch that removes
-    // the last annotation leaves none, not `{}`, so the write is a no-op when nothing else
-    // changed.
-    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.retain(|key, value| {
-            let empty = value.is_null()
-                || value.as_object().is_some_and(Map::is_empty)
-                || value.as_array().is_some_and(Vec::is_empty);
-            !(empty
-                && matches!(
-                    key.as_str(),
-                    "labels" | "annotations" | "finalizers" | "ownerReferences" | "managedFields"
-                ))
-        });
-    }
-}
-
-fn default_fields(kind: &KindInfo, object: &mut Value) {
-    if (kind.group, kind.kind) == ("", "Secret") {
-        set_default(object, "type", json!("Opaque"));
-    }
-    registry_rules::normalize(kind, object);
-    if (kind.group, kind.kind) == ("", "Namespace")
-        && let Some(name) = object["metadata"]["name"].as_str().map(str::to_owned)
-    {
-        // Every namespace carries its name as a label, for namespace selectors.
-        let labels = &mut meta(object).entry("labels").or_insert_with(|| json!({}));
-        if labels.is_object() {
-            labels["kubernetes.io/metadata.name"] = json!(name);
-        }
-    }
-    let spec = &mut object["spec"];
-    match (kind.group, kind.kind) {
-        ("", "Pod") => default_pod_spec(spec),
-        ("apps", "Deployment") => {
-            set_default(spec, "replicas", json!(1));
-            default_update_strategy(
-                spec,
-                "strategy",
-                json!({"maxSurge": "25%", "maxUnavailable": "25%"}),
-            );
-            set_default(spec, "revisionHistoryLimit", json!(10));
-            set_default(spec, "progressDeadlineSeconds", json!(600));
-            default_pod_spec(&mut spec["template"]["spec"]);
-        }
-        ("apps", "ReplicaSet") => {
-            set_default(spec, "replicas", json!(1));
-            default_pod_spec(&mut spec["template"]["spec"]);
-        }
-        ("apps", "DaemonSet") => {
-            default_update_strategy(
-                spec,
-                "updateStrategy",
-                json!({"maxUnavailable": 1, "maxSurge": 0}),
-            );
-            set_default(spec, "revisionHistoryLimit", json!(10));
-            default_pod_spec(&mut spec["template"]["spec"]);
-        }
-        ("apps", "StatefulSet") => {
-            set_default(spec, "replicas", json!(1));
-            set_default(spec, "podManagementPolicy", json!("OrderedReady"));
-            default_update_strategy(spec, "updateStrategy", json!({"partition": 0}));
-            set_default(spec, "revisionHistoryLimit", json!(10));
-            default_pod_spec(&mut spec["template"]["spec"]);
-        }
-        ("batch", "Job") => {
-            set_default(spec, "parallelism", json!(1));
-            set_default(spec, "completions", json!(1));
-            set_default(spec, "backoffLimit", json!(6));
-            set_default(spec, "completionMode", json!("NonIndexed"));
-            set_default(spec, "suspend", json!(false));
-            default_pod_spec(&mut spec["template"]["spec"]);
-        }
-        ("batch", "CronJob") => {
-            set_default(spec, "concurrencyPolicy", json!("Allow"));
-            set_default(spec, "suspend", json!(false));
-            set_default(spec, "successfulJobsHistoryLimit", json!(3));
-            set_default(spec, "failedJobsHistoryLimit", json!(1));
-            default_pod_spec(&mut spec["jobTemplate"]["spec"]["template"]["spec"]);
-        }
-        ("", "Service") if spec.is_object() => {
-            set_default(spec, "type", json!("ClusterIP"));
-            set_default(spec, "sessionAffinity", json!("None"));
-            if let Some(ports) = spec["ports"].as_array_mut() {
-                for p in ports {
-                    set_default(p, "protocol", json!("TCP"));
-                    // Go's zero values are "not set" (protobuf clients always send them):
-                    // `nodePort: 0`, and 0 or "" for the IntOrString `targetPort`.
-                    if let Some(map) = p.as_object_mut() {
-                        map.retain(|k, v| match k.as_str() {
-                            "nodePort" => *v != json!(0),
-                            "targetPort" => *v != json!(0) && *v != json!(""),
-                            _ => true,
-                        });
-                    }
-                    let port = p["port"].clone();
-                    set_default(p, "targetPort", port);
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-/// An update that leaves out a Service's allocated values keeps them, as Kubernetes does (so
-/// `kubectl replace` of a manifest without `clusterIP` works).
-fn carry_allocations(old: &Value, new: &mut Value) {
-    for field in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
-        let missing = new["spec"][field].is_null() || new["spec"][field].as_str() == Some("");
-        if missing && !old["spec"][field].is_null() {
-            new["spec"][field] = old["spec"][field].clone();
-        }
-    }
-    let old_ports = old["spec"]["ports"].as_array().cloned().unwrap_or_default();
-    if let Some(ports) = new["spec"]["ports"].as_array_mut() {
-        for port in ports {
-            if port["nodePort"].is_null()
-                && let Some(before) = old_ports
-                    .iter()
-                    .find(|p| p["port"] == port["port"] && p["protocol"] == port["protocol"])
-                && !before["nodePort"].is_null()
-            {
-                port["nodePort"] = before["nodePort"].clone();
-            }
-        }
-    }
-}
-
-/// Fresh status for a created object whose status is a subresource.
-/// The status a new object starts with: Kubernetes' zero values, which include the counters
-/// its status must always carry (a DaemonSet's `numberReady`, a PDB's `expectedPods`, ...).
-fn initial_status(kind: &KindInfo) -> Value {
-    match (kind.group, kind.kind) {
-        ("", "Namespace") => json!({"phase": "Active"}),
-        ("", "Pod") => json!({"phase": "Pending"}),
-        ("apps", "DaemonSet") => json!({
-            "currentNumberScheduled": 0, "desiredNumberScheduled": 0,
-            "numberMisscheduled": 0, "numberReady": 0,
-        }),
-        ("apps", "ReplicaSet") => json!({"replicas": 0}),
-        ("apps", "StatefulSet") => json!({"replicas": 0, "availableReplicas": 0}),
-        ("autoscaling", "HorizontalPodAutoscaler") => json!({"desiredReplicas": 0}),
-        ("policy", "PodDisruptionBudget") => json!({
-            "disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0,
-        }),
-        _ => json!({}),
     }
 }
 
@@ -454,19 +232,12 @@ impl Admission {
                 unknown.push(format!("unknown field \"{field}\""));
                 unknown_at.push(f.path);
             } else {
-                let reason = if f.message.starts_with("required field") {
-                    "FieldValueRequired"
-                } else if f.message.starts_with("unsupported value") {
-                    "FieldValueNotSupported"
-                } else if f.message.contains("duplicate") {
-                    "FieldValueDuplicate"
-                } else {
-                    "FieldValueInvalid"
-                };
+                let value = object.pointer(&f.path).cloned().unwrap_or(Value::Null);
+                let (reason, message) = kubernetes_wording(&f.message, &value);
                 causes.push(Cause {
                     reason,
                     field,
-                    message: f.message,
+                    message,
                 });
             }
         }
@@ -544,7 +315,11 @@ impl Admission {
         }
         m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         m.insert("creationTimestamp".into(), json!(now()));
-        m.insert("generation".into(), json!(1));
+        if has_generation(kind) {
+            m.insert("generation".into(), json!(1));
+        } else {
+            m.remove("generation");
+        }
         if let Some(custom) = custom {
             // The status of a custom resource with a status subresource is written there.
             if custom.status
@@ -561,6 +336,9 @@ impl Admission {
             map.insert("status".into(), initial_status(kind));
         }
         default(kind, &mut object);
+        if kind.group.is_empty() && kind.kind == "Pod" {
+            new_pod(&mut object);
+        }
         let warnings = self.validate(kind, &mut object, fv)?;
         if is_crd(kind) {
             crd::admission::admit_definition(&mut object)?;
@@ -644,7 +422,7 @@ impl Admission {
             };
             strip(old) != strip(&object)
         };
-        if spec_changed {
+        if spec_changed && has_generation(kind) {
             let generation = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
             meta(&mut object).insert("generation".into(), json!(generation));
         }
@@ -688,6 +466,37 @@ impl Admission {
             None => has_status(kind),
         }
     }
+}
+
+/// A validator finding in the kube-apiserver's words (`Invalid value: -1: must be greater than
+/// or equal to 0`, `Duplicate value: "web"`, `Required value`, `Unsupported value: "x":
+/// supported values: "a", "b"`), with its StatusCause reason.
+fn kubernetes_wording(message: &str, value: &Value) -> (&'static str, String) {
+    if message.starts_with("required field") {
+        return ("FieldValueRequired", "Required value".into());
+    }
+    if let Some(rest) = message.strip_prefix("unsupported value ") {
+        let supported = rest
+            .split_once(": must be one of ")
+            .map(|(_, values)| values.to_owned())
+            .unwrap_or_default();
+        return (
+            "FieldValueNotSupported",
+            format!("Unsupported value: {value}: supported values: {supported}"),
+        );
+    }
+    if message.starts_with("duplicate ") {
+        return ("FieldValueDuplicate", format!("Duplicate value: {value}"));
+    }
+    // "must be greater than or equal to 0 (is -1)": the value is said once, up front.
+    let text = match message.rfind(" (is ") {
+        Some(at) if message.ends_with(')') => &message[..at],
+        _ => message,
+    };
+    (
+        "FieldValueInvalid",
+        format!("Invalid value: {value}: {text}"),
+    )
 }
 
 fn is_crd(kind: &KindInfo) -> bool {

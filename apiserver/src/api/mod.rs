@@ -6,6 +6,7 @@ pub mod allocator;
 pub mod apply;
 pub mod catalog;
 pub mod crd;
+pub mod defaults;
 pub mod discovery;
 pub mod list;
 pub mod metrics;

@@ -232,6 +232,14 @@ impl Decoder<'_> {
                         };
                         self.message_into(inner, b, at, depth + 1, object)?;
                     } else if let Some(v) = self.value(field, value, &here, depth)? {
+                        // ObjectMeta's generation is a server field: Go writes its zero, which
+                        // means "not set".
+                        if key.ends_with("meta.v1.ObjectMeta")
+                            && field.name == "generation"
+                            && v == Value::from(0)
+                        {
+                            continue;
+                        }
                         merge_into(object, &field.name, v);
                     }
                 }
