@@ -217,18 +217,67 @@ async fn an_expired_continue_token_is_410_with_a_token_that_goes_on() {
 
 /// A GET with hyper, for what the kube client does not hand back (a Status' metadata).
 async fn reqwest_free_get(base: &str, path: &str) -> serde_json::Value {
+    let body = get_text(base, path, "application/json").await;
+    serde_json::from_str(&body).expect("json")
+}
+
+/// A GET with an Accept header of the caller's choosing; the body as text.
+async fn get_text(base: &str, path: &str, accept: &str) -> String {
     use http_body_util::BodyExt;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Empty<hyper::body::Bytes>>();
-    let uri: hyper::Uri = format!("{base}{path}").parse().expect("uri");
-    let response = client.get(uri).await.expect("get");
+    let request = hyper::Request::get(format!("{base}{path}"))
+        .header("Accept", accept)
+        .body(http_body_util::Empty::new())
+        .expect("request");
+    let response = client.request(request).await.expect("get");
     let body = response
         .into_body()
         .collect()
         .await
         .expect("body")
         .to_bytes();
-    serde_json::from_slice(&body).expect("json")
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protobuf_accept_pages_too_and_a_streaming_list_ends_its_initial_events() {
+    on_both(|s| async move {
+        namespace(&s, "pb").await;
+        let api: Api<ConfigMap> = Api::namespaced(s.client.clone(), "pb");
+        fill(&api, 30).await;
+        // client-go's typed clients ask for protobuf and take JSON.
+        let accept = "application/vnd.kubernetes.protobuf, application/json";
+        let mut token = String::new();
+        let mut seen = 0;
+        loop {
+            let path = format!("/api/v1/namespaces/pb/configmaps?limit=4&labelSelector=parity%3Dodd&continue={token}");
+            let page: serde_json::Value =
+                serde_json::from_str(&get_text(&s.url, &path, accept).await).expect("json");
+            seen += page["items"].as_array().map_or(0, Vec::len);
+            match page["metadata"]["continue"].as_str() {
+                Some(next) => token = next.to_owned(),
+                None => break,
+            }
+        }
+        assert_eq!(seen, 15);
+        // sendInitialEvents: every current object as ADDED, then the end-of-initial-events
+        // bookmark.
+        let path = "/api/v1/namespaces/pb/configmaps?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1&labelSelector=parity%3Deven";
+        let events = get_text(&s.url, path, "application/json").await;
+        let lines: Vec<serde_json::Value> = events
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("event"))
+            .collect();
+        let added = lines.iter().take_while(|e| e["type"] == "ADDED").count();
+        assert_eq!(added, 15);
+        assert_eq!(lines[added]["type"], "BOOKMARK");
+        assert_eq!(
+            lines[added]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+            "true"
+        );
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

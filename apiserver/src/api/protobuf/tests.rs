@@ -91,7 +91,7 @@ fn a_namespace_as_kubectl_create_namespace_sends_it() {
     let decoded = decode_object(&envelope("v1", "Namespace", &ns)).expect("decodes");
     assert_eq!(
         decoded,
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a", "generation": 0},
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"},
                "spec": {}, "status": {}})
     );
 }
@@ -181,7 +181,7 @@ fn a_deployment_with_quantities_probes_volumes_and_an_explicit_zero() {
         decoded,
         json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "web", "generation": 0, "labels": {"app": "web"}},
+            "metadata": {"name": "web", "labels": {"app": "web"}},
             "spec": {
                 "replicas": 0,
                 "selector": {"matchLabels": {"app": "web"}},
