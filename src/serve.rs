@@ -35,24 +35,9 @@ pub struct ServeArgs {
     pub watch_retention: Duration,
 }
 
-/// `90s`, `10m`, `1h`, `250ms`.
+/// A duration flag in Go's form (`90s`, `1m30s`, `250ms`, `1h`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: use e.g. 90s, 10m, 1h"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" | "" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!(
-            "invalid duration unit in {text:?}: use ms, s, m or h"
-        )),
-    }
+    ferry_schema::duration::parse(text).map_err(|e| e.to_string())
 }
 
 /// What runs next to the API in the same process (the GitOps engine of `ferry up`).

@@ -4,7 +4,9 @@
 //!   the median of `--rounds` rounds (default 3) on a growing store;
 //! - p99 of a create at a steady 1,000 writes per second;
 //! - the time to list 10,000 pods;
-//! - watch delivery latency (write sent to event received) across 100 watchers.
+//! - watch delivery latency (write sent to event received) across 100 watchers;
+//! - paging through 10,000 pods with a label selector, 500 a page;
+//! - listing 10,000 ConfigMaps and 10,000 custom resources of the same size.
 //!
 //! usage: apibench URL [--creates N] [--rounds R] | apibench URL --fill N. Prints one JSON
 //! object.
@@ -80,7 +82,7 @@ fn stats(mut ms: Vec<f64>) -> Value {
 async fn create_many(
     http: &Http,
     base: &str,
-    resource: &str,
+    collection: &str,
     prefix: &str,
     total: usize,
     clients: usize,
@@ -92,7 +94,7 @@ async fn create_many(
     let mut tasks = Vec::new();
     for _ in 0..clients {
         let (http, next, latencies) = (http.clone(), next.clone(), latencies.clone());
-        let url = format!("{base}/api/v1/namespaces/bench/{resource}");
+        let url = format!("{base}{collection}");
         let prefix = prefix.to_owned();
         tasks.push(tokio::spawn(async move {
             let mut mine = Vec::new();
@@ -270,7 +272,7 @@ async fn main() {
         .and_then(|n| n.parse::<usize>().ok())
     {
         // Only create `fill` more objects (for memory measurements), then report the rate.
-        let (rate, _) = create_many(&http, &base, "configmaps", "fill", fill, 16, configmap).await;
+        let (rate, _) = create_many(&http, &base, CONFIGMAPS, "fill", fill, 16, configmap).await;
         println!(
             "{}",
             json!({"filled": fill, "creates_per_second": rate.round()})
@@ -293,7 +295,7 @@ async fn main() {
         let (rate, mut round_latencies) = create_many(
             &http,
             &base,
-            "configmaps",
+            CONFIGMAPS,
             &prefix,
             creates / rounds,
             16,
@@ -307,7 +309,16 @@ async fn main() {
     sorted.sort_by(|a, b| a.total_cmp(b));
     let creates_per_second = sorted[sorted.len() / 2];
     let steady = steady_rate(&http, &base, 1000, 5).await;
-    let (_, _) = create_many(&http, &base, "pods", "pod", 10_000, 16, pod).await;
+    let (_, _) = create_many(
+        &http,
+        &base,
+        "/api/v1/namespaces/bench/pods",
+        "pod",
+        10_000,
+        16,
+        pod,
+    )
+    .await;
     let mut list_ms = Vec::new();
     for _ in 0..5 {
         // Timed: the request and the whole response received. Not timed: checking it.
@@ -326,6 +337,15 @@ async fn main() {
         assert_eq!(list["items"].as_array().map_or(0, Vec::len), 10_000);
     }
     let watch = watch_latency(&http, &base, 100, 200).await;
+    let paged = paged_list(
+        &http,
+        &base,
+        "/api/v1/namespaces/bench/pods?labelSelector=app%3Dbench",
+        500,
+        10_000,
+    )
+    .await;
+    let (configmaps, widgets) = lists_of_ten_thousand(&http, &base).await;
     let result = json!({
         "creates_per_second_16_clients": creates_per_second,
         "create_rounds_per_second": round_rates,
@@ -333,6 +353,96 @@ async fn main() {
         "create_latency_at_1000_per_second": stats(steady),
         "list_10000_pods": stats(list_ms),
         "watch_delivery_100_watchers": stats(watch),
+        "paged_selector_list_10000_pods_by_500": stats(paged),
+        "list_10000_configmaps": stats(configmaps),
+        "list_10000_custom_resources": stats(widgets),
     });
     println!("{result}");
+}
+
+/// The ConfigMaps of the create rounds.
+const CONFIGMAPS: &str = "/api/v1/namespaces/bench/configmaps";
+
+/// Pages through a selector list `limit` at a time, five times; the times for the whole list.
+async fn paged_list(http: &Http, base: &str, path: &str, limit: usize, expect: usize) -> Vec<f64> {
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let (mut token, mut seen) = (String::new(), 0);
+        loop {
+            let url = format!("{base}{path}&limit={limit}&continue={token}");
+            let (code, body) = send(http, Method::GET, &url, None).await.expect("page");
+            assert_eq!(code, 200);
+            let page: Value = serde_json::from_slice(&body).expect("page JSON");
+            seen += page["items"].as_array().map_or(0, Vec::len);
+            match page["metadata"]["continue"].as_str() {
+                Some(next) => token = next.to_owned(),
+                None => break,
+            }
+        }
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(seen, expect, "the pages hold every object");
+    }
+    times
+}
+
+fn small_configmap(name: &str) -> String {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "lists"},
+        "data": {"size": "3", "color": "red", "owner": "team-a"}}).to_string()
+}
+
+fn widget(name: &str) -> String {
+    json!({"apiVersion": "bench.ferry.dev/v1", "kind": "Widget", "metadata": {"name": name, "namespace": "lists"},
+        "spec": {"size": 3, "color": "red", "owner": "team-a"}}).to_string()
+}
+
+/// Lists 10,000 ConfigMaps and 10,000 custom resources of the same size, five times each.
+async fn lists_of_ten_thousand(http: &Http, base: &str) -> (Vec<f64>, Vec<f64>) {
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "lists"}});
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.bench.ferry.dev"},
+        "spec": {"group": "bench.ferry.dev", "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [{"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {
+                "type": "object", "properties": {"spec": {"type": "object", "properties": {
+                    "size": {"type": "integer"}, "color": {"type": "string"}, "owner": {"type": "string"}}}}}}}]}});
+    for (path, body) in [
+        ("/api/v1/namespaces", ns),
+        (
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+            crd,
+        ),
+    ] {
+        let (code, out) = send(
+            http,
+            Method::POST,
+            &format!("{base}{path}"),
+            Some(body.to_string()),
+        )
+        .await
+        .expect("setup");
+        assert!(
+            code == 201 || code == 409,
+            "setup {path}: {}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+    let configmaps = "/api/v1/namespaces/lists/configmaps";
+    let widgets = "/apis/bench.ferry.dev/v1/namespaces/lists/widgets";
+    create_many(http, base, configmaps, "cm", 10_000, 16, small_configmap).await;
+    create_many(http, base, widgets, "w", 10_000, 16, widget).await;
+    let mut times = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        for (collection, out) in [(configmaps, &mut times.0), (widgets, &mut times.1)] {
+            let t = Instant::now();
+            let (code, body) = send(http, Method::GET, &format!("{base}{collection}"), None)
+                .await
+                .expect("list");
+            out.push(t.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(code, 200);
+            let list: Value = serde_json::from_slice(&body).expect("list JSON");
+            assert_eq!(list["items"].as_array().map_or(0, Vec::len), 10_000);
+        }
+    }
+    times
 }

@@ -7,6 +7,7 @@
 //! `ferry validate`, which the GitOps sync reuses to check a commit as a whole.
 
 pub mod catalog;
+pub mod duration;
 pub mod events;
 pub mod ferry;
 pub mod generate;
@@ -14,6 +15,7 @@ pub mod kinds;
 pub mod loader;
 pub mod pointer;
 pub mod position;
+pub mod quantity;
 pub mod rules;
 pub mod run;
 pub mod scalar;

@@ -210,7 +210,12 @@ pub async fn list(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
         }
     }
     let shape = Shape::of(&call.headers);
-    if !request.filtered && shape == Shape::Object && call.custom().is_none() {
+    // Custom resources are stored once for all their versions: passed through as stored only
+    // when their CRD serves one version (so the stored apiVersion is the one asked for).
+    let single_version = call
+        .custom()
+        .is_none_or(|custom| call.state.admission.crds().of_crd(&custom.crd).len() == 1);
+    if !request.filtered && shape == Shape::Object && single_version {
         return passthrough(call, &request).await;
     }
     let after = request

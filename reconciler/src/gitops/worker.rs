@@ -1073,19 +1073,12 @@ impl SourceWorker {
     }
 }
 
-/// `15s`, `2m`, `1h`, `500ms` (a Source's `spec.interval`); `None` when malformed or zero.
+/// A Source's `spec.interval` in Go's form (`15s`, `1m30s`, `500ms`); `None` when malformed
+/// or zero.
 pub fn parse_interval(text: &str) -> Option<Duration> {
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => return None,
-    };
-    (!d.is_zero()).then_some(d)
+    ferry_schema::duration::parse(text)
+        .ok()
+        .filter(|d| !d.is_zero())
 }
 
 /// The newest commit of `source` whose applied revision became Healthy, other than `not`.

@@ -9,7 +9,6 @@ pub mod metadata;
 pub mod names;
 pub mod pod;
 pub mod policy;
-pub mod quantity;
 pub mod selector;
 pub mod service;
 pub mod workload;

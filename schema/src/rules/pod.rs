@@ -8,8 +8,9 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::names::{dns1123_label, iana_service_name};
-use super::{Findings, at_least, quantity};
+use super::{Findings, at_least};
 use crate::pointer::JsonPointer;
+use crate::quantity::Quantity;
 
 /// The restart policies the owner of a pod template allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,9 +185,9 @@ fn check_container(
         resources["limits"].as_object(),
     ) {
         for (resource, request) in requests {
-            let (Some(req), Some(lim)) = (
-                quantity::parse(request),
-                limits.get(resource).and_then(quantity::parse),
+            let (Ok(req), Some(Ok(lim))) = (
+                Quantity::from_value(request),
+                limits.get(resource).map(Quantity::from_value),
             ) else {
                 continue;
             };
