@@ -1,6 +1,7 @@
 //! The `ferry` command line: argument parsing and wiring of the library crates, nothing more.
 
 mod audit;
+mod logging;
 mod output;
 mod serve;
 mod up;
@@ -24,6 +25,10 @@ struct Cli {
     command: Command,
     #[command(flatten)]
     server: audit::Server,
+    /// Log lines as text or JSON (stderr; filter with RUST_LOG, e.g. RUST_LOG=debug or
+    /// RUST_LOG=ferry_reconciler=debug).
+    #[arg(long, global = true, value_enum, default_value_t = logging::LogFormat::Text)]
+    log_format: logging::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,6 +119,7 @@ fn main() -> ExitCode {
         }
     }));
     let cli = Cli::parse();
+    logging::init(cli.log_format);
     let result = match cli.command {
         Command::Validate(args) => validate(args),
         Command::Schema(SchemaCommand::Export { dir }) => export_schemas(&dir),

@@ -136,7 +136,9 @@ pub fn run(
         )
         .await?;
         cancel.cancel();
-        let _ = compactor.await;
+        if let Err(error) = compactor.await {
+            tracing::warn!(%error, "the compactor ended abnormally");
+        }
         signals.abort();
         storage.close().await;
         anyhow::Ok(())
@@ -156,7 +158,7 @@ async fn compact(storage: Storage, retention: Duration, cancel: CancellationToke
                     .unwrap_or_default();
                 let cutoff = now.saturating_sub(retention).as_millis() as i64;
                 if let Err(e) = storage.compact(cutoff).await {
-                    eprintln!("ferry: compaction failed (will retry): {e}");
+                    tracing::warn!(error = %e, "compaction failed; retrying at the next interval");
                 }
             }
         }

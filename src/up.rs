@@ -204,6 +204,16 @@ impl Companion for GitOps {
         state: Arc<ApiState>,
         cancel: CancellationToken,
     ) -> anyhow::Result<axum::Router> {
+        state.metrics.register(ferry_apiserver::api::metrics::Counter {
+            name: "ferry_gitops_failed_writes_total",
+            help: "Cluster writes of the GitOps engine that failed (each try), by what was written.",
+            series: Arc::new(|| {
+                ferry_reconciler::gitops::durable::failed_writes()
+                    .into_iter()
+                    .map(|(what, n)| (format!("write=\"{what}\""), n))
+                    .collect()
+            }),
+        });
         let service = ferry_apiserver::api::router(state);
         let client = kube::Client::new(service, "default");
         let cluster = Cluster::new(client);

@@ -17,6 +17,25 @@ pub struct Metrics {
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
     watches: AtomicI64,
+    extra: Mutex<Vec<Counter>>,
+}
+
+/// A counter another part of the process keeps (the GitOps engine's failed writes), shown
+/// with the apiserver's.
+#[derive(Clone)]
+pub struct Counter {
+    /// Metric name.
+    pub name: &'static str,
+    /// HELP text.
+    pub help: &'static str,
+    /// Label name and value of each series, and its value.
+    pub series: std::sync::Arc<dyn Fn() -> Vec<(String, u64)> + Send + Sync>,
+}
+
+impl std::fmt::Debug for Counter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Counter").field("name", &self.name).finish()
+    }
 }
 
 impl Metrics {
@@ -45,9 +64,27 @@ impl Metrics {
         self.watches.fetch_add(delta, Ordering::Relaxed);
     }
 
+    /// Shows `counter` on `/metrics` from now on.
+    pub fn register(&self, counter: Counter) {
+        if let Ok(mut extra) = self.extra.lock() {
+            extra.push(counter);
+        }
+    }
+
     /// The exposition text.
     pub fn render(&self, revision: Option<i64>) -> String {
         let mut out = String::new();
+        if let Ok(extra) = self.extra.lock() {
+            for counter in extra.iter() {
+                out.push_str(&format!(
+                    "# HELP {} {}\n# TYPE {} counter\n",
+                    counter.name, counter.help, counter.name
+                ));
+                for (labels, value) in (counter.series)() {
+                    out.push_str(&format!("{}{{{labels}}} {value}\n", counter.name));
+                }
+            }
+        }
         out.push_str("# HELP apiserver_request_total Requests served, by verb and HTTP code.\n# TYPE apiserver_request_total counter\n");
         if let Ok(requests) = self.requests.lock() {
             for ((verb, code), n) in requests.iter() {

@@ -32,6 +32,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{Response, StatusCode};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::storage::Storage;
 use admission::Admission;
@@ -67,6 +68,16 @@ pub fn router(state: Arc<ApiState>) -> Router {
 }
 
 async fn handle(State(state): State<Arc<ApiState>>, request: Request) -> Response<Body> {
+    let span = tracing::debug_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        code = tracing::field::Empty,
+    );
+    handle_in(state, request).instrument(span).await
+}
+
+async fn handle_in(state: Arc<ApiState>, request: Request) -> Response<Body> {
     let started = std::time::Instant::now();
     let watching = request
         .uri()
@@ -83,8 +94,18 @@ async fn handle(State(state): State<Arc<ApiState>>, request: Request) -> Respons
     };
     let response = match dispatch(&state, request).await {
         Ok(response) => response,
-        Err(error) => error.into_response(),
+        Err(error) => {
+            if error.code >= 500 {
+                tracing::warn!(code = error.code, reason = error.reason, message = %error.message, "request failed");
+            }
+            error.into_response()
+        }
     };
+    tracing::Span::current().record("code", response.status().as_u16());
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "served"
+    );
     state
         .metrics
         .request(verb, response.status().as_u16(), started.elapsed());

@@ -150,12 +150,17 @@ pub async fn serve(call: Call<'_>) -> Result<Response<Body>, ApiError> {
                         Ok(change) => change,
                         Err(StorageError::Expired { requested, oldest }) => {
                             let status = ApiError::expired(format!("too old resource version: {requested} ({oldest})")).status();
-                            let _ = tx.send(event("ERROR", status)).await;
+                            if tx.send(event("ERROR", status)).await.is_err() {
+                                tracing::debug!("the watcher left before its 410");
+                            }
                             return;
                         }
                         Err(error) => {
+                            tracing::warn!(%error, "a watch ends: the change log cannot be read");
                             let status = ApiError::unavailable(error.to_string()).status();
-                            let _ = tx.send(event("ERROR", status)).await;
+                            if tx.send(event("ERROR", status)).await.is_err() {
+                                tracing::debug!("the watcher left before its error");
+                            }
                             return;
                         }
                     };

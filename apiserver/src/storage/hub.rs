@@ -64,7 +64,9 @@ impl Hub {
                     observe(change);
                 }
                 // No receivers is fine: nobody is watching.
-                let _ = self.inner.sender.send(change.clone());
+                if self.inner.sender.send(change.clone()).is_err() {
+                    tracing::trace!(revision = change.revision, "published with no watcher");
+                }
             }
         }
     }

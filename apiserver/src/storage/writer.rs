@@ -75,15 +75,24 @@ pub async fn run(
                 }
                 publish(&committed);
                 for (request, result) in batch.into_iter().zip(results) {
-                    let _ = request.reply.send(result);
+                    // A caller that went away (its request was cancelled) needs no answer; the
+                    // write is committed either way.
+                    if request.reply.send(result).is_err() {
+                        tracing::debug!("a committed write's caller had gone away");
+                    }
                 }
             }
             Err(error) => {
                 let message = error.to_string();
+                tracing::warn!(error = %message, requests = batch.len(), "a write batch failed; nothing of it was written");
                 for request in batch {
-                    let _ = request
+                    if request
                         .reply
-                        .send(Err(StorageError::Unavailable(message.clone())));
+                        .send(Err(StorageError::Unavailable(message.clone())))
+                        .is_err()
+                    {
+                        tracing::debug!("a failed write's caller had gone away");
+                    }
                 }
             }
         }

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::checkout::{Checkout, CheckoutError};
 use super::cluster::{Cluster, FERRY_NAMESPACE};
 use super::directory::DirectoryCheckout;
+use super::durable;
 use super::git::{Follow, GitCheckout};
 use super::remote::RemoteCheckout;
 use super::worker::{Settings, SourceWorker, Trigger};
@@ -97,20 +98,52 @@ fn watch(
             && !matches!(event.kind, notify::EventKind::Access(_))
         {
             // A full queue already holds a look at the head.
-            let _ = triggers.try_send(Trigger::Watch);
+            if let Err(mpsc::error::TrySendError::Closed(_)) = triggers.try_send(Trigger::Watch) {
+                tracing::debug!("a change seen after the source's worker stopped");
+            }
         }
     })
     .ok()?;
     for path in paths {
-        if git {
-            // The refs, HEAD and packed-refs; not the object store.
-            let _ = watcher.watch(path, notify::RecursiveMode::NonRecursive);
-            let _ = watcher.watch(&path.join("refs"), notify::RecursiveMode::Recursive);
+        // The refs, HEAD and packed-refs of a repository (not the object store); all of a
+        // directory. Where watching fails, polling still finds changes.
+        let watches = if git {
+            vec![
+                (path.clone(), notify::RecursiveMode::NonRecursive),
+                (path.join("refs"), notify::RecursiveMode::Recursive),
+            ]
         } else {
-            let _ = watcher.watch(path, notify::RecursiveMode::Recursive);
+            vec![(path.clone(), notify::RecursiveMode::Recursive)]
+        };
+        for (at, mode) in watches {
+            if let Err(error) = watcher.watch(&at, mode) {
+                tracing::warn!(path = %at.display(), %error, "cannot watch; changes are found by polling");
+            }
         }
     }
     Some(watcher)
+}
+
+/// Hands a trigger to a source's worker without blocking: when its queue is full the trigger
+/// waits its turn on a task of its own (a user's sync or rollback request is never dropped).
+fn deliver(triggers: &mpsc::Sender<Trigger>, trigger: Trigger, what: &'static str) {
+    match triggers.try_send(trigger) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(trigger)) => {
+            let triggers = triggers.clone();
+            tokio::spawn(async move {
+                if triggers.send(trigger).await.is_err() {
+                    tracing::warn!(
+                        trigger = what,
+                        "the source's worker stopped before taking it"
+                    );
+                }
+            });
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            tracing::warn!(trigger = what, "the source's worker has stopped");
+        }
+    }
 }
 
 /// The controller of every Source.
@@ -131,7 +164,7 @@ impl Webhooks {
         let sender = self.0.lock().ok().and_then(|m| m.get(name).cloned());
         match sender {
             Some(s) => {
-                let _ = s.try_send(Trigger::Poll { webhook: true });
+                deliver(&s, Trigger::Poll { webhook: true }, "webhook fetch");
                 true
             }
             None => false,
@@ -220,10 +253,17 @@ impl Controller {
                 Err(message) => {
                     let cluster = self.cluster.clone();
                     let name = name.clone();
+                    tracing::warn!(source = %name, %message, "the source cannot be followed");
                     tokio::spawn(async move {
-                        let _ = cluster
-                            .patch_source(&name, &json!({"status": {"message": message}}), true)
-                            .await;
+                        durable::once(
+                            "source status",
+                            cluster.patch_source(
+                                &name,
+                                &json!({"status": {"message": message}}),
+                                true,
+                            ),
+                        )
+                        .await;
                     });
                     return;
                 }
@@ -236,22 +276,24 @@ impl Controller {
             .and_then(|t| serde_json::from_str::<Value>(t).ok())
             && let Some(id) = request["id"].as_str()
         {
-            let _ = r.triggers.try_send(Trigger::Sync {
+            let sync = Trigger::Sync {
                 request: id.to_owned(),
                 by: request["by"].as_str().unwrap_or("unknown").to_owned(),
-            });
+            };
+            deliver(&r.triggers, sync, "sync request");
         }
         if let Some(request) = annotations[ROLLBACK_REQUEST]
             .as_str()
             .and_then(|t| serde_json::from_str::<Value>(t).ok())
             && let (Some(id), Some(commit)) = (request["id"].as_str(), request["commit"].as_str())
         {
-            let _ = r.triggers.try_send(Trigger::Rollback {
+            let rollback = Trigger::Rollback {
                 request: id.to_owned(),
                 commit: commit.to_owned(),
                 reason: request["reason"].as_str().unwrap_or_default().to_owned(),
                 by: request["by"].as_str().unwrap_or("unknown").to_owned(),
-            });
+            };
+            deliver(&r.triggers, rollback, "rollback request");
         }
     }
 

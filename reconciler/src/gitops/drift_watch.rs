@@ -76,7 +76,12 @@ pub fn spawn(
             };
             if drifted {
                 // A full queue already holds a drift check or a sync.
-                let _ = triggers.try_send(Trigger::DriftCheck);
+                tracing::debug!(kind = %kind, "drift seen");
+                if let Err(mpsc::error::TrySendError::Closed(_)) =
+                    triggers.try_send(Trigger::DriftCheck)
+                {
+                    return;
+                }
             }
         }
     });

@@ -15,6 +15,7 @@ pub mod diff;
 pub mod directory;
 pub mod drift;
 pub mod drift_watch;
+pub mod durable;
 pub mod git;
 pub mod health;
 pub mod manifests;

@@ -20,12 +20,14 @@ use ferry_schema::validate::Validator;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::checkout::{Checkout, Snapshot};
 use super::cluster::{Cluster, ClusterError, FERRY_NAMESPACE, REVISION_LABEL, sequence};
 use super::diff;
 use super::drift;
 use super::drift_watch::{self, Wanted};
+use super::durable;
 use super::health::{self, Health};
 use super::manifests::{COMMIT_ANNOTATION, Desired, Loader, ObjectId};
 
@@ -64,6 +66,19 @@ pub enum Trigger {
     },
     /// Compare the live objects with the applied commit.
     DriftCheck,
+}
+
+impl Trigger {
+    /// The trigger's name, for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Trigger::Watch => "watch",
+            Trigger::Poll { .. } => "poll",
+            Trigger::Sync { .. } => "sync",
+            Trigger::Rollback { .. } => "rollback",
+            Trigger::DriftCheck => "drift-check",
+        }
+    }
 }
 
 /// Settings shared by every worker.
@@ -390,13 +405,16 @@ impl SourceWorker {
 
     async fn set_status(&self, patch: Value) {
         // A failed status write is repaired by the next one; the audit is what must be right.
-        let _ = self
-            .cluster
-            .patch_source(&self.name, &json!({"status": patch}), true)
-            .await;
+        durable::once(
+            "source status",
+            self.cluster
+                .patch_source(&self.name, &json!({"status": patch}), true),
+        )
+        .await;
     }
 
     async fn handle(&mut self, trigger: Trigger) {
+        tracing::debug!(source = %self.name, trigger = trigger.name(), "trigger");
         match trigger {
             Trigger::DriftCheck => self.check_drift().await,
             Trigger::Rollback {
@@ -518,7 +536,7 @@ impl SourceWorker {
             let name = self.name.clone();
             let patch = json!({"status": {"headCommit": head, "lastFetchTime": now()}});
             tokio::spawn(async move {
-                let _ = cluster.patch_source(&name, &patch, true).await;
+                durable::once("source head", cluster.patch_source(&name, &patch, true)).await;
             });
         }
         if let Some((_, pinned_head)) = &self.state.pinned {
@@ -639,6 +657,12 @@ impl SourceWorker {
         result: RevisionResult,
         errors: Vec<RevisionFinding>,
     ) {
+        tracing::warn!(
+            result = ?result,
+            findings = errors.len(),
+            first = errors.first().map(|e| e.message.as_str()).unwrap_or_default(),
+            "commit not applied"
+        );
         if result == RevisionResult::Failed {
             self.state.last_failed = Some(attempt.commit.clone());
         }
@@ -661,7 +685,14 @@ impl SourceWorker {
             })
             .collect::<Vec<_>>()
             .join("; ");
-        let _ = self.cluster.create_revision(&revision).await;
+        // The audit keeps every refused commit: retried until it lands.
+        let cluster = &self.cluster;
+        if durable::must("rejected revision", || cluster.create_revision(&revision))
+            .await
+            .is_err()
+        {
+            tracing::error!(revision = %name, "the Revision of a refused commit could not be recorded");
+        }
         self.set_status(json!({
             "lastRevision": name,
             "message": format!(
@@ -675,7 +706,15 @@ impl SourceWorker {
     }
 
     /// One sync attempt of `attempt.commit`.
-    async fn attempt(&mut self, mut attempt: Attempt) -> Outcome {
+    async fn attempt(&mut self, attempt: Attempt) -> Outcome {
+        let span =
+            tracing::info_span!("sync", source = %self.name, commit = %short(&attempt.commit));
+        let outcome = self.attempt_in(attempt).instrument(span).await;
+        tracing::debug!(source = %self.name, ?outcome, "sync attempt done");
+        outcome
+    }
+
+    async fn attempt_in(&mut self, mut attempt: Attempt) -> Outcome {
         let started = now();
         attempt.started = started.clone();
         let snapshot = match self.snapshot(&attempt.commit).await {
@@ -831,6 +870,7 @@ impl SourceWorker {
             "message": format!("applied commit {} ({} changes)", short(&attempt.commit), changes.len()),
         }))
         .await;
+        tracing::info!(revision = %revision_name, changes = changes.len(), pruned = plan.pruned.len(), "commit applied");
         if followed {
             self.follow_health(revision_name, attempt.commit.clone());
         }
@@ -985,29 +1025,43 @@ impl SourceWorker {
             if let Health::Degraded(why) = &verdict {
                 patch["status"]["errors"] = json!([{"message": why}]);
             }
-            let _ = cluster.patch_revision(&revision, &patch).await;
-            let _ = cluster
-                .patch_source(
+            if durable::must("revision health", || {
+                cluster.patch_revision(&revision, &patch)
+            })
+            .await
+            .is_err()
+            {
+                tracing::error!(%revision, health, "the health of a revision could not be recorded");
+            }
+            durable::once(
+                "source health",
+                cluster.patch_source(
                     &source,
                     &json!({"status": {"health": health, "message": message}}),
                     true,
-                )
-                .await;
-            if matches!(verdict, Health::Healthy) {
-                let _ = triggers.send(Trigger::DriftCheck).await;
+                ),
+            )
+            .await;
+            tracing::info!(%revision, health, "revision health");
+            if matches!(verdict, Health::Healthy)
+                && triggers.send(Trigger::DriftCheck).await.is_err()
+            {
+                tracing::debug!("the worker has stopped; no drift check");
             }
             if let Health::Degraded(why) = verdict
                 && auto_rollback
                 && let Some(good) = last_healthy(&cluster, &source, &commit).await
             {
-                let _ = triggers
-                    .send(Trigger::Rollback {
-                        request: format!("auto-{revision}"),
-                        commit: good,
-                        reason: format!("auto-rollback: {revision} is Degraded ({why})"),
-                        by: "ferry (auto-rollback)".into(),
-                    })
-                    .await;
+                tracing::warn!(%revision, to = %good, "auto-rollback of a degraded revision");
+                let rollback = Trigger::Rollback {
+                    request: format!("auto-{revision}"),
+                    commit: good,
+                    reason: format!("auto-rollback: {revision} is Degraded ({why})"),
+                    by: "ferry (auto-rollback)".into(),
+                };
+                if triggers.send(rollback).await.is_err() {
+                    tracing::warn!(%revision, "the worker has stopped; the auto-rollback was not made");
+                }
             }
         });
     }
