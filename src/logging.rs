@@ -14,9 +14,22 @@ pub enum LogFormat {
     Json,
 }
 
+/// Libraries whose debug output drowns ferry's own (every SQL statement, every tower buffer
+/// poll): kept at `warn` unless `RUST_LOG` names them.
+const QUIET: &[&str] = &["sqlx", "tower", "hyper", "hyper_util", "h2", "rustls"];
+
 /// Installs the subscriber for the process.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut directives = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+    for target in QUIET {
+        if !directives.contains(target) {
+            directives.push_str(&format!(",{target}=warn"));
+        }
+    }
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|error| {
+        eprintln!("ferry: RUST_LOG is not a valid filter ({error}); logging at info");
+        EnvFilter::new("info")
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
