@@ -236,7 +236,7 @@ impl Decoder<'_> {
                         // means "not set".
                         if key.ends_with("meta.v1.ObjectMeta")
                             && field.name == "generation"
-                            && v == Value::from(0)
+                            && v == 0
                         {
                             continue;
                         }
