@@ -26,8 +26,9 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FERRY = os.path.join(ROOT, "target", "release", "ferry")
-RESULTS = os.path.join(ROOT, "bench-results", "gitops.json")
+# FERRY_BIN measures another build (an older commit, side by side).
+FERRY = os.environ.get("FERRY_BIN", os.path.join(ROOT, "target", "release", "ferry"))
+RESULTS = os.path.join(ROOT, "bench-results", os.environ.get("BENCH_RESULTS", "gitops.json"))
 OBJECTS = 3000
 CHANGED = 100
 ROUNDS = int(os.environ.get("ROUNDS", "20"))
