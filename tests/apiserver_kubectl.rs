@@ -1,23 +1,21 @@
 //! `ferry apiserver` driven by the real, unmodified kubectl, on SQLite and on PostgreSQL:
 //! the everyday commands, their errors, watch, durability across `kill -9`, and shutdown.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use ferry_testkit::TempPostgres;
+use ferry_testkit::ferry::{FerryProcess, Kubectl, Watching, text};
 
 fn kubectl_binary() -> Option<PathBuf> {
     ferry_testkit::tools::kubectl()
 }
 
+/// An apiserver and a kubectl for it (the spawner and the runner live in the testkit).
 struct Apiserver {
-    child: Child,
-    url: String,
-    kubeconfig: PathBuf,
-    kubectl: PathBuf,
-    args: Vec<String>,
+    server: FerryProcess,
+    k: Kubectl,
     dir: tempfile::TempDir,
 }
 
@@ -33,143 +31,46 @@ impl Apiserver {
             args.push("--db".into());
             args.push(db);
         }
-        let (child, url) = Self::spawn(&args, "127.0.0.1:0");
-        let kubeconfig = dir.path().join("kubeconfig");
-        let config = Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(["kubeconfig", "--server", &url])
-            .output()
-            .expect("ferry kubeconfig");
-        std::fs::write(&kubeconfig, config.stdout).expect("write kubeconfig");
-        Apiserver {
-            child,
-            url,
-            kubeconfig,
-            kubectl: kubectl.to_path_buf(),
-            args,
-            dir,
-        }
-    }
-
-    fn spawn(args: &[String], listen: &str) -> (Child, String) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(args)
-            .args(["--listen", listen])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("ferry apiserver starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("startup line");
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no URL in {line:?}"))
-            .to_owned();
-        (child, url)
+        let ferry = Path::new(env!("CARGO_BIN_EXE_ferry"));
+        let server = FerryProcess::start(ferry, &args);
+        let k = Kubectl::new(kubectl, ferry, &server.url, dir.path());
+        Apiserver { server, k, dir }
     }
 
     /// Kills the server at once (SIGKILL) and starts it again on the same port and database.
     fn crash_and_restart(&mut self) {
-        self.child.kill().expect("kill -9");
-        self.child.wait().expect("reaped");
-        let listen = self.url.trim_start_matches("http://").to_owned();
-        let (child, url) = Self::spawn(&self.args, &listen);
-        self.child = child;
-        assert_eq!(url, self.url);
+        self.server.crash_and_restart();
     }
 
     fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new(&self.kubectl)
-            .args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .output()
-            .expect("kubectl runs")
+        self.k.run(args)
     }
 
     fn kubectl_stdin(&self, args: &[&str], input: &str) -> Output {
-        let mut child = Command::new(&self.kubectl)
-            .args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("kubectl runs");
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write");
-        child.wait_with_output().expect("kubectl exits")
+        self.k.run_stdin(args, input)
     }
 
-    /// Starts a long-running kubectl (a watch) with its stdout piped.
-    fn watch(&self, args: &[&str]) -> Child {
-        Command::new(&self.kubectl)
-            .args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("watch starts")
+    /// Starts a long-running kubectl (a watch).
+    fn watch(&self, args: &[&str]) -> Watching {
+        self.k.watch(args)
     }
 
     /// Runs kubectl and expects success; returns stdout.
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
+        self.k.ok(args)
     }
 
     /// Runs kubectl and expects failure; returns stderr.
     fn fails(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(
-            !out.status.success(),
-            "kubectl {args:?} should fail: {}",
-            text(&out.stdout)
-        );
-        text(&out.stderr)
+        self.k.fails(args)
     }
 }
 
-impl Drop for Apiserver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Reads a running `kubectl get -w` until its output contains `needle` (or 10 s pass), then
-/// stops it.
-fn read_watch_until(watch: &mut Child, needle: &str) -> String {
-    let mut events = String::new();
-    let mut stdout = watch.stdout.take().expect("watch stdout");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut buf = [0u8; 4096];
-    while !events.contains(needle) && Instant::now() < deadline {
-        let n = stdout.read(&mut buf).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        events.push_str(&text(&buf[..n]));
-    }
-    let _ = watch.kill();
-    let _ = watch.wait();
-    events
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+/// Reads a running `kubectl get -w` until a line contains `needle` (10 s at most); returns
+/// every line read.
+fn read_watch_until(watch: &mut Watching, needle: &str) -> String {
+    watch.until(Duration::from_secs(10), |line| line.contains(needle));
+    watch.seen.join("\n")
 }
 
 const DEPLOYMENT: &str = "apiVersion: apps/v1
@@ -797,22 +698,23 @@ fn sigterm_drains_with_a_watch_open() {
         return;
     };
     let mut api = Apiserver::start(&kubectl, None);
-    let watch = Command::new(&api.kubectl)
+    let watch = api
+        .k
+        .command()
         .args(["get", "pods", "-w"])
-        .env("KUBECONFIG", &api.kubeconfig)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("watch starts");
     std::thread::sleep(Duration::from_millis(500));
     let started = Instant::now();
-    let pid = api.child.id().to_string();
+    let pid = api.server.pid().to_string();
     Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .expect("kill -TERM");
     let status = loop {
-        if let Some(status) = api.child.try_wait().expect("wait") {
+        if let Some(status) = api.server.try_wait().expect("wait") {
             break status;
         }
         assert!(
@@ -823,8 +725,9 @@ fn sigterm_drains_with_a_watch_open() {
     };
     assert!(status.success(), "clean exit after SIGTERM: {status:?}");
     let mut watch = watch;
-    let _ = watch.kill();
-    let _ = watch.wait();
+    if let Err(e) = watch.kill().and_then(|()| watch.wait().map(|_| ())) {
+        eprintln!("stopping the watch: {e}");
+    }
     assert!(api.dir.path().join("data/ferry.db").exists());
 }
 

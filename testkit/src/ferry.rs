@@ -77,6 +77,16 @@ impl FerryProcess {
         }
     }
 
+    /// The server's process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the server has exited, without waiting.
+    pub fn try_wait(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        self.child.try_wait()
+    }
+
     /// Kills the server at once (SIGKILL) and starts it again on the same port and database.
     pub fn crash_and_restart(&mut self) {
         self.child.kill().expect("kill -9");
@@ -134,6 +144,13 @@ impl Kubectl {
     /// The kubeconfig's path (for other clients).
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// A kubectl command with the kubeconfig set, for what the helpers do not cover.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(&self.binary);
+        command.env("KUBECONFIG", &self.kubeconfig);
+        command
     }
 
     /// Runs kubectl.

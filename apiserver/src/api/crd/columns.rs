@@ -76,10 +76,5 @@ pub fn table(
                 "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"].clone()}})
         })
         .collect();
-    let mut metadata = json!({"resourceVersion": resource_version});
-    if let Some(token) = continue_token {
-        metadata["continue"] = json!(token);
-    }
-    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": metadata,
-        "columnDefinitions": definitions, "rows": rows})
+    super::super::table::assemble(definitions, rows, resource_version, continue_token)
 }

@@ -83,15 +83,10 @@ pub fn table(events: &[Value], resource_version: &str, continue_token: Option<&s
         .iter()
         .map(|(name, ty, priority)| json!({"name": name, "type": ty, "format": if *name == "Name" { "name" } else { "" }, "description": "", "priority": priority}))
         .collect();
-    let mut metadata = json!({"resourceVersion": resource_version});
-    if let Some(token) = continue_token {
-        metadata["continue"] = json!(token);
-    }
-    json!({
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": metadata,
-        "columnDefinitions": definitions,
-        "rows": events.iter().map(row).collect::<Vec<_>>(),
-    })
+    super::assemble(
+        definitions,
+        events.iter().map(row).collect(),
+        resource_version,
+        continue_token,
+    )
 }

@@ -578,6 +578,17 @@ pub fn table(
         .enumerate()
         .map(|(i, ((name, ty), priority))| json!({"name": name, "type": ty, "format": if i == 0 { "name" } else { "" }, "description": "", "priority": priority}))
         .collect();
+    let rows = objects.iter().map(|o| row(kind, o)).collect();
+    assemble(definitions, rows, resource_version, continue_token)
+}
+
+/// A Table from its column definitions and rows, with the list's metadata.
+pub fn assemble(
+    definitions: Vec<Value>,
+    rows: Vec<Value>,
+    resource_version: &str,
+    continue_token: Option<&str>,
+) -> Value {
     let mut metadata = json!({"resourceVersion": resource_version});
     if let Some(token) = continue_token {
         metadata["continue"] = json!(token);
@@ -587,7 +598,7 @@ pub fn table(
         "apiVersion": "meta.k8s.io/v1",
         "metadata": metadata,
         "columnDefinitions": definitions,
-        "rows": objects.iter().map(|o| row(kind, o)).collect::<Vec<_>>(),
+        "rows": rows,
     })
 }
 
