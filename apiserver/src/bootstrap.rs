@@ -30,19 +30,30 @@ pub async fn system_namespaces(
         .ok_or_else(|| StorageError::Unavailable("the Namespace kind is not in scope".into()))?;
     for name in SYSTEM_NAMESPACES {
         let key = ObjectKey::new("namespaces", "", *name);
-        if storage.get(&key).await?.is_some() {
-            continue;
-        }
         let object = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-        let (object, _) = admission
-            .create(kind, None, object, FieldValidation::Strict)
-            .map_err(|e| StorageError::Unavailable(e.message))?;
-        match storage.write(vec![WriteOp::Create { key, object }]).await {
-            Ok(_) | Err(StorageError::AlreadyExists(_)) => {}
-            Err(e) => return Err(e),
-        }
+        ensure(storage, admission, kind, key, object).await?;
     }
     Ok(())
+}
+
+/// Creates `object` at `key` (admitted as `kind`) unless something is there already.
+async fn ensure(
+    storage: &Storage,
+    admission: &Admission,
+    kind: &ferry_schema::kinds::KindInfo,
+    key: ObjectKey,
+    object: serde_json::Value,
+) -> Result<(), StorageError> {
+    if storage.get(&key).await?.is_some() {
+        return Ok(());
+    }
+    let (object, _) = admission
+        .create(kind, None, object, FieldValidation::Strict)
+        .map_err(|e| StorageError::Unavailable(e.message))?;
+    match storage.write(vec![WriteOp::Create { key, object }]).await {
+        Ok(_) | Err(StorageError::AlreadyExists(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Creates the system PriorityClasses (`system-node-critical`, `system-cluster-critical`) that
@@ -57,19 +68,10 @@ pub async fn system_priority_classes(
         })?;
     for (name, value, description) in crate::api::priority::SYSTEM_CLASSES {
         let key = ObjectKey::new("scheduling.k8s.io/priorityclasses", "", *name);
-        if storage.get(&key).await?.is_some() {
-            continue;
-        }
         let object = json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
             "metadata": {"name": name}, "value": value, "description": description,
             "preemptionPolicy": "PreemptLowerPriority"});
-        let (object, _) = admission
-            .create(kind, None, object, FieldValidation::Strict)
-            .map_err(|e| StorageError::Unavailable(e.message))?;
-        match storage.write(vec![WriteOp::Create { key, object }]).await {
-            Ok(_) | Err(StorageError::AlreadyExists(_)) => {}
-            Err(e) => return Err(e),
-        }
+        ensure(storage, admission, kind, key, object).await?;
     }
     Ok(())
 }
