@@ -92,10 +92,9 @@ pub fn run(
             .with_context(|| format!("opening {db}"))?;
         let admission = Admission::default();
         admission
-            .crds()
             .attach(&storage)
             .await
-            .context("loading the CustomResourceDefinitions")?;
+            .context("loading the CustomResourceDefinitions and PriorityClasses")?;
         ferry_apiserver::bootstrap::system_namespaces(&storage, &admission)
             .await
             .context("creating the system namespaces")?;

@@ -11,8 +11,10 @@ use serde_json::{Map, Value, json};
 use super::catalog::has_status;
 use super::crd::{self, CrdRegistry};
 use super::defaults::{carry_allocations, default, has_generation, initial_status, new_pod};
+use super::priority::PriorityClasses;
 use super::registry_rules;
 use super::status::{ApiError, Cause};
+use crate::storage::{Storage, StorageError};
 
 /// What to do with unknown fields (`fieldValidation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,12 +63,14 @@ pub struct UpdateHow {
 pub struct Admission {
     strict: Validator,
     crds: std::sync::Arc<CrdRegistry>,
+    priorities: std::sync::Arc<PriorityClasses>,
 }
 
 impl Default for Admission {
     fn default() -> Self {
         Admission {
             crds: Default::default(),
+            priorities: Default::default(),
             strict: Validator::new(
                 Options {
                     strict: true,
@@ -457,6 +461,18 @@ impl Admission {
     /// The registry of the custom kinds CRDs define.
     pub fn crds(&self) -> &std::sync::Arc<CrdRegistry> {
         &self.crds
+    }
+
+    /// The PriorityClasses the Priority admission reads.
+    pub fn priorities(&self) -> &PriorityClasses {
+        &self.priorities
+    }
+
+    /// Loads what admission keeps in memory (the CRDs, the PriorityClasses) from `storage`, and
+    /// follows their changes from now on.
+    pub async fn attach(&self, storage: &Storage) -> Result<(), StorageError> {
+        self.crds.attach(storage).await?;
+        self.priorities.attach(storage).await
     }
 
     /// Is the kind's status written through a `status` subresource only?

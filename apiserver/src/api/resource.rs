@@ -214,7 +214,7 @@ pub async fn read_body(call: &Call<'_>, body: Body) -> Result<Value, ApiError> {
 async fn create(call: &Call<'_>, body: Body) -> Result<Response<Body>, ApiError> {
     let mut object = read_body(call, body).await?;
     if call.kind.group.is_empty() && call.kind.kind == "Pod" {
-        super::priority::admit_pod(call.state, &mut object).await?;
+        super::priority::admit_pod(call.state.admission.priorities(), &mut object)?;
     }
     let fv = FieldValidation::parse(call.q("fieldValidation"))?;
     let (mut object, warnings) =

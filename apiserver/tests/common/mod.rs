@@ -34,7 +34,10 @@ pub async fn server_on(db: Option<String>) -> Server {
     let url = db.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("db").display()));
     let storage = Storage::open(&url).await.expect("storage");
     let admission = Admission::default();
-    admission.crds().attach(&storage).await.expect("CRDs");
+    admission
+        .attach(&storage)
+        .await
+        .expect("CRDs and PriorityClasses");
     ferry_apiserver::bootstrap::system_namespaces(&storage, &admission)
         .await
         .expect("namespaces");
