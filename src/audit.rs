@@ -3,18 +3,15 @@
 //! client; `sync` and `rollback` leave a request on the Source and wait for the `Revision`
 //! that answers it.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Subcommand, ValueEnum};
-use ferry_reconciler::gitops::cluster::{Cluster, sequence};
-use ferry_reconciler::gitops::controller::{ROLLBACK_REQUEST, SYNC_REQUEST, open_checkout};
-use ferry_reconciler::gitops::manifests::{self, ObjectId};
-use ferry_reconciler::gitops::worker::{REQUEST_LABEL, short};
-use ferry_reconciler::gitops::{diff, drift};
-use ferry_schema::ferry::SourceSpec;
-use ferry_schema::validate::{Options, Validator};
+use ferry_reconciler::audit::query::{self, ObjectQuery};
+use ferry_reconciler::audit::{AuditRecord, compare, request};
+use ferry_reconciler::gitops::cluster::Cluster;
+use ferry_reconciler::gitops::controller::{ROLLBACK_REQUEST, SYNC_REQUEST};
+use ferry_reconciler::gitops::worker::short;
 use serde_json::{Value, json};
 
 /// Output of `history`, `show` and `status`.
@@ -136,7 +133,7 @@ pub fn run(server: &Server, command: AuditCommand) -> anyhow::Result<std::proces
                 source,
             } => diff_command(&cluster, &commit, other.as_deref(), source.as_deref()).await,
             AuditCommand::Sync { source, timeout } => {
-                let source = pick_source(&cluster, source.as_deref()).await?;
+                let source = query::pick_source(&cluster, source.as_deref()).await?;
                 let request = json!({"by": who()});
                 request_and_wait(&cluster, &source, SYNC_REQUEST, request, timeout).await
             }
@@ -147,7 +144,7 @@ pub fn run(server: &Server, command: AuditCommand) -> anyhow::Result<std::proces
                 source,
                 timeout,
             } => {
-                let source = pick_source(&cluster, source.as_deref()).await?;
+                let source = query::pick_source(&cluster, source.as_deref()).await?;
                 let request = json!({
                     "by": who(),
                     "commit": commit,
@@ -164,89 +161,6 @@ fn who() -> String {
     std::env::var("FERRY_USER")
         .or_else(|_| std::env::var("USER"))
         .unwrap_or_else(|_| "unknown".into())
-}
-
-/// The named source, or the only one.
-async fn pick_source(cluster: &Cluster, name: Option<&str>) -> anyhow::Result<String> {
-    if let Some(name) = name {
-        anyhow::ensure!(
-            cluster.source(name).await?.is_some(),
-            "there is no source {name:?}"
-        );
-        return Ok(name.to_owned());
-    }
-    let sources = cluster.sources().await.context("listing sources")?;
-    let names: Vec<&str> = sources
-        .iter()
-        .filter_map(|s| s["metadata"]["name"].as_str())
-        .collect();
-    match names.as_slice() {
-        [one] => Ok((*one).to_owned()),
-        [] => anyhow::bail!("there are no sources"),
-        many => anyhow::bail!("there are several sources ({}): name one", many.join(", ")),
-    }
-}
-
-/// A revision as one flat audit record.
-fn record(revision: &Value) -> Value {
-    let spec = &revision["spec"];
-    let status = &revision["status"];
-    let changes: Vec<Value> = status["changes"]
-        .as_array()
-        .map(|list| {
-            list.iter()
-                .map(|c| {
-                    json!({
-                        "action": c["action"],
-                        "apiVersion": c["object"]["apiVersion"],
-                        "kind": c["object"]["kind"],
-                        "namespace": c["object"]["namespace"].as_str().unwrap_or_default(),
-                        "name": c["object"]["name"],
-                        "diff": c["diff"],
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    json!({
-        "revision": revision["metadata"]["name"],
-        "source": spec["source"],
-        "commit": spec["commit"],
-        "parents": spec["parents"].as_array().cloned().unwrap_or_default(),
-        "author": spec["author"],
-        "committer": spec["committer"],
-        "message": spec["message"],
-        "trigger": spec["trigger"],
-        "requestedBy": spec["requestedBy"],
-        "reason": spec["reason"],
-        "rollbackFrom": spec["rollbackFrom"],
-        "result": status["result"],
-        "health": status["health"],
-        "started": status["started"],
-        "finished": status["finished"],
-        "healthChanged": status["healthChanged"],
-        "changes": changes,
-        "errors": status["errors"].as_array().cloned().unwrap_or_default(),
-    })
-}
-
-/// Whether a record changed the object named `KIND/NAMESPACE/NAME` or `KIND/NAME`.
-fn touches(record: &Value, object: &str) -> bool {
-    let parts: Vec<&str> = object.split('/').collect();
-    let (kind, namespace, name) = match parts.as_slice() {
-        [k, ns, n] => (*k, *ns, *n),
-        [k, n] => (*k, "", *n),
-        _ => return false,
-    };
-    record["changes"].as_array().is_some_and(|changes| {
-        changes.iter().any(|c| {
-            c["kind"]
-                .as_str()
-                .is_some_and(|k| k.eq_ignore_ascii_case(kind))
-                && c["name"] == name
-                && (namespace.is_empty() || c["namespace"] == namespace)
-        })
-    })
 }
 
 fn first_line(text: &Value) -> String {
@@ -269,35 +183,12 @@ async fn history(
     object: Option<&str>,
     output: AuditFormat,
 ) -> anyhow::Result<std::process::ExitCode> {
-    if let Some(o) = object {
-        anyhow::ensure!(
-            matches!(o.split('/').count(), 2 | 3),
-            "--object takes KIND/NAMESPACE/NAME or KIND/NAME, not {o:?}"
-        );
-    }
-    let mut revisions = cluster
-        .revisions(source)
+    let object = object.map(ObjectQuery::parse).transpose()?;
+    let records = query::history(cluster, source, object.as_ref())
         .await
         .context("listing revisions")?;
-    revisions.sort_by(|a, b| {
-        let key = |r: &Value| {
-            (
-                r["status"]["started"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                sequence(r),
-            )
-        };
-        key(a).cmp(&key(b))
-    });
-    let records: Vec<Value> = revisions
-        .iter()
-        .map(record)
-        .filter(|r| object.is_none_or(|o| touches(r, o)))
-        .collect();
     if output == AuditFormat::Json {
-        print_json(&Value::Array(records))?;
+        print_json(&serde_json::to_value(&records)?)?;
         return Ok(std::process::ExitCode::SUCCESS);
     }
     let mut rows = vec![
@@ -309,20 +200,15 @@ async fn history(
     ];
     for r in &records {
         rows.push([
-            r["revision"].as_str().unwrap_or_default().to_owned(),
-            short(r["commit"].as_str().unwrap_or_default()).to_owned(),
-            r["trigger"].as_str().unwrap_or_default().to_owned(),
-            r["result"].as_str().unwrap_or_default().to_owned(),
-            r["health"].as_str().unwrap_or_default().to_owned(),
-            r["changes"].as_array().map_or(0, Vec::len).to_string(),
-            r["author"]["name"].as_str().unwrap_or("-").to_owned(),
-            r["started"]
-                .as_str()
-                .unwrap_or_default()
-                .chars()
-                .take(19)
-                .collect(),
-            first_line(&r["message"]),
+            AuditRecord::text(&r.revision).to_owned(),
+            short(AuditRecord::text(&r.commit)).to_owned(),
+            AuditRecord::text(&r.trigger).to_owned(),
+            AuditRecord::text(&r.result).to_owned(),
+            AuditRecord::text(&r.health).to_owned(),
+            r.changes.len().to_string(),
+            r.author["name"].as_str().unwrap_or("-").to_owned(),
+            AuditRecord::text(&r.started).chars().take(19).collect(),
+            first_line(&r.message),
         ]);
     }
     print_table(&rows);
@@ -354,21 +240,8 @@ async fn show(
     what: &str,
     output: AuditFormat,
 ) -> anyhow::Result<std::process::ExitCode> {
-    let revisions = cluster.revisions(None).await.context("listing revisions")?;
-    let found = revisions
-        .iter()
-        .find(|r| r["metadata"]["name"] == what)
-        .or_else(|| {
-            revisions.iter().rev().find(|r| {
-                r["spec"]["commit"]
-                    .as_str()
-                    .is_some_and(|c| !what.is_empty() && c.starts_with(what))
-            })
-        });
-    let Some(revision) = found else {
-        anyhow::bail!("no revision or commit {what:?} in the audit");
-    };
-    let r = record(revision);
+    let record = query::find(cluster, what).await?;
+    let r = serde_json::to_value(&record)?;
     if output == AuditFormat::Json {
         print_json(&r)?;
         return Ok(std::process::ExitCode::SUCCESS);
@@ -475,98 +348,23 @@ async fn diff_command(
     other: Option<&str>,
     source: Option<&str>,
 ) -> anyhow::Result<std::process::ExitCode> {
-    let name = pick_source(cluster, source).await?;
-    let object = cluster
-        .source(&name)
-        .await?
-        .with_context(|| format!("there is no source {name:?}"))?;
-    let spec: SourceSpec = serde_json::from_value(object["spec"].clone())
-        .with_context(|| format!("the spec of source {name} is invalid"))?;
-    anyhow::ensure!(
-        !ferry_reconciler::gitops::controller::is_remote(&spec.url),
-        "ferry diff reads the repository on this machine; source {name} is remote ({}): \
-         clone it and diff there, or use ferry show",
-        spec.url
-    );
-    let checkout = open_checkout(&spec, &name, std::path::Path::new("."))
-        .with_context(|| format!("opening source {name}"))?;
-    let validator = Validator::new(
-        Options {
-            strict: true,
-            ..Options::default()
-        },
-        Vec::new(),
-    );
-    let mut loader = manifests::Loader::new(std::sync::Arc::new(validator), &name);
-    let mut load = |rev: &str| -> anyhow::Result<manifests::Desired> {
-        let id = checkout.resolve(rev)?;
-        let snapshot = checkout.snapshot(&id, &loader.known())?;
-        Ok(loader.load(&snapshot))
-    };
-    let first = load(commit)?;
-    let mut differs = false;
-    let report = |findings: &[ferry_schema::ferry::RevisionFinding], which: &str| {
-        for f in findings {
-            println!(
-                "# {which} would be refused: {}{}",
-                f.file
-                    .as_deref()
-                    .map(|file| format!("{file}:{}: ", f.line.unwrap_or(0)))
-                    .unwrap_or_default(),
-                f.message
-            );
-        }
-    };
-    report(&first.findings, commit);
-    let before: BTreeMap<ObjectId, Value> = match other {
-        Some(_) => first
-            .objects
-            .iter()
-            .map(|o| (o.id.clone(), Value::clone(&o.object)))
-            .collect(),
-        None => {
-            // The live objects, cut down to what the manifests set, plus what would be pruned.
-            let mut live = BTreeMap::new();
-            let wanted: BTreeSet<&ObjectId> = first.objects.iter().map(|o| &o.id).collect();
-            for o in &first.objects {
-                if let Some(l) = cluster.get(&o.id).await? {
-                    live.insert(o.id.clone(), drift::project(&o.object, &l));
-                }
-            }
-            for (id, l) in cluster.applied_by(&name).await? {
-                if !wanted.contains(&id) {
-                    live.insert(id, l);
-                }
-            }
-            live
-        }
-    };
-    let after: BTreeMap<ObjectId, Value> = match other {
-        Some(rev) => {
-            let second = load(rev)?;
-            report(&second.findings, rev);
-            second
-                .objects
-                .into_iter()
-                .map(|o| (o.id, Value::clone(&o.object)))
-                .collect()
-        }
-        None => first
-            .objects
-            .iter()
-            .map(|o| (o.id.clone(), Value::clone(&o.object)))
-            .collect(),
-    };
-    let ids: BTreeSet<&ObjectId> = before.keys().chain(after.keys()).collect();
-    for id in ids {
-        let text = diff::unified(&id.slashed(), before.get(id), after.get(id));
-        if !text.is_empty() {
-            differs = true;
-            print!("{text}");
-        }
+    let name = query::pick_source(cluster, source).await?;
+    let comparison = compare::compare(cluster, &name, commit, other).await?;
+    for (which, f) in &comparison.refusals {
+        println!(
+            "# {which} would be refused: {}{}",
+            f.file
+                .as_deref()
+                .map(|file| format!("{file}:{}: ", f.line.unwrap_or(0)))
+                .unwrap_or_default(),
+            f.message
+        );
+    }
+    for text in &comparison.diffs {
+        print!("{text}");
     }
     // Like diff(1) and kubectl diff: 1 when there are differences.
-    Ok(if differs {
+    Ok(if comparison.differs() {
         std::process::ExitCode::from(1)
     } else {
         std::process::ExitCode::SUCCESS
@@ -577,63 +375,36 @@ async fn request_and_wait(
     cluster: &Cluster,
     source: &str,
     annotation: &str,
-    mut request: Value,
+    request: Value,
     timeout: Duration,
 ) -> anyhow::Result<std::process::ExitCode> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let id = format!("{nanos:x}-{}", std::process::id());
-    request["id"] = json!(id);
-    let patch = json!({"metadata": {"annotations": {annotation: request.to_string()}}});
-    cluster
-        .patch_source(source, &patch, false)
-        .await
-        .with_context(|| format!("asking source {source}"))?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        let revisions = cluster.revisions(Some(source)).await?;
-        if let Some(r) = revisions
-            .iter()
-            .find(|r| r["metadata"]["labels"][REQUEST_LABEL] == id.as_str())
-        {
-            let rec = record(r);
-            let result = rec["result"].as_str().unwrap_or_default();
-            println!(
-                "{}: commit {} {} ({} changes)",
-                rec["revision"].as_str().unwrap_or_default(),
-                short(rec["commit"].as_str().unwrap_or_default()),
-                result,
-                rec["changes"].as_array().map_or(0, Vec::len)
-            );
-            for e in rec["errors"].as_array().into_iter().flatten() {
-                println!(
-                    "  {}{}",
-                    e["file"]
-                        .as_str()
-                        .map(|f| format!("{f}: "))
-                        .unwrap_or_default(),
-                    e["message"].as_str().unwrap_or_default()
-                );
-            }
-            return Ok(if result == "Applied" {
-                std::process::ExitCode::SUCCESS
-            } else {
-                std::process::ExitCode::from(1)
-            });
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "no answer from source {source} within {}s (is ferry up running?)",
-            timeout.as_secs()
+    let rec = request::request_and_wait(cluster, source, annotation, request, timeout).await?;
+    println!(
+        "{}: commit {} {} ({} changes)",
+        AuditRecord::text(&rec.revision),
+        short(AuditRecord::text(&rec.commit)),
+        AuditRecord::text(&rec.result),
+        rec.changes.len()
+    );
+    for e in &rec.errors {
+        println!(
+            "  {}{}",
+            e["file"]
+                .as_str()
+                .map(|f| format!("{f}: "))
+                .unwrap_or_default(),
+            e["message"].as_str().unwrap_or_default()
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    Ok(if rec.applied() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    })
 }
 
 async fn status(cluster: &Cluster, output: AuditFormat) -> anyhow::Result<std::process::ExitCode> {
-    let sources = cluster.sources().await.context("listing sources")?;
+    let sources = query::sources(cluster).await.context("listing sources")?;
     if output == AuditFormat::Json {
         let out: Vec<Value> = sources
             .iter()

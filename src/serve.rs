@@ -87,7 +87,13 @@ pub fn run(
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let storage = Storage::open(&db)
+        // A crash test's fault point (see ferry_apiserver::storage::Faults); off otherwise.
+        let faults = match std::env::var("FERRY_FAULT_PAUSE_BEFORE_COMMIT") {
+            Ok(spec) => ferry_apiserver::storage::Faults::pause_before_commit(&spec)
+                .context("FERRY_FAULT_PAUSE_BEFORE_COMMIT")?,
+            Err(_) => ferry_apiserver::storage::Faults::default(),
+        };
+        let storage = Storage::open_with(&db, faults)
             .await
             .with_context(|| format!("opening {db}"))?;
         let admission = Admission::default();

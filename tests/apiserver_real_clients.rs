@@ -977,3 +977,81 @@ fn stored_objects_and_refusals_read_as_kubernetes_writes_them() {
         assert_eq!(svc["spec"]["externalTrafficPolicy"], "Cluster");
     });
 }
+
+fn two_container_deployment(first: (&str, u16), second: (&str, u16)) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: order\nspec:\n  selector:\n    matchLabels: {{app: order}}\n  template:\n    metadata:\n      labels: {{app: order}}\n    spec:\n      containers:\n      - name: {}\n        image: busybox\n        ports:\n        - containerPort: {}\n      - name: {}\n        image: busybox\n        ports:\n        - containerPort: {}\n",
+        first.0, first.1, second.0, second.1
+    )
+}
+
+#[test]
+fn strategic_merge_follows_the_merge_keys_of_each_type() {
+    on_both(|k| {
+        // kubectl apply's three-way patch: containers merge by name, ports by containerPort,
+        // and a reordering arrives as `$setElementOrder/containers`.
+        k.ok_stdin(
+            &["apply", "-f", "-"],
+            &two_container_deployment(("a", 80), ("b", 81)),
+        );
+        k.ok_stdin(
+            &["apply", "-f", "-"],
+            &two_container_deployment(("b", 81), ("a", 8080)),
+        );
+        assert_eq!(
+            k.ok(&[
+                "get",
+                "deployment",
+                "order",
+                "-o",
+                "jsonpath={.spec.template.spec.containers[*].name} {.spec.template.spec.containers[*].ports[*].containerPort}"
+            ]),
+            "b a 81 8080"
+        );
+        // Service ports merge by `port`; a scalar list (args) is replaced, not merged.
+        k.ok(&["create", "service", "clusterip", "web", "--tcp=80:8080"]);
+        k.ok(&[
+            "patch",
+            "service",
+            "web",
+            "-p",
+            "{\"spec\":{\"ports\":[{\"port\":443,\"targetPort\":8443,\"name\":\"https\"}]}}",
+        ]);
+        assert_eq!(
+            k.ok(&["get", "svc", "web", "-o", "jsonpath={.spec.ports[*].port}"]),
+            "80 443"
+        );
+        k.ok(&[
+            "patch",
+            "deployment",
+            "order",
+            "-p",
+            "{\"metadata\":{\"finalizers\":[\"x.dev/one\"]}}",
+        ]);
+        k.ok(&[
+            "patch",
+            "deployment",
+            "order",
+            "-p",
+            "{\"metadata\":{\"finalizers\":[\"x.dev/two\"]}}",
+        ]);
+        assert_eq!(
+            k.ok(&[
+                "get",
+                "deployment",
+                "order",
+                "-o",
+                "jsonpath={.metadata.finalizers}"
+            ]),
+            "[\"x.dev/one\",\"x.dev/two\"]"
+        );
+        k.ok(&[
+            "patch",
+            "deployment",
+            "order",
+            "--type=json",
+            "-p",
+            "[{\"op\":\"remove\",\"path\":\"/metadata/finalizers\"}]",
+        ]);
+    });
+}

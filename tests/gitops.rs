@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use ferry_testkit::ferry::{FerryProcess, Kubectl};
 use serde_json::Value;
 
 /// A Git repository in a temporary directory, committed to with the `git` CLI.
@@ -73,43 +74,13 @@ fn configmap(name: &str, value: &str) -> String {
 
 const NAMESPACE: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n";
 
-/// A running `ferry up`.
+/// `ferry up` on a source, with a kubectl pointed at it.
 struct Ferry {
-    child: Child,
+    process: FerryProcess,
+    client: Kubectl,
     url: String,
-    kubeconfig: PathBuf,
-    kubectl: PathBuf,
     args: Vec<String>,
-    env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Ferry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(args: &[String], env: &[(String, String)]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("ferry starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("startup line");
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_owned();
-    (child, url)
 }
 
 impl Ferry {
@@ -119,53 +90,43 @@ impl Ferry {
 
     /// `ferry up` with extra environment variables.
     fn up_with_env(kubectl: &Path, source: &str, extra: &[&str], env: &[(&str, &str)]) -> Ferry {
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        let dir = tempfile::tempdir().expect("tempdir");
         let mut args: Vec<String> = vec![
             "up".into(),
             "--source".into(),
             source.to_owned(),
             "--name".into(),
             "shop".into(),
-            "--data-dir".into(),
-            dir.path().join("data").display().to_string(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
         ];
         args.extend(extra.iter().map(|s| (*s).to_owned()));
-        let (child, url) = spawn(&args, &env);
-        let kubeconfig = dir.path().join("kubeconfig");
-        let config = Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(["kubeconfig", "--server", &url])
-            .output()
-            .expect("ferry kubeconfig");
-        std::fs::write(&kubeconfig, config.stdout).expect("write kubeconfig");
+        Ferry::start(kubectl, args, env)
+    }
+
+    /// `ferry ARGS --data-dir TEMP` with `env`.
+    fn start(kubectl: &Path, mut args: Vec<String>, env: &[(&str, &str)]) -> Ferry {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let dir = tempfile::tempdir().expect("tempdir");
+        args.extend([
+            "--data-dir".to_owned(),
+            dir.path().join("data").display().to_string(),
+        ]);
+        let ferry_bin = Path::new(env!("CARGO_BIN_EXE_ferry"));
+        let process = FerryProcess::start_with_env(ferry_bin, &args, &env);
+        let client = Kubectl::new(kubectl, ferry_bin, &process.url, dir.path());
         Ferry {
-            child,
-            url,
-            kubeconfig,
-            kubectl: kubectl.to_path_buf(),
-            args,
-            env,
+            url: process.url.clone(),
+            args: process.args().to_vec(),
+            process,
+            client,
             _dir: dir,
         }
     }
 
-    /// `kill -9`, then the same command again on the same port and data.
-    fn crash_and_restart(&mut self, args: Option<Vec<String>>) {
-        self.child.kill().expect("kill -9");
-        self.child.wait().expect("reaped");
-        let mut args = args.unwrap_or_else(|| self.args.clone());
-        let port = self.url.trim_start_matches("http://").to_owned();
-        if let Some(i) = args.iter().position(|a| a == "--listen") {
-            args[i + 1] = port;
-        }
-        let (child, url) = spawn(&args, &self.env);
-        self.child = child;
-        self.url = url;
+    /// `kill -9`, then `args` on the same port and data (no extra environment).
+    fn crash_and_restart(&mut self, args: Vec<String>) {
+        self.process.crash_and_restart_as(args, Vec::new());
     }
 
     fn ferry(&self, args: &[&str]) -> Output {
@@ -178,11 +139,7 @@ impl Ferry {
     }
 
     fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new(&self.kubectl)
-            .args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .output()
-            .expect("kubectl runs")
+        self.client.run(args)
     }
 
     fn history(&self) -> Vec<Value> {
@@ -431,6 +388,30 @@ fn commits_are_applied_whole_refused_whole_audited_and_rolled_back() {
         .filter_map(|r| r["commit"].as_str())
         .collect();
     assert_eq!(commits, vec![first.as_str(), fixed.as_str()]);
+    // The apiserver answers it: the same question through kubectl's field selector.
+    let out = ferry.kubectl(&[
+        "get",
+        "revisions",
+        "-n",
+        "ferry-system",
+        "--field-selector",
+        "status.changes.object=configmap/shop/b",
+        "-o",
+        "name",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    let out = ferry.ferry(&["history", "--object", "b"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("KIND/NAMESPACE/NAME or KIND/NAME"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // 5. Diff of a commit against the live state, and of two commits.
     let out = ferry.ferry(&["diff", &first[..10]]);
@@ -616,10 +597,20 @@ fn kill_mid_apply(db: Option<String>) {
         Some(url) => vec!["--db", url.as_str()],
         None => Vec::new(),
     };
-    let mut ferry = Ferry::up(&kubectl, &repo.path().display().to_string(), &db_args);
+    // The fault point: the writer stops inside the transaction of any batch of 1,000 changes
+    // or more (written, not committed) and says so by creating the marker file.
+    let marker_dir = tempfile::tempdir().expect("tempdir");
+    let marker = marker_dir.path().join("paused");
+    let fault = format!("1000:{}", marker.display());
+    let mut ferry = Ferry::up_with_env(
+        &kubectl,
+        &repo.path().display().to_string(),
+        &db_args,
+        &[("FERRY_FAULT_PAUSE_BEFORE_COMMIT", &fault)],
+    );
     ferry.wait_records(1);
 
-    // A commit of 2,000 objects; ferry is killed while it is applying it.
+    // A commit of 2,000 objects; ferry is killed while it is inside its transaction.
     let mut big = String::new();
     for i in 0..2000 {
         big.push_str("---\n");
@@ -627,7 +618,23 @@ fn kill_mid_apply(db: Option<String>) {
     }
     repo.write("apps/bulk.yaml", &big);
     let second = repo.commit("Bulk");
-    std::thread::sleep(Duration::from_millis(300));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !marker.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the writer never reached the fault point"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let paused_at: usize = std::fs::read_to_string(&marker)
+        .expect("marker")
+        .trim()
+        .parse()
+        .expect("a change count");
+    assert!(
+        paused_at >= 2000,
+        "paused in a batch of {paused_at} changes"
+    );
     let plain: Vec<String> = {
         let mut a = ferry.args.clone();
         a[0] = "apiserver".into();
@@ -635,24 +642,24 @@ fn kill_mid_apply(db: Option<String>) {
         a.drain(source..source + 4);
         a
     };
-    ferry.crash_and_restart(Some(plain));
-    // Only the apiserver now: the store holds the whole commit or none of it.
+    ferry.crash_and_restart(plain);
+    // Only the apiserver now: the kill landed inside the transaction, so none of it is there.
     let out = ferry.kubectl(&["get", "configmaps", "-n", "shop", "-o", "name"]);
     let count = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| l.contains("bulk-"))
         .count();
-    assert!(count == 0 || count == 2000, "a mix: {count} of 2000");
+    assert_eq!(count, 0, "part of a killed transaction is visible");
     let applied = ferry
         .history()
         .iter()
         .filter(|r| r["result"] == "Applied")
         .count();
-    assert_eq!(applied, if count == 0 { 1 } else { 2 });
+    assert_eq!(applied, 1);
 
     // Back with the engine: it converges on the new commit.
     let args = ferry.args.clone();
-    ferry.crash_and_restart(Some(args));
+    ferry.crash_and_restart(args);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let h = ferry.history();
@@ -1040,46 +1047,10 @@ fn a_remote_repository_is_fetched_polled_and_force_pushed() {
 #[test]
 fn ferry_up_follows_the_demo_by_default() {
     let Some((_, kubectl)) = tools() else { return };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let args: Vec<String> = vec![
-        "up".into(),
-        "--data-dir".into(),
-        dir.path().join("data").display().to_string(),
-        "--listen".into(),
-        "127.0.0.1:0".into(),
-    ];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(&args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("ferry up");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("startup line");
+    // No --source: the demo repository in fixtures/ (the tests run in the crate's folder).
+    let ferry = Ferry::start(&kubectl, vec!["up".into()], &[]);
+    let line = &ferry.process.startup_line;
     assert!(line.contains("source demo"), "{line}");
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("url")
-        .to_owned();
-    let kubeconfig = dir.path().join("kubeconfig");
-    let config = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(["kubeconfig", "--server", &url])
-        .output()
-        .expect("kubeconfig");
-    std::fs::write(&kubeconfig, config.stdout).expect("write");
-    let ferry = Ferry {
-        child,
-        url,
-        kubeconfig,
-        kubectl,
-        args,
-        env: Vec::new(),
-        _dir: dir,
-    };
     let r = ferry.wait_records(1);
     assert_eq!(r["result"], "Applied", "{r:#}");
     let out = ferry.kubectl(&[

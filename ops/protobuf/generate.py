@@ -9,8 +9,15 @@ come from ferry's own checked-in JSON Schemas (the names prost turned into snake
 matched back through the same snake_case rule). Only the messages reachable from the kinds
 ferry serves are kept.
 
-Usage: python3 ops/protobuf/generate.py           (rewrites apiserver/src/api/protobuf/messages.json)
-       python3 ops/protobuf/generate.py --check   (fails if the checked-in table is stale)
+It writes a second table from the same source: the merge strategy of every field of those
+messages, read from the Go markers k8s-pb keeps in its doc comments (`+patchMergeKey`,
+`+patchStrategy`, `+listType`, `+listMapKey`, the same markers the OpenAPI spec's
+`x-kubernetes-patch-merge-key`, `x-kubernetes-patch-strategy`, `x-kubernetes-list-type` and
+`x-kubernetes-list-map-keys` come from). ferry-schema's `merge` module reads it; strategic merge
+patch and server-side apply walk objects by it.
+
+Usage: python3 ops/protobuf/generate.py           (rewrites both tables)
+       python3 ops/protobuf/generate.py --check   (fails if a checked-in table is stale)
 """
 import glob
 import json
@@ -21,6 +28,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, "apiserver", "src", "api", "protobuf", "messages.json")
+MERGE_OUT = os.path.join(ROOT, "schema", "src", "merge", "strategy.json")
 
 # Messages that are not kinds of ours but arrive as request bodies.
 EXTRA_ROOTS = [
@@ -138,6 +146,74 @@ def parse_messages(src):
     return messages
 
 
+MARKER = re.compile(r"^\s*/// \+(patchMergeKey|patchStrategy|listType|listMapKey)=(\S+)\s*$")
+FIELD_LINE = re.compile(r"^\s*pub (?:r#)?(\w+):")
+
+
+def parse_markers(src):
+    """Message key -> Rust field name -> {marker: value}, from the doc comments."""
+    markers = {}
+    for path in glob.glob(os.path.join(src, "**", "mod.rs"), recursive=True):
+        module = os.path.relpath(os.path.dirname(path), src).replace(os.sep, ".")
+        text = open(path, encoding="utf-8").read()
+        for m in STRUCT.finditer(text):
+            fields, pending = {}, {}
+            for line in (m.group(2) or "").splitlines():
+                marker = MARKER.match(line)
+                if marker:
+                    key, value = marker.groups()
+                    if key == "listMapKey":
+                        pending.setdefault(key, []).append(value)
+                    else:
+                        pending[key] = value
+                    continue
+                field = FIELD_LINE.match(line)
+                if field:
+                    if pending:
+                        fields[field.group(1)] = pending
+                    pending = {}
+            markers[f"{module}.{m.group(1)}"] = fields
+    return markers
+
+
+def merge_table(keep, messages, markers):
+    """The merge strategy table: message -> JSON field -> what strategic merge and apply need."""
+    types = {}
+    for key, entries in keep.items():
+        fields = {}
+        rust_names = {f["tag"]: f["rust"] for f in messages[key]}
+        for entry in entries:
+            tag, name, shape = entry[0], entry[1], entry[2]
+            child = entry[4] if len(entry) > 4 else None
+            if name == "":
+                continue  # inline: its fields are folded in below
+            mark = markers.get(key, {}).get(rust_names[tag], {})
+            out = {}
+            if child and not child.startswith(("apimachinery.pkg.util.intstr", "apimachinery.pkg.api.resource")):
+                out["type"] = child
+            if shape == "map":
+                out["shape"] = "map"
+            elif shape == "repeated":
+                out["list"] = mark.get("listType", "atomic")
+                if "listMapKey" in mark:
+                    out["keys"] = mark["listMapKey"]
+            if "patchMergeKey" in mark:
+                out["mergeKey"] = mark["patchMergeKey"]
+            if "patchStrategy" in mark:
+                out["strategy"] = mark["patchStrategy"]
+            if out and (set(out) != {"list"} or shape != "repeated" or out["list"] != "atomic" or child):
+                fields[name] = out
+            elif out.get("list") == "atomic":
+                fields[name] = out
+        types[key] = fields
+    # Inline messages: the parent carries their fields.
+    for key, entries in keep.items():
+        for entry in entries:
+            if entry[1] == "" and len(entry) > 4:
+                types[key].update(types.get(entry[4], {}))
+    return {k: v for k, v in sorted(types.items()) if v}
+
+
 def upper_camel(name):
     """heck's to_upper_camel_case, which prost-build applies to proto message names."""
     return "".join(w[:1].upper() + w[1:] for w in snake(name).split("_"))
@@ -225,6 +301,14 @@ def main():
         "kinds": dict(sorted(kinds.items())),
         "messages": dict(sorted(keep.items())),
     }
+    merge = merge_table(keep, messages, parse_markers(src))
+    merge_rows = [f"{json.dumps(k)}: {json.dumps(v, separators=(',', ':'))}" for k, v in merge.items()]
+    merge_text = (
+        "{\n"
+        + f'"source": {json.dumps(table["source"])},\n'
+        + '"kinds": ' + json.dumps(table["kinds"], separators=(",", ":")) + ",\n"
+        + '"types": {\n' + ",\n".join(merge_rows) + "\n}}\n"
+    )
     rows = [f"{json.dumps(k)}: {json.dumps(v, separators=(',', ':'))}" for k, v in table["messages"].items()]
     text = (
         "{\n"
@@ -233,15 +317,19 @@ def main():
         + '"messages": {\n' + ",\n".join(rows) + "\n}}\n"
     )
     if "--check" in sys.argv[1:]:
-        current = open(OUT, encoding="utf-8").read() if os.path.exists(OUT) else ""
-        if current != text:
-            sys.exit(f"generate.py: {os.path.relpath(OUT, ROOT)} is stale; run python3 ops/protobuf/generate.py")
+        for path, wanted in ((OUT, text), (MERGE_OUT, merge_text)):
+            current = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
+            if current != wanted:
+                sys.exit(f"generate.py: {os.path.relpath(path, ROOT)} is stale; run python3 ops/protobuf/generate.py")
         print(f"{os.path.relpath(OUT, ROOT)} is up to date ({len(keep)} messages)")
+        print(f"{os.path.relpath(MERGE_OUT, ROOT)} is up to date ({len(merge)} types)")
         return
-    os.makedirs(os.path.dirname(OUT), exist_ok=True)
-    with open(OUT, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    for path, content in ((OUT, text), (MERGE_OUT, merge_text)):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(content)
     print(f"{len(keep)} messages, {len(kinds)} kinds -> {os.path.relpath(OUT, ROOT)}")
+    print(f"{len(merge)} types with merge strategies -> {os.path.relpath(MERGE_OUT, ROOT)}")
     for g in sorted(set(guessed)):
         print(f"  named by rule, not by schema: {g}")
 

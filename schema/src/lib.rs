@@ -13,6 +13,7 @@ pub mod ferry;
 pub mod generate;
 pub mod kinds;
 pub mod loader;
+pub mod merge;
 pub mod pointer;
 pub mod position;
 pub mod quantity;

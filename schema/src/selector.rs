@@ -255,7 +255,43 @@ pub fn selectable_fields(kind: &str) -> &'static [&'static str] {
         "Job" => &["status.successful"],
         "ReplicaSet" | "ReplicationController" => &["status.replicas"],
         "CertificateSigningRequest" => &["spec.signerName"],
+        "Revision" => &[REVISION_OBJECT_FIELD],
         _ => &[],
+    }
+}
+
+/// The field a ferry `Revision` is selected by when it changed an object: its value is each of
+/// the revision's changes as `kind/namespace/name` and `kind/name` (the kind in lower case), so
+/// `status.changes.object=deployment/demo/web` finds the revisions that changed that object.
+pub const REVISION_OBJECT_FIELD: &str = "status.changes.object";
+
+/// The values of a field that has several (a Revision's changed objects); `None` for the
+/// ordinary single-valued fields.
+fn field_values(object: &Value, path: &str) -> Option<Vec<String>> {
+    if path != REVISION_OBJECT_FIELD {
+        return None;
+    }
+    let mut out = Vec::new();
+    for change in object["status"]["changes"].as_array().into_iter().flatten() {
+        let o = &change["object"];
+        let kind = o["kind"].as_str().unwrap_or_default().to_ascii_lowercase();
+        let name = o["name"].as_str().unwrap_or_default();
+        if let Some(ns) = o["namespace"].as_str().filter(|ns| !ns.is_empty()) {
+            out.push(format!("{kind}/{ns}/{name}"));
+        }
+        out.push(format!("{kind}/{name}"));
+    }
+    Some(out)
+}
+
+/// A selector value of a multi-valued field, normalised as its values are (the kind lowered).
+fn normalise_value(field: &str, value: &str) -> String {
+    if field != REVISION_OBJECT_FIELD {
+        return value.to_owned();
+    }
+    match value.split_once('/') {
+        Some((kind, rest)) => format!("{}/{rest}", kind.to_ascii_lowercase()),
+        None => value.to_owned(),
     }
 }
 
@@ -287,6 +323,7 @@ pub const ALL_SELECTABLE_FIELDS: &[&str] = &[
     "reason",
     "reportingComponent",
     "source",
+    REVISION_OBJECT_FIELD,
 ];
 
 /// The value of a dotted field as a field selector compares it (absent is "").
@@ -313,7 +350,10 @@ pub fn selection_changed(old: &Value, new: &Value) -> bool {
     old["metadata"]["labels"] != new["metadata"]["labels"]
         || ALL_SELECTABLE_FIELDS
             .iter()
-            .any(|f| field_value(old, f) != field_value(new, f))
+            .any(|f| match field_values(old, f) {
+                Some(values) => Some(values) != field_values(new, f),
+                None => field_value(old, f) != field_value(new, f),
+            })
 }
 
 /// One field selector term.
@@ -351,7 +391,7 @@ impl FieldSelector {
             terms.push(FieldTerm {
                 field: field.to_owned(),
                 equal,
-                value: value.trim().to_owned(),
+                value: normalise_value(field, value.trim()),
             });
         }
         Ok(FieldSelector(terms))
@@ -359,9 +399,13 @@ impl FieldSelector {
 
     /// Does the object match?
     pub fn matches(&self, object: &Value) -> bool {
-        self.0
-            .iter()
-            .all(|t| (field_value(object, &t.field) == t.value) == t.equal)
+        self.0.iter().all(|t| {
+            let found = match field_values(object, &t.field) {
+                Some(values) => values.contains(&t.value),
+                None => field_value(object, &t.field) == t.value,
+            };
+            found == t.equal
+        })
     }
 
     /// True when it selects everything.
@@ -374,6 +418,26 @@ impl FieldSelector {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn revisions_are_selected_by_the_objects_they_changed() {
+        let revision = json!({"kind": "Revision", "status": {"changes": [
+            {"action": "Update", "object": {"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "demo", "name": "web"}},
+            {"action": "Create", "object": {"apiVersion": "v1", "kind": "Namespace", "name": "demo"}}
+        ]}});
+        let select = |s: &str| {
+            FieldSelector::parse(s, "Revision")
+                .expect(s)
+                .matches(&revision)
+        };
+        assert!(select("status.changes.object=Deployment/demo/web"));
+        assert!(select("status.changes.object=deployment/web"));
+        assert!(select("status.changes.object=namespace/demo"));
+        assert!(!select("status.changes.object=deployment/other/web"));
+        assert!(select("status.changes.object!=service/demo/web"));
+        assert!(!select("status.changes.object!=deployment/demo/web"));
+        assert!(FieldSelector::parse("status.changes.object=x", "ConfigMap").is_err());
+    }
 
     #[test]
     fn label_selectors_in_text() {

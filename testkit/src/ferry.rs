@@ -14,16 +14,20 @@ pub struct FerryProcess {
     child: Child,
     binary: PathBuf,
     args: Vec<String>,
+    env: Vec<(String, String)>,
     /// The URL it serves the API at.
     pub url: String,
+    /// The first line it printed (where it listens, and what it follows).
+    pub startup_line: String,
 }
 
 /// How long a server may take to say where it listens.
 const STARTUP: Duration = Duration::from_secs(60);
 
-fn spawn(binary: &Path, args: &[String]) -> (Child, String) {
+fn spawn(binary: &Path, args: &[String], env: &[(String, String)]) -> (Child, String, String) {
     let mut child = Command::new(binary)
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -58,23 +62,39 @@ fn spawn(binary: &Path, args: &[String]) -> (Child, String) {
         .find(|w| w.starts_with("http://"))
         .unwrap_or_else(|| panic!("no URL in {line:?}"))
         .to_owned();
-    (child, url)
+    (child, url, line)
 }
 
 impl FerryProcess {
     /// Starts `binary args... --listen 127.0.0.1:0` and waits until it says where it listens.
     pub fn start(binary: &Path, args: &[String]) -> FerryProcess {
+        FerryProcess::start_with_env(binary, args, &[])
+    }
+
+    /// [`FerryProcess::start`] with extra environment variables.
+    pub fn start_with_env(
+        binary: &Path,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> FerryProcess {
         let mut args = args.to_vec();
         if !args.iter().any(|a| a == "--listen") {
             args.extend(["--listen".to_owned(), "127.0.0.1:0".to_owned()]);
         }
-        let (child, url) = spawn(binary, &args);
+        let (child, url, startup_line) = spawn(binary, &args, env);
         FerryProcess {
             child,
             binary: binary.to_path_buf(),
             args,
+            env: env.to_vec(),
             url,
+            startup_line,
         }
+    }
+
+    /// The arguments it was started with.
+    pub fn args(&self) -> &[String] {
+        &self.args
     }
 
     /// The server's process id (to signal it).
@@ -89,15 +109,26 @@ impl FerryProcess {
 
     /// Kills the server at once (SIGKILL) and starts it again on the same port and database.
     pub fn crash_and_restart(&mut self) {
+        let (args, env) = (self.args.clone(), self.env.clone());
+        self.crash_and_restart_as(args, env);
+    }
+
+    /// Kills the server at once (SIGKILL) and starts `args` (with `env`) in its place, on the
+    /// same port: another command on the same data, or the same one without a fault point.
+    pub fn crash_and_restart_as(&mut self, args: Vec<String>, env: Vec<(String, String)>) {
         self.child.kill().expect("kill -9");
         self.child.wait().expect("reaped");
         let listen = self.url.trim_start_matches("http://").to_owned();
-        let mut args = self.args.clone();
-        if let Some(i) = args.iter().position(|a| a == "--listen") {
-            args[i + 1] = listen;
+        let mut args = args;
+        match args.iter().position(|a| a == "--listen") {
+            Some(i) => args[i + 1] = listen,
+            None => args.extend(["--listen".to_owned(), listen]),
         }
-        let (child, url) = spawn(&self.binary, &args);
+        let (child, url, line) = spawn(&self.binary, &args, &env);
         self.child = child;
+        self.args = args;
+        self.env = env;
+        self.startup_line = line;
         assert_eq!(url, self.url);
     }
 }

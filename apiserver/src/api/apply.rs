@@ -12,6 +12,8 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 
+use ferry_schema::merge::{FieldShape, ListType, TypeShape};
+
 use super::status::ApiError;
 
 /// A field path: `["f:spec", "f:containers", "k:{\"name\":\"web\"}", "f:image"]`.
@@ -31,71 +33,95 @@ const UNMANAGED_META: &[&str] = &[
     "selfLink",
 ];
 
-fn merge_key(field: &str, item: &Value) -> Option<Value> {
-    let keys: &[&str] = match field {
-        "containers"
-        | "initContainers"
-        | "ephemeralContainers"
-        | "env"
-        | "volumes"
-        | "imagePullSecrets" => &["name"],
-        "volumeMounts" => &["mountPath"],
-        "ports" => &["containerPort", "port"],
-        "conditions" => &["type"],
-        _ => return None,
-    };
+/// The `k:` key of a list item: the values of its list-map keys. A missing `protocol` is the
+/// `TCP` that defaulting gives every port, so that an apply configuration that leaves it out
+/// names the same item as the stored object.
+fn item_key(keys: &[String], item: &Value) -> Option<Value> {
+    if keys.is_empty() {
+        return None;
+    }
+    let mut key = Map::new();
     for k in keys {
-        if let Some(v) = item.get(*k) {
-            let mut key = Map::new();
-            key.insert((*k).into(), v.clone());
-            if let Some(protocol) = item.get("protocol").filter(|_| field == "ports") {
-                key.insert("protocol".into(), protocol.clone());
+        match item.get(k) {
+            Some(v) => {
+                key.insert(k.clone(), v.clone());
             }
-            return Some(Value::Object(key));
+            None if k == "protocol" => {
+                key.insert(k.clone(), json!("TCP"));
+            }
+            None => {}
         }
     }
-    None
+    (!key.is_empty()).then_some(Value::Object(key))
 }
 
-/// The leaf paths an object (or an apply configuration) sets.
+/// Whether a list item is the one a `k:` key names (a missing `protocol` being `TCP`).
+fn item_matches(item: &Value, key: &Map<String, Value>) -> bool {
+    key.iter().all(|(k, kv)| match item.get(k) {
+        Some(v) => v == kv,
+        None => k == "protocol" && kv == "TCP",
+    })
+}
+
+/// The leaf paths an object (or an apply configuration) sets, walked by its kind's field types.
 fn paths_of(value: &Value) -> BTreeSet<FieldPath> {
     let mut out = BTreeSet::new();
     let Value::Object(map) = value else {
         return out;
     };
+    let shape = TypeShape::of_kind(
+        value["apiVersion"].as_str().unwrap_or_default(),
+        value["kind"].as_str().unwrap_or_default(),
+    );
     for (k, v) in map {
         if k == "apiVersion" || k == "kind" || k == "status" {
             continue;
         }
         if k == "metadata" {
             if let Value::Object(meta) = v {
+                let meta_shape = shape.field("metadata").child();
                 for (mk, mv) in meta {
                     if !UNMANAGED_META.contains(&mk.as_str()) {
-                        walk(mv, mk, vec!["f:metadata".into()], &mut out);
+                        walk(
+                            mv,
+                            mk,
+                            meta_shape.field(mk),
+                            vec!["f:metadata".into()],
+                            &mut out,
+                        );
                     }
                 }
             }
             continue;
         }
-        walk(v, k, Vec::new(), &mut out);
+        walk(v, k, shape.field(k), Vec::new(), &mut out);
     }
     out
 }
 
-fn walk(value: &Value, field: &str, prefix: FieldPath, out: &mut BTreeSet<FieldPath>) {
+fn walk(
+    value: &Value,
+    field: &str,
+    shape: FieldShape,
+    prefix: FieldPath,
+    out: &mut BTreeSet<FieldPath>,
+) {
     let mut path = prefix;
     path.push(format!("f:{field}"));
+    let keys = shape.list_map_keys();
     match value {
         Value::Object(map) if !map.is_empty() => {
+            let child = shape.child();
             for (k, v) in map {
-                walk(v, k, path.clone(), out);
+                walk(v, k, child.field(k), path.clone(), out);
             }
         }
         Value::Array(items)
-            if !items.is_empty() && items.iter().all(|i| merge_key(field, i).is_some()) =>
+            if !items.is_empty() && items.iter().all(|i| item_key(keys, i).is_some()) =>
         {
+            let child = shape.child();
             for item in items {
-                let Some(key) = merge_key(field, item) else {
+                let Some(key) = item_key(keys, item) else {
                     continue;
                 };
                 let mut item_path = path.clone();
@@ -105,12 +131,12 @@ fn walk(value: &Value, field: &str, prefix: FieldPath, out: &mut BTreeSet<FieldP
                 out.insert(dot);
                 if let Value::Object(fields) = item {
                     for (k, v) in fields {
-                        walk(v, k, item_path.clone(), out);
+                        walk(v, k, child.field(k), item_path.clone(), out);
                     }
                 }
             }
         }
-        Value::Array(items) if field == "finalizers" => {
+        Value::Array(items) if shape.list_type() == ListType::Set => {
             for item in items {
                 let mut p = path.clone();
                 p.push(format!("v:{item}"));
@@ -169,10 +195,7 @@ fn value_at<'a>(object: &'a Value, path: &[String]) -> Option<std::borrow::Cow<'
         } else if let Some(key) = segment.strip_prefix("k:") {
             let key: Value = serde_json::from_str(key).ok()?;
             let key = key.as_object()?;
-            v = v
-                .as_array()?
-                .iter()
-                .find(|item| key.iter().all(|(k, kv)| item.get(k) == Some(kv)))?;
+            v = v.as_array()?.iter().find(|item| item_matches(item, key))?;
         } else if let Some(member) = segment.strip_prefix("v:") {
             let member: Value = serde_json::from_str(member).ok()?;
             return v
@@ -207,11 +230,8 @@ fn remove_at(object: &mut Value, path: &[String]) {
             let Ok(Value::Object(key)) = serde_json::from_str::<Value>(key) else {
                 return;
             };
-            v.as_array_mut().and_then(|items| {
-                items
-                    .iter_mut()
-                    .find(|item| key.iter().all(|(k, kv)| item.get(k) == Some(kv)))
-            })
+            v.as_array_mut()
+                .and_then(|items| items.iter_mut().find(|item| item_matches(item, &key)))
         } else {
             None
         };
@@ -228,7 +248,7 @@ fn remove_at(object: &mut Value, path: &[String]) {
         if let (Ok(Value::Object(key)), Some(items)) =
             (serde_json::from_str::<Value>(key), v.as_array_mut())
         {
-            items.retain(|item| !key.iter().all(|(k, kv)| item.get(k) == Some(kv)));
+            items.retain(|item| !item_matches(item, &key));
         }
     } else if let Some(member) = target_segment.strip_prefix("v:")
         && let (Ok(member), Some(items)) = (serde_json::from_str::<Value>(member), v.as_array_mut())
@@ -415,7 +435,11 @@ pub fn apply(
             remove_at(&mut object, p);
         }
     }
-    super::strategic::apply(&mut object, config);
+    let shape = TypeShape::of_kind(
+        config["apiVersion"].as_str().unwrap_or_default(),
+        config["kind"].as_str().unwrap_or_default(),
+    );
+    ferry_schema::merge::strategic_merge(&mut object, config, shape);
     list.retain(|e| !(e.manager == manager && e.operation == "Apply"));
     list.push(Entry {
         manager: manager.to_owned(),

@@ -18,7 +18,6 @@ pub mod registry_rules;
 pub mod request;
 pub mod resource;
 pub mod status;
-pub mod strategic;
 pub mod subresource;
 pub mod table;
 pub mod transaction;

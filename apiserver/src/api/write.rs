@@ -235,7 +235,11 @@ pub fn apply_patch(call: &Call<'_>, target: &mut Value, bytes: &[u8]) -> Result<
             if media == "application/merge-patch+json" {
                 json_patch::merge(target, &patch);
             } else {
-                super::strategic::apply(target, &patch);
+                let shape = ferry_schema::merge::TypeShape::of_kind(
+                    target["apiVersion"].as_str().unwrap_or_default(),
+                    target["kind"].as_str().unwrap_or_default(),
+                );
+                ferry_schema::merge::strategic_merge(target, &patch, shape);
             }
             Ok(())
         }

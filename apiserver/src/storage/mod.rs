@@ -7,6 +7,7 @@
 mod change;
 mod engine;
 mod error;
+mod fault;
 mod hub;
 mod key;
 mod listener;
@@ -24,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 pub use change::{Change, EventType};
 pub use engine::Engine;
 pub use error::StorageError;
+pub use fault::{FaultSpecError, Faults};
 pub use hub::{Hub, Observer};
 pub use key::ObjectKey;
 pub use txn::WriteOp;
@@ -92,6 +94,11 @@ impl std::fmt::Debug for Storage {
 impl Storage {
     /// Opens `url` (`sqlite://PATH` or `postgres://...`), runs migrations, starts the writer.
     pub async fn open(url: &str) -> Result<Storage, StorageError> {
+        Storage::open_with(url, Faults::default()).await
+    }
+
+    /// [`Storage::open`] with fault points armed (crash tests only).
+    pub async fn open_with(url: &str, faults: Faults) -> Result<Storage, StorageError> {
         let (pool, engine) = engine::connect(url, 8).await?;
         let revision = current_revision(&pool).await?;
         let hub = Hub::new(pool.clone(), revision);
@@ -101,6 +108,7 @@ impl Storage {
         tokio::spawn(writer::run(
             pool.clone(),
             engine,
+            faults,
             requests,
             cancel.clone(),
             move |changes| publisher.publish(changes),

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::change::{Change, EventType};
 use super::engine::Engine;
 use super::error::StorageError;
+use super::fault::Faults;
 use super::key::ObjectKey;
 use super::txn::WriteOp;
 
@@ -44,6 +45,7 @@ type Current = Option<(i64, Arc<Value>)>;
 pub async fn run(
     pool: AnyPool,
     engine: Engine,
+    faults: Faults,
     mut requests: mpsc::Receiver<WriteRequest>,
     stop: CancellationToken,
     publish: impl Fn(&[Arc<Change>]),
@@ -66,7 +68,7 @@ pub async fn run(
             }
         }
         let mut ops: Vec<&[WriteOp]> = batch.iter().map(|r| r.ops.as_slice()).collect();
-        let outcome = commit_on(&pool, &mut held, engine, &mut ops).await;
+        let outcome = commit_on(&pool, &mut held, engine, &faults, &mut ops).await;
         match outcome {
             Ok(results) => {
                 let mut committed: Vec<Arc<Change>> = Vec::new();
@@ -505,6 +507,7 @@ async fn commit_on(
     pool: &AnyPool,
     held: &mut Option<PoolConnection<Any>>,
     engine: Engine,
+    faults: &Faults,
     batch: &mut [&[WriteOp]],
 ) -> Result<Vec<Result<Vec<Arc<Change>>, StorageError>>, StorageError> {
     loop {
@@ -513,7 +516,7 @@ async fn commit_on(
             Some(conn) => conn,
             None => pool.acquire().await?,
         };
-        match commit(&mut conn, engine, batch).await {
+        match commit(&mut conn, engine, faults, batch).await {
             Ok(results) => {
                 *held = Some(conn);
                 return Ok(results);
@@ -555,6 +558,7 @@ fn early<E: Into<StorageError>>(error: E) -> Failed {
 async fn commit(
     conn: &mut PoolConnection<Any>,
     engine: Engine,
+    faults: &Faults,
     batch: &mut [&[WriteOp]],
 ) -> Result<Vec<Result<Vec<Arc<Change>>, StorageError>>, Failed> {
     let mut tx = conn.begin().await.map_err(early)?;
@@ -599,6 +603,7 @@ async fn commit(
         to_write.extend(changes.iter().cloned());
     }
     write_batch(&mut tx, engine, &to_write, committed_ms, next - 1).await?;
+    faults.before_commit(to_write.len()).await;
     tx.commit().await?;
     Ok(results)
 }

@@ -202,12 +202,20 @@ impl Cluster {
         namespace: &str,
         selector: &str,
     ) -> Result<Vec<Value>, ClusterError> {
-        self.list_at(&collection_path(kind, namespace), selector)
+        self.list_at(&collection_path(kind, namespace), selector, "")
             .await
     }
 
-    async fn list_at(&self, collection: &str, selector: &str) -> Result<Vec<Value>, ClusterError> {
-        let uri = format!("{collection}?labelSelector={}", encode(selector));
+    async fn list_at(
+        &self,
+        collection: &str,
+        selector: &str,
+        fields: &str,
+    ) -> Result<Vec<Value>, ClusterError> {
+        let mut uri = format!("{collection}?labelSelector={}", encode(selector));
+        if !fields.is_empty() {
+            uri.push_str(&format!("&fieldSelector={}", encode(fields)));
+        }
         let list = self
             .call("GET", &uri, "application/json", Vec::new())
             .await?;
@@ -238,7 +246,7 @@ impl Cluster {
             let Some(served) = self.served(api_version, kind_name).await? else {
                 continue;
             };
-            for object in self.list_at(&served.collection(""), &selector).await? {
+            for object in self.list_at(&served.collection(""), &selector, "").await? {
                 let id = ObjectId {
                     api_version: api_version.clone(),
                     kind: kind_name.clone(),
@@ -343,6 +351,27 @@ impl Cluster {
             .unwrap_or_default();
         let mut items = self
             .list(Self::ferry_kind("Revision")?, FERRY_NAMESPACE, &selector)
+            .await?;
+        items.sort_by_key(|r| {
+            (
+                r["spec"]["source"].as_str().unwrap_or_default().to_owned(),
+                sequence(r),
+            )
+        });
+        Ok(items)
+    }
+
+    /// The `Revision`s matching a label selector and a field selector (see
+    /// `ferry_schema::selector::REVISION_OBJECT_FIELD`), answered by the apiserver, in the
+    /// same order as [`Cluster::revisions`].
+    pub async fn revisions_selected(
+        &self,
+        labels: &str,
+        fields: &str,
+    ) -> Result<Vec<Value>, ClusterError> {
+        let kind = Self::ferry_kind("Revision")?;
+        let mut items = self
+            .list_at(&collection_path(kind, FERRY_NAMESPACE), labels, fields)
             .await?;
         items.sort_by_key(|r| {
             (
