@@ -7,3 +7,4 @@
 
 pub mod audit;
 pub mod gitops;
+pub mod scheduler;

@@ -14,6 +14,7 @@ pub mod generate;
 pub mod kinds;
 pub mod loader;
 pub mod merge;
+pub mod node_selector;
 pub mod pointer;
 pub mod position;
 pub mod quantity;

@@ -50,7 +50,10 @@ pub enum Requirement {
 
 impl Requirement {
     fn matches(&self, labels: &Value) -> bool {
-        let get = |k: &str| labels.get(k).and_then(Value::as_str);
+        self.matches_with(|k| labels.get(k).and_then(Value::as_str))
+    }
+
+    fn matches_with<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
         match self {
             Requirement::Equals(k, v) => get(k) == Some(v.as_str()),
             Requirement::NotEquals(k, v) => get(k) != Some(v.as_str()),
@@ -196,6 +199,22 @@ impl LabelSelector {
     /// Does an object with these labels (`metadata.labels`, possibly absent) match?
     pub fn matches(&self, labels: &Value) -> bool {
         self.0.iter().all(|r| r.matches(labels))
+    }
+
+    /// Does an object with these labels (a typed `metadata.labels`) match?
+    pub fn matches_labels(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        self.0
+            .iter()
+            .all(|r| r.matches_with(|k| labels.get(k).map(String::as_str)))
+    }
+
+    /// A typed `LabelSelector` (a pod affinity term's, a topology spread constraint's).
+    pub fn from_typed(
+        selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    ) -> Result<LabelSelector, SelectorError> {
+        let value = serde_json::to_value(selector)
+            .map_err(|e| SelectorError::Requirement(e.to_string()))?;
+        LabelSelector::from_object(&value)
     }
 
     /// True when it selects everything.

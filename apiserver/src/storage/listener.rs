@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 
@@ -15,18 +16,18 @@ pub const CHANNEL: &str = "ferry_changes";
 
 /// Runs until cancelled, reconnecting with back-off when the database goes away.
 pub async fn run(url: String, hub: Hub, cancel: CancellationToken) {
-    let mut backoff = Duration::from_millis(100);
-    while !cancel.is_cancelled() {
-        match follow(&url, &hub, &cancel).await {
-            Ok(()) => return,
-            Err(_) => {
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(5))
+        .without_max_times();
+    let following = (|| follow(&url, &hub, &cancel))
+        .retry(backoff)
+        .notify(|error: &sqlx::Error, wait: Duration| {
+            tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "lost the PostgreSQL change notifications; reconnecting");
+        });
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        _ = following => {}
     }
 }
 

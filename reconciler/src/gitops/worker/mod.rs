@@ -28,6 +28,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use ferry_schema::ferry::{RevisionResult, SourceSpec, Trigger as TriggerKind};
 use ferry_schema::validate::Validator;
 use serde_json::{Value, json};
@@ -164,18 +165,25 @@ impl SourceWorker {
 
     /// Runs until `cancel` fires or every sender is gone.
     pub async fn run(mut self, mut queue: mpsc::Receiver<Trigger>, cancel: CancellationToken) {
-        let mut backoff = Duration::from_millis(200);
+        // The apiserver may not be up yet: rebuild the state with back-off until it answers.
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(10))
+            .without_max_times()
+            .build();
         loop {
-            match self.restore().await {
-                Ok(()) => break,
-                Err(e) => {
-                    self.set_status(json!({"message": format!("waiting for the apiserver: {e}")}))
-                        .await;
+            match self.load_state().await {
+                Ok(state) => {
+                    self.state = state;
+                    break;
+                }
+                Err(error) => {
+                    let wait = delays.next().unwrap_or(Duration::from_secs(10));
+                    tracing::warn!(source = %self.name, %error, retry_in_ms = wait.as_millis() as u64, "waiting for the apiserver");
                     tokio::select! {
                         () = cancel.cancelled() => return,
-                        () = tokio::time::sleep(backoff) => {}
+                        () = tokio::time::sleep(wait) => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
             }
         }

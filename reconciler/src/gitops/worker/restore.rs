@@ -6,7 +6,7 @@ use super::{REQUEST_LABEL, SourceWorker};
 
 impl SourceWorker {
     /// Rebuilds the state from the audit and the live objects (after a restart or crash).
-    pub(super) async fn restore(&mut self) -> Result<(), ClusterError> {
+    pub(super) async fn load_state(&mut self) -> Result<State, ClusterError> {
         let revisions = self.cluster.revisions(Some(&self.name)).await?;
         let mut state = State {
             next_sequence: revisions.iter().map(sequence).max().unwrap_or(0) + 1,
@@ -55,7 +55,6 @@ impl SourceWorker {
                 state.applied_desired = Some(desired);
             }
         }
-        self.state = state;
-        Ok(())
+        Ok(state)
     }
 }

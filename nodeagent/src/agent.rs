@@ -1,0 +1,247 @@
+//! The nodes of one `ferry node` process (or of `ferry up`): registered with back-off until the
+//! apiserver answers, kept alive by one heartbeat loop, and fed by one watch of the pods bound
+//! to them, each pod driven by its own [`PodWorker`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1 as core;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::config::NodeConfig;
+use crate::heartbeat;
+use crate::node;
+use crate::runtime::Runtime;
+use crate::worker::{PodUpdate, PodWorker};
+
+/// One node of the process and its runtime.
+pub struct NodeHandle {
+    /// The node.
+    pub config: NodeConfig,
+    /// Its runtime.
+    pub runtime: Arc<dyn Runtime>,
+}
+
+/// What can stop an agent.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// A node's description does not make a valid Node.
+    #[error("node {node}: {error}")]
+    Invalid {
+        /// The node.
+        node: String,
+        /// The apiserver's refusal.
+        error: kube::Error,
+    },
+}
+
+/// Runs `nodes` against the apiserver `client` talks to.
+pub struct NodeAgent {
+    client: kube::Client,
+    nodes: Vec<NodeHandle>,
+    heartbeat: Duration,
+}
+
+impl NodeAgent {
+    /// An agent for `nodes`.
+    pub fn new(client: kube::Client, nodes: Vec<NodeHandle>) -> NodeAgent {
+        NodeAgent {
+            client,
+            nodes,
+            heartbeat: heartbeat::RENEW_EVERY,
+        }
+    }
+
+    /// Renews Leases this often instead of every 10 s (tests).
+    pub fn heartbeat_every(mut self, every: Duration) -> NodeAgent {
+        self.heartbeat = every;
+        self
+    }
+
+    /// Registers one node (creating it, or taking over the one of that name), then reports
+    /// its status; returns its uid.
+    async fn register(
+        client: &kube::Client,
+        config: &NodeConfig,
+        runtime: &str,
+    ) -> Result<String, kube::Error> {
+        let api: Api<core::Node> = Api::all(client.clone());
+        let wanted: core::Node =
+            serde_json::from_value(node::node_object(config)).map_err(kube::Error::SerdeError)?;
+        let created = match api.create(&PostParams::default(), &wanted).await {
+            Ok(n) => n,
+            Err(kube::Error::Api(e)) if e.code == 409 => {
+                // Registered before (a restart): labels, taints and CIDR are the agent's again.
+                let patch = node::node_object(config);
+                api.patch(
+                    &config.name,
+                    &PatchParams::default(),
+                    &Patch::Merge(serde_json::json!({"metadata": {"labels": patch["metadata"]["labels"]}, "spec": patch["spec"]})),
+                )
+                .await?
+            }
+            Err(e) => return Err(e),
+        };
+        api.patch_status(
+            &config.name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"status": node::node_status(config, runtime)})),
+        )
+        .await?;
+        Ok(created.metadata.uid.unwrap_or_default())
+    }
+
+    /// Registers every node, retrying with back-off while the apiserver cannot be reached.
+    async fn register_all(
+        &self,
+        cancel: &CancellationToken,
+    ) -> Result<Vec<(String, String)>, AgentError> {
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(500))
+            .with_max_delay(Duration::from_secs(30))
+            .without_max_times()
+            .build();
+        let mut done: Vec<(String, String)> = Vec::new();
+        let mut left: Vec<&NodeHandle> = self.nodes.iter().collect();
+        while !left.is_empty() {
+            let results: Vec<(usize, Result<String, kube::Error>)> =
+                futures::stream::iter(left.iter().enumerate())
+                    .map(|(i, n)| async move {
+                        (
+                            i,
+                            NodeAgent::register(&self.client, &n.config, n.runtime.name()).await,
+                        )
+                    })
+                    .buffer_unordered(32)
+                    .collect()
+                    .await;
+            let mut failed = HashSet::new();
+            let mut last_error = None;
+            for (i, r) in results {
+                match r {
+                    Ok(uid) => done.push((left[i].config.name.clone(), uid)),
+                    Err(kube::Error::Api(e)) if e.code == 422 || e.code == 400 => {
+                        return Err(AgentError::Invalid {
+                            node: left[i].config.name.clone(),
+                            error: kube::Error::Api(e),
+                        });
+                    }
+                    Err(e) => {
+                        failed.insert(i);
+                        last_error = Some(e);
+                    }
+                }
+            }
+            left = left
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| failed.contains(i))
+                .map(|(_, n)| n)
+                .collect();
+            if let Some(e) = last_error {
+                let wait = delays.next().unwrap_or(Duration::from_secs(30));
+                tracing::warn!(error = %e, nodes = left.len(), retry_in_ms = wait.as_millis() as u64, "the apiserver cannot be reached; registering again after a back-off");
+                tokio::select! {
+                    () = cancel.cancelled() => return Ok(done),
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// Registers the nodes, then runs until `cancel` fires.
+    pub async fn run(self, cancel: CancellationToken) -> Result<(), AgentError> {
+        let started = std::time::Instant::now();
+        let registered = self.register_all(&cancel).await?;
+        if cancel.is_cancelled() {
+            return Ok(());
+        }
+        tracing::info!(
+            nodes = registered.len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "nodes registered"
+        );
+        tokio::spawn(heartbeat::run(
+            self.client.clone(),
+            registered,
+            self.heartbeat,
+            cancel.clone(),
+        ));
+        let by_name: HashMap<String, (Arc<dyn Runtime>, String)> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                (
+                    n.config.name.clone(),
+                    (n.runtime.clone(), n.config.address.clone()),
+                )
+            })
+            .collect();
+        // One watch for every node of the process: one node watches its own name; many watch
+        // every bound pod and keep theirs.
+        let fields = match self.nodes.as_slice() {
+            [one] => format!("spec.nodeName={}", one.config.name),
+            _ => "spec.nodeName!=".to_owned(),
+        };
+        let pods = watcher(
+            Api::<core::Pod>::all(self.client.clone()),
+            watcher::Config::default().fields(&fields),
+        );
+        let mut pods = pods.boxed();
+        let mut workers: HashMap<String, mpsc::Sender<PodUpdate>> = HashMap::new();
+        loop {
+            let event = tokio::select! {
+                () = cancel.cancelled() => break,
+                e = pods.next() => e,
+            };
+            let event = match event {
+                Some(Ok(e)) => e,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "the pod watch failed; it resumes");
+                    continue;
+                }
+                None => break,
+            };
+            match event {
+                watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => {
+                    let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
+                        continue;
+                    };
+                    let Some((runtime, address)) = by_name.get(&node) else {
+                        continue;
+                    };
+                    let uid = pod.metadata.uid.clone().unwrap_or_default();
+                    if let Some(tx) = workers.get(&uid) {
+                        if tx.send(PodUpdate::Changed(Box::new(pod))).await.is_err() {
+                            workers.remove(&uid);
+                        }
+                        continue;
+                    }
+                    let (tx, rx) = mpsc::channel(8);
+                    let span = tracing::debug_span!("pod", node = %node, pod = %pod.metadata.name.as_deref().unwrap_or_default());
+                    let worker = PodWorker::new(pod, runtime.clone(), self.client.clone(), address);
+                    tokio::spawn(worker.run(rx, cancel.child_token()).instrument(span));
+                    workers.insert(uid, tx);
+                }
+                watcher::Event::Delete(pod) => {
+                    let uid = pod.metadata.uid.clone().unwrap_or_default();
+                    if let Some(tx) = workers.remove(&uid)
+                        && tx.send(PodUpdate::Deleted).await.is_err()
+                    {
+                        tracing::debug!(pod = %uid, "the pod's worker had already stopped");
+                    }
+                }
+                watcher::Event::Init | watcher::Event::InitDone => {}
+            }
+        }
+        Ok(())
+    }
+}

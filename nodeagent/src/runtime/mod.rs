@@ -1,0 +1,144 @@
+//! The container runtime, shaped like CRI v1's RuntimeService: pod sandboxes, containers,
+//! their status, and exec. The pod workers drive any back end through it; `sim` (a hollow
+//! node) is here, `process` and `cri` come with the real-pods issue.
+
+pub mod sim;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::time::Instant;
+
+/// What a runtime call can fail with.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum RuntimeError {
+    /// No such sandbox or container.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The runtime refused or failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// What a sandbox is made from (CRI's PodSandboxConfig, the parts ferry uses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxConfig {
+    /// Pod name.
+    pub name: String,
+    /// Pod namespace.
+    pub namespace: String,
+    /// Pod uid (sandboxes and containers are labelled with it, to be found after a restart).
+    pub uid: String,
+    /// The pod's annotations (the `sim` runtime reads its knobs there).
+    pub annotations: BTreeMap<String, String>,
+    /// `spec.restartPolicy`.
+    pub restart_policy: String,
+}
+
+/// A sandbox that exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxInfo {
+    /// Its id.
+    pub id: String,
+    /// The pod uid it belongs to.
+    pub pod_uid: String,
+    /// Its IP.
+    pub ip: String,
+    /// Stopped or not.
+    pub ready: bool,
+}
+
+/// What a container is made from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerConfig {
+    /// Container name.
+    pub name: String,
+    /// Image.
+    pub image: String,
+    /// Command and args.
+    pub command: Vec<String>,
+    /// Whether it is an init container (runs to completion before the others).
+    pub init: bool,
+}
+
+/// A container's state, as CRI reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContainerState {
+    /// Created, not started.
+    Created,
+    /// Running since then.
+    Running {
+        /// Start time (RFC 3339).
+        started_at: String,
+    },
+    /// Ended.
+    Exited {
+        /// Start time.
+        started_at: String,
+        /// End time.
+        finished_at: String,
+        /// Exit code.
+        exit_code: i32,
+        /// `Completed`, `Error`, `OOMKilled`.
+        reason: String,
+    },
+}
+
+/// One container's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerStatus {
+    /// Its id.
+    pub id: String,
+    /// Its name in the pod.
+    pub name: String,
+    /// The image it runs.
+    pub image: String,
+    /// The state.
+    pub state: ContainerState,
+    /// When its state will change by itself (a hollow container's planned exit), if known.
+    pub changes_at: Option<Instant>,
+}
+
+/// The runtime.
+pub trait Runtime: Send + Sync + 'static {
+    /// The runtime's name (`sim`, `process`, `cri`).
+    fn name(&self) -> &'static str;
+    /// Creates and starts a sandbox.
+    fn run_pod_sandbox(
+        &self,
+        config: SandboxConfig,
+    ) -> BoxFuture<'_, Result<SandboxInfo, RuntimeError>>;
+    /// Stops a sandbox and everything in it.
+    fn stop_pod_sandbox(&self, id: &str) -> BoxFuture<'_, Result<(), RuntimeError>>;
+    /// Removes a stopped sandbox.
+    fn remove_pod_sandbox(&self, id: &str) -> BoxFuture<'_, Result<(), RuntimeError>>;
+    /// Every sandbox (to find pods again after a restart).
+    fn list_pod_sandboxes(&self) -> BoxFuture<'_, Result<Vec<SandboxInfo>, RuntimeError>>;
+    /// Creates a container in a sandbox.
+    fn create_container(
+        &self,
+        sandbox: &str,
+        config: ContainerConfig,
+    ) -> BoxFuture<'_, Result<String, RuntimeError>>;
+    /// Starts it.
+    fn start_container(&self, id: &str) -> BoxFuture<'_, Result<(), RuntimeError>>;
+    /// Stops it, waiting up to `grace` before killing it.
+    fn stop_container(&self, id: &str, grace: Duration) -> BoxFuture<'_, Result<(), RuntimeError>>;
+    /// Removes it.
+    fn remove_container(&self, id: &str) -> BoxFuture<'_, Result<(), RuntimeError>>;
+    /// Its status.
+    fn container_status(&self, id: &str) -> BoxFuture<'_, Result<ContainerStatus, RuntimeError>>;
+    /// Runs a command in it and returns (exit code, output).
+    fn exec_sync(
+        &self,
+        id: &str,
+        command: Vec<String>,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<(i32, String), RuntimeError>>;
+    /// A container's readiness when the runtime itself knows it (a hollow node does), with
+    /// the time it becomes ready; `None` leaves readiness to the pod's probes.
+    fn readiness(&self, _id: &str) -> Option<(bool, Option<Instant>)> {
+        None
+    }
+}

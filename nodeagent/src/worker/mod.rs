@@ -1,0 +1,457 @@
+//! One pod's life on its node: a [`PodWorker`] moves it through an explicit state machine
+//! (sandbox, init containers in order, containers, restarts, the end) against the runtime, and
+//! writes the pod's status whenever what the kubelet would report changes.
+
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1 as core;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::runtime::{
+    ContainerConfig, ContainerState, Runtime, RuntimeError, SandboxConfig, SandboxInfo,
+};
+use status::{ContainerReport, PodReport};
+
+/// A container restarted after a failure waits 10 s, doubling to 5 min (CrashLoopBackOff).
+const RESTART_BACKOFF: Duration = Duration::from_secs(10);
+const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(300);
+
+/// What the worker is told.
+#[derive(Debug)]
+pub enum PodUpdate {
+    /// The pod object changed.
+    Changed(Box<core::Pod>),
+    /// The pod is gone: stop everything.
+    Deleted,
+}
+
+/// Where a pod is in its life on the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodState {
+    /// Bound; nothing created yet.
+    Pending,
+    /// The sandbox is up; init containers run one at a time (the next to run).
+    Initializing {
+        /// The sandbox.
+        sandbox: SandboxInfo,
+        /// Index of the init container running or next.
+        next: usize,
+    },
+    /// App containers created and started; they run, end, and restart per the policy.
+    Running {
+        /// The sandbox.
+        sandbox: SandboxInfo,
+    },
+    /// Every container ended and none will restart.
+    Finished {
+        /// The sandbox, kept until the pod is deleted.
+        sandbox: SandboxInfo,
+    },
+    /// Torn down.
+    Gone,
+}
+
+/// One container's bookkeeping.
+#[derive(Debug, Clone, Default)]
+struct Slot {
+    id: Option<String>,
+    restarts: u32,
+    /// A restart is waiting until then.
+    restart_at: Option<Instant>,
+    last: Option<ContainerState>,
+}
+
+/// Drives one pod.
+pub struct PodWorker {
+    pod: core::Pod,
+    runtime: Arc<dyn Runtime>,
+    client: kube::Client,
+    host_ip: String,
+    state: PodState,
+    init: Vec<Slot>,
+    containers: Vec<Slot>,
+    start_time: String,
+    last_status: Value,
+}
+
+impl std::fmt::Debug for PodWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodWorker")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+fn name_of(pod: &core::Pod) -> String {
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or_default(),
+        pod.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+impl PodWorker {
+    /// A worker for `pod` on a node at `host_ip`.
+    pub fn new(
+        pod: core::Pod,
+        runtime: Arc<dyn Runtime>,
+        client: kube::Client,
+        host_ip: &str,
+    ) -> PodWorker {
+        let spec = pod.spec.clone().unwrap_or_default();
+        PodWorker {
+            init: vec![Slot::default(); spec.init_containers.as_ref().map_or(0, Vec::len)],
+            containers: vec![Slot::default(); spec.containers.len()],
+            last_status: pod
+                .status
+                .as_ref()
+                .and_then(|s| serde_json::to_value(s).ok())
+                .unwrap_or_else(|| json!({})),
+            start_time: jiff::Timestamp::now()
+                .strftime("%Y-%m-%dT%H:%M:%SZ")
+                .to_string(),
+            pod,
+            runtime,
+            client,
+            host_ip: host_ip.to_owned(),
+            state: PodState::Pending,
+        }
+    }
+
+    /// The state now.
+    pub fn state(&self) -> &PodState {
+        &self.state
+    }
+
+    fn spec(&self) -> core::PodSpec {
+        self.pod.spec.clone().unwrap_or_default()
+    }
+
+    fn restart_policy(&self) -> String {
+        self.spec()
+            .restart_policy
+            .unwrap_or_else(|| "Always".into())
+    }
+
+    /// Runs until the pod is deleted or `cancel` fires.
+    pub async fn run(mut self, mut updates: mpsc::Receiver<PodUpdate>, cancel: CancellationToken) {
+        loop {
+            let wake = match self.step().await {
+                Ok(wake) => wake,
+                Err(e) => {
+                    tracing::warn!(pod = %name_of(&self.pod), error = %e, "the runtime failed; retrying");
+                    Some(Instant::now() + Duration::from_secs(1))
+                }
+            };
+            self.report().await;
+            let until = wake.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                update = updates.recv() => match update {
+                    Some(PodUpdate::Changed(pod)) => self.pod = *pod,
+                    Some(PodUpdate::Deleted) | None => {
+                        self.tear_down().await;
+                        return;
+                    }
+                },
+                () = tokio::time::sleep_until(until) => {}
+            }
+        }
+    }
+
+    /// Moves the pod on as far as it can go now; returns when to look again.
+    pub async fn step(&mut self) -> Result<Option<Instant>, RuntimeError> {
+        let spec = self.spec();
+        loop {
+            match self.state.clone() {
+                PodState::Pending => {
+                    let annotations = self.pod.metadata.annotations.clone().unwrap_or_default();
+                    let sandbox = self
+                        .runtime
+                        .run_pod_sandbox(SandboxConfig {
+                            name: self.pod.metadata.name.clone().unwrap_or_default(),
+                            namespace: self.pod.metadata.namespace.clone().unwrap_or_default(),
+                            uid: self.pod.metadata.uid.clone().unwrap_or_default(),
+                            annotations,
+                            restart_policy: self.restart_policy(),
+                        })
+                        .await?;
+                    self.state = PodState::Initializing { sandbox, next: 0 };
+                }
+                PodState::Initializing { sandbox, next } => {
+                    let inits = spec.init_containers.clone().unwrap_or_default();
+                    if next >= inits.len() {
+                        for (i, c) in spec.containers.iter().enumerate() {
+                            self.start(&sandbox, c, false, i).await?;
+                        }
+                        self.state = PodState::Running { sandbox };
+                        continue;
+                    }
+                    let slot = &self.init[next];
+                    match &slot.id {
+                        None => {
+                            self.start(&sandbox, &inits[next], true, next).await?;
+                        }
+                        Some(id) => {
+                            let status = self.runtime.container_status(id).await?;
+                            match status.state {
+                                ContainerState::Exited { exit_code: 0, .. } => {
+                                    self.state = PodState::Initializing {
+                                        sandbox,
+                                        next: next + 1,
+                                    };
+                                }
+                                ContainerState::Exited { .. } => {
+                                    if self.restart_policy() == "Never" {
+                                        self.state = PodState::Finished { sandbox };
+                                    } else {
+                                        let slot = &mut self.init[next];
+                                        slot.last = Some(status.state);
+                                        slot.restarts += 1;
+                                        slot.id = None;
+                                    }
+                                }
+                                _ => {
+                                    return Ok(status
+                                        .changes_at
+                                        .or(Some(Instant::now() + Duration::from_secs(1))));
+                                }
+                            }
+                        }
+                    }
+                }
+                PodState::Running { sandbox } => return self.tend(&sandbox, &spec).await,
+                PodState::Finished { .. } | PodState::Gone => return Ok(None),
+            }
+        }
+    }
+
+    async fn start(
+        &mut self,
+        sandbox: &SandboxInfo,
+        c: &core::Container,
+        init: bool,
+        index: usize,
+    ) -> Result<(), RuntimeError> {
+        let mut command = c.command.clone().unwrap_or_default();
+        command.extend(c.args.clone().unwrap_or_default());
+        let id = self
+            .runtime
+            .create_container(
+                &sandbox.id,
+                ContainerConfig {
+                    name: c.name.clone(),
+                    image: c.image.clone().unwrap_or_default(),
+                    command,
+                    init,
+                },
+            )
+            .await?;
+        self.runtime.start_container(&id).await?;
+        let slot = if init {
+            &mut self.init[index]
+        } else {
+            &mut self.containers[index]
+        };
+        slot.id = Some(id);
+        slot.restart_at = None;
+        Ok(())
+    }
+
+    /// Running: restarts containers that ended, per the policy and back-off.
+    async fn tend(
+        &mut self,
+        sandbox: &SandboxInfo,
+        spec: &core::PodSpec,
+    ) -> Result<Option<Instant>, RuntimeError> {
+        let policy = self.restart_policy();
+        let now = Instant::now();
+        let mut wake: Option<Instant> = None;
+        let mut ended = 0;
+        for (i, c) in spec.containers.iter().enumerate() {
+            let soonest = |w: Option<Instant>, t: Instant| Some(w.map_or(t, |w| w.min(t)));
+            if let Some(at) = self.containers[i].restart_at {
+                if now >= at {
+                    self.start(sandbox, c, false, i).await?;
+                } else {
+                    wake = soonest(wake, at);
+                    continue;
+                }
+            }
+            let Some(id) = self.containers[i].id.clone() else {
+                continue;
+            };
+            let status = self.runtime.container_status(&id).await?;
+            if let Some(at) = status.changes_at {
+                wake = soonest(wake, at);
+            }
+            if let Some((false, Some(ready_at))) = self.runtime.readiness(&id)
+                && ready_at > now
+            {
+                wake = soonest(wake, ready_at);
+            }
+            if let ContainerState::Exited { exit_code, .. } = status.state {
+                let restart = policy == "Always" || (policy == "OnFailure" && exit_code != 0);
+                if restart {
+                    let slot = &mut self.containers[i];
+                    let backoff =
+                        (RESTART_BACKOFF * 2u32.pow(slot.restarts.min(5))).min(MAX_RESTART_BACKOFF);
+                    slot.last = Some(status.state.clone());
+                    slot.restarts += 1;
+                    slot.restart_at = Some(now + backoff);
+                    wake = soonest(wake, now + backoff);
+                } else {
+                    ended += 1;
+                }
+            }
+        }
+        if ended == spec.containers.len() && !spec.containers.is_empty() {
+            self.state = PodState::Finished {
+                sandbox: sandbox.clone(),
+            };
+            return Ok(None);
+        }
+        Ok(wake)
+    }
+
+    /// What the status should say now.
+    pub async fn pod_report(&self) -> PodReport {
+        let spec = self.spec();
+        let (sandbox, initialized, next_init) = match &self.state {
+            PodState::Pending | PodState::Gone => (None, false, 0),
+            PodState::Initializing { sandbox, next } => (Some(sandbox), false, *next),
+            PodState::Running { sandbox } | PodState::Finished { sandbox } => {
+                (Some(sandbox), true, usize::MAX)
+            }
+        };
+        let mut init = Vec::new();
+        for (i, c) in spec.init_containers.iter().flatten().enumerate() {
+            init.push(
+                self.container_report(c, &self.init[i], i >= next_init && !initialized)
+                    .await,
+            );
+        }
+        let mut containers = Vec::new();
+        for (i, c) in spec.containers.iter().enumerate() {
+            let mut r = self.container_report(c, &self.containers[i], false).await;
+            if !initialized && r.status.is_none() {
+                r.waiting = Some(("PodInitializing".into(), String::new()));
+            }
+            containers.push(r);
+        }
+        PodReport {
+            pod_ip: sandbox.map(|s| s.ip.clone()),
+            host_ip: self.host_ip.clone(),
+            start_time: self.start_time.clone(),
+            init,
+            initialized,
+            containers,
+            restart_policy: self.restart_policy(),
+            runtime: self.runtime.name().to_owned(),
+        }
+    }
+
+    async fn container_report(
+        &self,
+        c: &core::Container,
+        slot: &Slot,
+        _pending_init: bool,
+    ) -> ContainerReport {
+        let status = match &slot.id {
+            Some(id) => self.runtime.container_status(id).await.ok(),
+            None => None,
+        };
+        let ready = match (&slot.id, &status) {
+            (Some(id), Some(s)) if matches!(s.state, ContainerState::Running { .. }) => self
+                .runtime
+                .readiness(id)
+                .map_or(c.readiness_probe.is_none(), |(ready, _)| ready),
+            _ => false,
+        };
+        let waiting = slot.restart_at.map(|_| {
+            (
+                "CrashLoopBackOff".to_owned(),
+                format!(
+                    "back-off restarting failed container {} in pod {}",
+                    c.name,
+                    name_of(&self.pod)
+                ),
+            )
+        });
+        ContainerReport {
+            name: c.name.clone(),
+            image: c.image.clone().unwrap_or_default(),
+            status,
+            ready: ready && waiting.is_none(),
+            restarts: slot.restarts,
+            waiting,
+            last: slot.last.clone(),
+        }
+    }
+
+    /// Writes the status if it changed.
+    async fn report(&mut self) {
+        let status = self.pod_report().await.to_json(&self.last_status);
+        if status == self.last_status {
+            return;
+        }
+        let api: Api<core::Pod> = Api::namespaced(
+            self.client.clone(),
+            self.pod.metadata.namespace.as_deref().unwrap_or("default"),
+        );
+        let name = self.pod.metadata.name.clone().unwrap_or_default();
+        match api
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": status})),
+            )
+            .await
+        {
+            Ok(_) => self.last_status = status,
+            Err(kube::Error::Api(e)) if e.code == 404 => {
+                tracing::debug!(pod = %name_of(&self.pod), "the pod is gone; its status is not written");
+            }
+            Err(e) => {
+                tracing::warn!(pod = %name_of(&self.pod), error = %e, "the pod's status could not be written; retried on the next change")
+            }
+        }
+    }
+
+    /// Stops and removes everything of the pod.
+    async fn tear_down(&mut self) {
+        let sandbox = match std::mem::replace(&mut self.state, PodState::Gone) {
+            PodState::Initializing { sandbox, .. }
+            | PodState::Running { sandbox }
+            | PodState::Finished { sandbox } => sandbox,
+            PodState::Pending | PodState::Gone => return,
+        };
+        let grace = Duration::from_secs(
+            self.spec()
+                .termination_grace_period_seconds
+                .unwrap_or(30)
+                .max(0) as u64,
+        );
+        for slot in self.init.iter().chain(self.containers.iter()) {
+            if let Some(id) = &slot.id
+                && let Err(e) = self.runtime.stop_container(id, grace).await
+            {
+                tracing::warn!(container = %id, error = %e, "a container could not be stopped");
+            }
+        }
+        if let Err(e) = self.runtime.stop_pod_sandbox(&sandbox.id).await {
+            tracing::warn!(sandbox = %sandbox.id, error = %e, "the sandbox could not be stopped");
+        }
+        if let Err(e) = self.runtime.remove_pod_sandbox(&sandbox.id).await {
+            tracing::warn!(sandbox = %sandbox.id, error = %e, "the sandbox could not be removed");
+        }
+        tracing::debug!(pod = %name_of(&self.pod), "torn down");
+    }
+}
