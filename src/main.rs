@@ -1,7 +1,9 @@
 //! The `ferry` command line: argument parsing and wiring of the library crates, nothing more.
 
 mod audit;
+mod controller;
 mod logging;
+mod node;
 mod output;
 mod serve;
 mod up;
@@ -47,6 +49,10 @@ enum Command {
     Audit(audit::AuditCommand),
     /// Print a kubeconfig that points kubectl at a ferry apiserver.
     Kubeconfig,
+    /// Run node agents against an apiserver (--count N hollow nodes in one process).
+    Node(node::NodeArgs),
+    /// Run the scheduler against an apiserver; several elect one leader.
+    Controller(controller::ControllerArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,6 +135,10 @@ fn main() -> ExitCode {
         Command::Up(args) => up::up(*args).map(|()| ExitCode::SUCCESS),
         Command::Audit(command) => audit::run(&cli.server, command),
         Command::Kubeconfig => kubeconfig(cli.server.url()),
+        Command::Node(args) => node::run(cli.server.url(), args).map(|()| ExitCode::SUCCESS),
+        Command::Controller(args) => {
+            controller::run(cli.server.url(), args).map(|()| ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,

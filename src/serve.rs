@@ -171,7 +171,7 @@ async fn compact(storage: Storage, retention: Duration, cancel: CancellationToke
 }
 
 /// Fires `cancel` on SIGTERM or Ctrl-C.
-async fn stop_on_signal(cancel: CancellationToken) {
+pub async fn stop_on_signal(cancel: CancellationToken) {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

@@ -12,11 +12,13 @@ use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use ferry_apiserver::api::ApiState;
+use ferry_nodeagent::agent::NodeAgent;
 use ferry_reconciler::gitops::cluster::{Cluster, FERRY_NAMESPACE};
 use ferry_reconciler::gitops::controller::{Controller, Webhooks};
 use ferry_reconciler::gitops::git;
 use ferry_reconciler::gitops::webhook;
 use ferry_reconciler::gitops::worker::Settings;
+use ferry_reconciler::scheduler::metrics::SchedulerMetrics;
 use ferry_schema::validate::{Options, Validator};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -71,6 +73,17 @@ pub struct UpArgs {
     /// A file holding the shared secret of Git-host webhooks (POST /hooks/git/SOURCE).
     #[arg(long)]
     webhook_secret_file: Option<PathBuf>,
+    /// How many nodes run inside the appliance.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+    /// The nodes' name (with --nodes N > 1: the prefix of NAME-0 .. NAME-N-1; default: the
+    /// machine's hostname).
+    #[arg(long)]
+    node_name: Option<String>,
+    #[command(flatten)]
+    node: crate::node::NodeOptions,
+    #[command(flatten)]
+    loops: crate::controller::LoopSettings,
 }
 
 /// A DNS label from a directory name.
@@ -165,6 +178,12 @@ fn source_object(args: &UpArgs) -> anyhow::Result<Value> {
 
 /// The GitOps engine as `ferry up`'s companion of the API.
 struct GitOps {
+    /// The in-process nodes.
+    nodes: Vec<ferry_nodeagent::agent::NodeHandle>,
+    /// The control loops' settings.
+    loops: crate::controller::LoopSettings,
+    /// How often the nodes renew their Leases.
+    lease_renew: Duration,
     source: Value,
     settings: Settings,
     secret: Option<Vec<u8>>,
@@ -214,8 +233,27 @@ impl Companion for GitOps {
                     .collect()
             }),
         });
+        let scheduler_metrics = Arc::new(SchedulerMetrics::default());
+        let section = scheduler_metrics.clone();
+        state
+            .metrics
+            .register_section(Arc::new(move || section.render()));
         let service = ferry_apiserver::api::router(state);
         let client = kube::Client::new(service, "default");
+        // The scheduler and the nodes, in-process (no election: one appliance, one leader).
+        tokio::spawn(crate::controller::lead(
+            client.clone(),
+            self.loops,
+            scheduler_metrics,
+            cancel.clone(),
+        ));
+        let agent = NodeAgent::new(client.clone(), self.nodes).heartbeat_every(self.lease_renew);
+        let agent_cancel = cancel.clone();
+        tokio::spawn(async move {
+            if let Err(e) = agent.run(agent_cancel).await {
+                tracing::error!(error = %e, "the nodes stopped");
+            }
+        });
         let cluster = Cluster::new(client);
         cluster
             .apply_source(&self.source, "ferry-up")
@@ -270,7 +308,17 @@ pub fn up(args: UpArgs) -> anyhow::Result<()> {
             .map(|p| format!(" path {p}"))
             .unwrap_or_default()
     );
+    let node_name = match &args.node_name {
+        Some(n) => n.clone(),
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| label_of(h.trim()))
+            .unwrap_or_else(|_| "ferry".into()),
+    };
+    let nodes = args.node.handles(&node_name, args.nodes)?;
     let companion = GitOps {
+        loops: args.loops.clone(),
+        lease_renew: args.node.node_lease_renew_interval,
+        nodes,
         source,
         settings,
         secret,

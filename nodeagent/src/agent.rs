@@ -110,23 +110,36 @@ impl NodeAgent {
             .build();
         let mut done: Vec<(String, String)> = Vec::new();
         let mut left: Vec<&NodeHandle> = self.nodes.iter().collect();
+        let slots = Arc::new(tokio::sync::Semaphore::new(32));
         while !left.is_empty() {
-            let results: Vec<(usize, Result<String, kube::Error>)> =
-                futures::stream::iter(left.iter().enumerate())
-                    .map(|(i, n)| async move {
-                        (
-                            i,
-                            NodeAgent::register(&self.client, &n.config, n.runtime.name()).await,
-                        )
-                    })
-                    .buffer_unordered(32)
-                    .collect()
-                    .await;
-            let mut failed = HashSet::new();
+            let mut tasks = tokio::task::JoinSet::new();
+            for (i, n) in left.iter().enumerate() {
+                let client = self.client.clone();
+                let config = n.config.clone();
+                let runtime = n.runtime.name();
+                let slots = slots.clone();
+                tasks.spawn(async move {
+                    let _slot = slots.acquire_owned().await;
+                    (i, NodeAgent::register(&client, &config, runtime).await)
+                });
+            }
+            let mut results = Vec::new();
+            while let Some(r) = tasks.join_next().await {
+                match r {
+                    Ok(r) => results.push(r),
+                    Err(e) => tracing::error!(error = %e, "a registration task failed"),
+                }
+            }
+            // Every node is failed until its registration says otherwise (a task that panicked
+            // is tried again).
+            let mut failed: HashSet<usize> = (0..left.len()).collect();
             let mut last_error = None;
             for (i, r) in results {
                 match r {
-                    Ok(uid) => done.push((left[i].config.name.clone(), uid)),
+                    Ok(uid) => {
+                        failed.remove(&i);
+                        done.push((left[i].config.name.clone(), uid));
+                    }
                     Err(kube::Error::Api(e)) if e.code == 422 || e.code == 400 => {
                         return Err(AgentError::Invalid {
                             node: left[i].config.name.clone(),
@@ -173,6 +186,14 @@ impl NodeAgent {
             self.client.clone(),
             registered,
             self.heartbeat,
+            cancel.clone(),
+        ));
+        tokio::spawn(keep_ready(
+            self.client.clone(),
+            self.nodes
+                .iter()
+                .map(|n| (n.config.clone(), n.runtime.name()))
+                .collect(),
             cancel.clone(),
         ));
         let by_name: HashMap<String, (Arc<dyn Runtime>, String)> = self
@@ -243,5 +264,60 @@ impl NodeAgent {
             }
         }
         Ok(())
+    }
+}
+
+/// Watches the process's Node objects: one that someone else marked not Ready (node lifecycle,
+/// after the agent could not renew its Lease for a while) gets its healthy status back once
+/// the agent runs again.
+async fn keep_ready(
+    client: kube::Client,
+    nodes: Vec<(crate::config::NodeConfig, &'static str)>,
+    cancel: CancellationToken,
+) {
+    let mine: HashMap<String, (crate::config::NodeConfig, &'static str)> = nodes
+        .into_iter()
+        .map(|(c, r)| (c.name.clone(), (c, r)))
+        .collect();
+    let api: Api<core::Node> = Api::all(client);
+    let mut events = watcher(api.clone(), watcher::Config::default()).boxed();
+    loop {
+        let event = tokio::select! {
+            () = cancel.cancelled() => return,
+            e = events.next() => e,
+        };
+        let node = match event {
+            Some(Ok(watcher::Event::Apply(n) | watcher::Event::InitApply(n))) => n,
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "the node watch failed; it resumes");
+                continue;
+            }
+            None => return,
+        };
+        let name = node.metadata.name.clone().unwrap_or_default();
+        let Some((config, runtime)) = mine.get(&name) else {
+            continue;
+        };
+        let ready = node
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+            .is_some_and(|c| c.status == "True");
+        if ready {
+            continue;
+        }
+        tracing::info!(node = %name, "reporting the node Ready again");
+        if let Err(e) = api
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"status": node::node_status(config, runtime)})),
+            )
+            .await
+        {
+            tracing::warn!(node = %name, error = %e, "the node's status could not be written");
+        }
     }
 }

@@ -94,6 +94,31 @@ pub fn parse_capacity(text: &str, defaults: ResourceList) -> Result<ResourceList
     Ok(out)
 }
 
+/// The nodes of one process: `name` alone, or `name-0` .. `name-{count-1}`; each with its own
+/// pod CIDR (`10.128.0.0/24`, `10.128.1.0/24`, ...).
+pub fn nodes(
+    name: &str,
+    count: usize,
+    labels: &BTreeMap<String, String>,
+    taints: &[core::Taint],
+    capacity: &ResourceList,
+) -> Vec<NodeConfig> {
+    (0..count.max(1))
+        .map(|i| NodeConfig {
+            name: if count <= 1 {
+                name.to_owned()
+            } else {
+                format!("{name}-{i}")
+            },
+            labels: labels.clone(),
+            taints: taints.to_vec(),
+            capacity: capacity.clone(),
+            pod_cidr: format!("10.{}.{}.0/24", 128 + i / 256, i % 256),
+            address: "127.0.0.1".to_owned(),
+        })
+        .collect()
+}
+
 /// A hollow node's default capacity: what `kubectl describe node` shows for a modest machine.
 pub fn sim_capacity() -> ResourceList {
     [

@@ -7,4 +7,5 @@
 
 pub mod audit;
 pub mod gitops;
+pub mod lifecycle;
 pub mod scheduler;

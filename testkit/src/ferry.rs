@@ -315,3 +315,61 @@ impl Drop for Watching {
         }
     }
 }
+
+/// A `ferry` process that serves nothing of its own (`ferry node`, `ferry controller`), with
+/// its stderr kept in a file; killed when dropped.
+#[derive(Debug)]
+pub struct Background {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Background {
+    /// Starts `binary args...`, its stderr written to `log`.
+    pub fn start(binary: &Path, args: &[&str], log: &Path) -> Background {
+        let file = std::fs::File::create(log).expect("log file");
+        let child = Command::new(binary)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("ferry starts");
+        Background {
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+
+    /// SIGKILL, and wait for it.
+    pub fn kill(&mut self) {
+        if let Err(e) = self.child.kill() {
+            eprintln!("killing ferry: {e}");
+        }
+        if let Err(e) = self.child.wait() {
+            eprintln!("reaping ferry: {e}");
+        }
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics after `within` naming `what`.
+pub fn wait_for<T>(within: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

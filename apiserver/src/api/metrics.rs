@@ -18,7 +18,21 @@ pub struct Metrics {
     latency_sum_micros: AtomicU64,
     watches: AtomicI64,
     extra: Mutex<Vec<Counter>>,
+    sections: Sections,
 }
+
+/// Registered sections (their text is not shown by `Debug`).
+#[derive(Default)]
+struct Sections(Mutex<Vec<Section>>);
+
+impl std::fmt::Debug for Sections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sections")
+    }
+}
+
+/// Another component's metrics, already in the exposition format (the scheduler's).
+pub type Section = std::sync::Arc<dyn Fn() -> String + Send + Sync>;
 
 /// A counter another part of the process keeps (the GitOps engine's failed writes), shown
 /// with the apiserver's.
@@ -71,9 +85,21 @@ impl Metrics {
         }
     }
 
+    /// Shows another component's metrics text on `/metrics` from now on.
+    pub fn register_section(&self, section: Section) {
+        if let Ok(mut sections) = self.sections.0.lock() {
+            sections.push(section);
+        }
+    }
+
     /// The exposition text.
     pub fn render(&self, revision: Option<i64>) -> String {
         let mut out = String::new();
+        if let Ok(sections) = self.sections.0.lock() {
+            for section in sections.iter() {
+                out.push_str(&section());
+            }
+        }
         if let Ok(extra) = self.extra.lock() {
             for counter in extra.iter() {
                 out.push_str(&format!(

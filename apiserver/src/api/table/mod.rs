@@ -391,13 +391,34 @@ fn cells(kind: &str, o: &Value) -> Vec<Value> {
                 .flatten()
                 .find(|c| c["type"] == "Ready")
                 .map(|c| c["status"] == "True");
+            let mut state = match ready {
+                Some(true) => "Ready",
+                Some(false) => "NotReady",
+                None => "Unknown",
+            }
+            .to_owned();
+            if o["spec"]["unschedulable"] == true {
+                state.push_str(",SchedulingDisabled");
+            }
+            // Roles: the `node-role.kubernetes.io/ROLE` labels (and `kubernetes.io/role`).
+            let mut roles: Vec<String> = o["metadata"]["labels"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, v)| match k.strip_prefix("node-role.kubernetes.io/") {
+                    Some(role) if !role.is_empty() => Some(role.to_owned()),
+                    _ if k == "kubernetes.io/role" => v.as_str().map(str::to_owned),
+                    _ => None,
+                })
+                .collect();
+            roles.sort();
             vec![
-                json!(match ready {
-                    Some(true) => "Ready",
-                    Some(false) => "NotReady",
-                    None => "Unknown",
+                json!(state),
+                json!(if roles.is_empty() {
+                    "<none>".to_owned()
+                } else {
+                    roles.join(",")
                 }),
-                json!("<none>"),
             ]
         }
         "Job" => {

@@ -1,0 +1,403 @@
+//! Node lifecycle, as kube-controller-manager's node lifecycle controller does it: a node
+//! whose Lease is not renewed within the grace period gets Ready `Unknown` and the
+//! `node.kubernetes.io/unreachable` taints; a node reporting NotReady gets the `not-ready`
+//! ones; a cordoned node gets `unschedulable:NoSchedule`; a node that is back loses them. Pods
+//! on a node with a NoExecute taint they do not tolerate are evicted, those that tolerate it
+//! for a while when their `tolerationSeconds` run out.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1 as core;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use ferry_client::events::{Involved, Recorder};
+
+/// The taint of a node whose agent stopped renewing its Lease.
+pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
+/// The taint of a node that reports NotReady.
+pub const NOT_READY: &str = "node.kubernetes.io/not-ready";
+/// The taint of a cordoned node.
+pub const UNSCHEDULABLE: &str = "node.kubernetes.io/unschedulable";
+
+/// The controller's timings.
+#[derive(Debug, Clone, Copy)]
+pub struct LifecycleSettings {
+    /// How long a Lease may go unrenewed (40 s, as kube-controller-manager).
+    pub grace: Duration,
+    /// How often nodes are looked at (5 s).
+    pub period: Duration,
+}
+
+impl Default for LifecycleSettings {
+    fn default() -> LifecycleSettings {
+        LifecycleSettings {
+            grace: Duration::from_secs(40),
+            period: Duration::from_secs(5),
+        }
+    }
+}
+
+fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+fn seconds_since(stamp: &str) -> Option<i64> {
+    let t: jiff::Timestamp = stamp.parse().ok()?;
+    Some(jiff::Timestamp::now().as_second() - t.as_second())
+}
+
+/// What a node should look like: (Ready condition to write, if it must change; the taints it
+/// should carry).
+fn judge(node: &core::Node, lease: Option<&Lease>, grace: Duration) -> (Option<Value>, Vec<Value>) {
+    let ready = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
+    let renewed = lease
+        .and_then(|l| l.spec.as_ref())
+        .and_then(|s| s.renew_time.as_ref())
+        .map(|t| t.0.as_second());
+    let fresh =
+        renewed.is_some_and(|r| jiff::Timestamp::now().as_second() - r <= grace.as_secs() as i64);
+    let mut condition = None;
+    let status = ready.map(|c| c.status.as_str()).unwrap_or("Unknown");
+    let effective = if fresh { status } else { "Unknown" };
+    if !fresh && status != "Unknown" {
+        condition = Some(json!({
+            "type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown",
+            "message": "Kubelet stopped posting node status.",
+            "lastHeartbeatTime": ready.and_then(|c| c.last_heartbeat_time.as_ref()).map(|t| t.0.to_string()),
+            "lastTransitionTime": now(),
+        }));
+    }
+    let existing: Vec<&core::Taint> = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .into_iter()
+        .flatten()
+        .collect();
+    let keep_time = |key: &str, effect: &str| {
+        existing
+            .iter()
+            .find(|t| t.key == key && t.effect == effect)
+            .and_then(|t| t.time_added.as_ref())
+            .map(|t| t.0.to_string())
+            .unwrap_or_else(now)
+    };
+    let mut taints: Vec<Value> = existing
+        .iter()
+        .filter(|t| ![UNREACHABLE, NOT_READY, UNSCHEDULABLE].contains(&t.key.as_str()))
+        .filter_map(|t| serde_json::to_value(t).ok())
+        .collect();
+    let managed = match effective {
+        "True" => None,
+        "False" => Some(NOT_READY),
+        _ => Some(UNREACHABLE),
+    };
+    if let Some(key) = managed {
+        for effect in ["NoSchedule", "NoExecute"] {
+            taints.push(json!({"key": key, "effect": effect, "timeAdded": keep_time(key, effect)}));
+        }
+    }
+    if node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true) {
+        taints.push(json!({"key": UNSCHEDULABLE, "effect": "NoSchedule", "timeAdded": keep_time(UNSCHEDULABLE, "NoSchedule")}));
+    }
+    (condition, taints)
+}
+
+/// How long a pod may stay on a node with these NoExecute taints: `Some(0)` now, `Some(n)`
+/// after n seconds since the taint was added, `None` never.
+fn eviction_in(pod: &core::Pod, taints: &[core::Taint]) -> Option<i64> {
+    let tolerations = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.tolerations.clone())
+        .unwrap_or_default();
+    let mut soonest: Option<i64> = None;
+    for taint in taints.iter().filter(|t| t.effect == "NoExecute") {
+        let tolerating = tolerations.iter().filter(|t| {
+            let effect_ok = t
+                .effect
+                .as_deref()
+                .is_none_or(|e| e.is_empty() || e == "NoExecute");
+            let key_ok = match t.key.as_deref() {
+                None | Some("") => t.operator.as_deref() == Some("Exists"),
+                Some(k) => {
+                    k == taint.key
+                        && (t.operator.as_deref() == Some("Exists")
+                            || t.value.as_deref().unwrap_or_default()
+                                == taint.value.as_deref().unwrap_or_default())
+                }
+            };
+            effect_ok && key_ok
+        });
+        let mut allowed: Option<Option<i64>> = None;
+        for t in tolerating {
+            let seconds = t.toleration_seconds;
+            allowed = Some(match (allowed.flatten(), seconds) {
+                (_, None) => None,
+                (Some(a), Some(s)) => Some(a.max(s)),
+                (None, Some(s)) => Some(s),
+            });
+            if seconds.is_none() {
+                break;
+            }
+        }
+        let elapsed = taint
+            .time_added
+            .as_ref()
+            .and_then(|t| seconds_since(&t.0.to_string()))
+            .unwrap_or(0);
+        let left = match allowed {
+            None => 0,
+            Some(None) => continue,
+            Some(Some(s)) => (s - elapsed).max(0),
+        };
+        soonest = Some(soonest.map_or(left, |x| x.min(left)));
+    }
+    soonest
+}
+
+/// Runs the controller until `cancel` fires.
+pub async fn run(client: kube::Client, settings: LifecycleSettings, cancel: CancellationToken) {
+    let (nodes, node_writer) = reflector::store::<core::Node>();
+    let (leases, lease_writer) = reflector::store::<Lease>();
+    let (pods, pod_writer) = reflector::store::<core::Pod>();
+    let drive = |stream: futures::stream::BoxStream<'static, ()>| {
+        tokio::spawn(stream.for_each(|()| async {}))
+    };
+    let node_stream = reflector::reflector(
+        node_writer,
+        watcher(
+            Api::<core::Node>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .map(|_| ())
+    .boxed();
+    let lease_stream = reflector::reflector(
+        lease_writer,
+        watcher(
+            Api::<Lease>::namespaced(client.clone(), "kube-node-lease"),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .map(|_| ())
+    .boxed();
+    let pod_stream = reflector::reflector(
+        pod_writer,
+        watcher(
+            Api::<core::Pod>::all(client.clone()),
+            watcher::Config::default().fields("spec.nodeName!="),
+        ),
+    )
+    .default_backoff()
+    .map(|_| ())
+    .boxed();
+    let tasks = [drive(node_stream), drive(lease_stream), drive(pod_stream)];
+    let recorder = Recorder::new(client.clone(), "node-controller", "");
+    let mut tick = tokio::time::interval(settings.period);
+    tracing::info!(grace_s = settings.grace.as_secs(), "node lifecycle started");
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = nodes.wait_until_ready().await {
+            tracing::warn!(error = %e, "the node cache is not ready");
+            continue;
+        }
+        monitor(&client, &nodes, &leases, &pods, settings, &recorder).await;
+    }
+    for t in tasks {
+        t.abort();
+    }
+}
+
+async fn monitor(
+    client: &kube::Client,
+    nodes: &Store<core::Node>,
+    leases: &Store<Lease>,
+    pods: &Store<core::Pod>,
+    settings: LifecycleSettings,
+    recorder: &Recorder,
+) {
+    let leases: BTreeMap<String, Arc<Lease>> = leases
+        .state()
+        .into_iter()
+        .filter_map(|l| Some((l.metadata.name.clone()?, l)))
+        .collect();
+    let node_api: Api<core::Node> = Api::all(client.clone());
+    for node in nodes.state() {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        let (condition, taints) = judge(&node, leases.get(&name).map(Arc::as_ref), settings.grace);
+        let current: Vec<Value> = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|t| serde_json::to_value(t).ok())
+            .collect();
+        if let Some(condition) = condition {
+            tracing::warn!(node = %name, "the node stopped renewing its lease: Ready is Unknown");
+            let patch = json!({"status": {"conditions": [condition]}});
+            if let Err(e) = node_api
+                .patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch))
+                .await
+            {
+                tracing::warn!(node = %name, error = %e, "the node's Ready condition could not be written");
+            }
+            recorder
+                .record(
+                    &Involved::node(&name, node.metadata.uid.as_deref().unwrap_or_default()),
+                    "Normal",
+                    "NodeNotReady",
+                    &format!("Node {name} status is now: NodeNotReady"),
+                )
+                .await;
+        }
+        if taints != current {
+            let patch = json!({"spec": {"taints": taints}});
+            if let Err(e) = node_api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                .await
+            {
+                tracing::warn!(node = %name, error = %e, "the node's taints could not be written");
+            }
+        }
+        // Evictions, from the taints the node carries now.
+        let carried: Vec<core::Taint> = taints
+            .iter()
+            .filter_map(|t| serde_json::from_value(t.clone()).ok())
+            .collect();
+        if !carried.iter().any(|t| t.effect == "NoExecute") {
+            continue;
+        }
+        for pod in pods.state().iter().filter(|p| {
+            p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name.as_str())
+                && p.metadata.deletion_timestamp.is_none()
+        }) {
+            if eviction_in(pod, &carried) == Some(0) {
+                let ns = pod.metadata.namespace.clone().unwrap_or_default();
+                let pod_name = pod.metadata.name.clone().unwrap_or_default();
+                tracing::info!(node = %name, pod = %format!("{ns}/{pod_name}"), "evicting a pod from a NoExecute-tainted node");
+                let api: Api<core::Pod> = Api::namespaced(client.clone(), &ns);
+                match api.delete(&pod_name, &DeleteParams::default()).await {
+                    Ok(_) => {
+                        recorder
+                            .record(
+                                &Involved::pod(pod),
+                                "Normal",
+                                "TaintManagerEviction",
+                                &format!("Marking for deletion Pod {ns}/{pod_name}"),
+                            )
+                            .await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(pod = %pod_name, error = %e, "an eviction failed; retried")
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(ready: &str, unschedulable: bool) -> core::Node {
+        serde_json::from_value(json!({
+            "metadata": {"name": "n"},
+            "spec": {"unschedulable": unschedulable, "taints": [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]},
+            "status": {"conditions": [{"type": "Ready", "status": ready}]},
+        }))
+        .expect("node")
+    }
+
+    fn lease(age_s: i64) -> Lease {
+        let t = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(age_s);
+        serde_json::from_value(json!({"metadata": {"name": "n"}, "spec": {"renewTime": t.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()}}))
+            .expect("lease")
+    }
+
+    #[test]
+    fn stale_leases_make_nodes_unknown_and_tainted_and_fresh_ones_clear_it() {
+        let grace = Duration::from_secs(40);
+        let (condition, taints) = judge(&node("True", false), Some(&lease(60)), grace);
+        assert_eq!(condition.expect("a condition")["status"], "Unknown");
+        let keys: Vec<(&str, &str)> = taints
+            .iter()
+            .map(|t| {
+                (
+                    t["key"].as_str().unwrap_or_default(),
+                    t["effect"].as_str().unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("dedicated", "NoSchedule"),
+                (UNREACHABLE, "NoSchedule"),
+                (UNREACHABLE, "NoExecute")
+            ]
+        );
+        let (condition, taints) = judge(&node("True", true), Some(&lease(1)), grace);
+        assert!(condition.is_none());
+        assert_eq!(
+            taints.len(),
+            2,
+            "the user's taint and the cordon: {taints:?}"
+        );
+        assert_eq!(taints[1]["key"], UNSCHEDULABLE);
+        let (_, taints) = judge(&node("False", false), Some(&lease(1)), grace);
+        assert!(taints.iter().any(|t| t["key"] == NOT_READY));
+    }
+
+    #[test]
+    fn evictions_follow_toleration_seconds() {
+        let taint: core::Taint = serde_json::from_value(
+            json!({"key": UNREACHABLE, "effect": "NoExecute", "timeAdded": now()}),
+        )
+        .expect("taint");
+        let pod = |tolerations: Value| -> core::Pod {
+            serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": [], "tolerations": tolerations}})).expect("pod")
+        };
+        assert_eq!(
+            eviction_in(&pod(json!([])), std::slice::from_ref(&taint)),
+            Some(0)
+        );
+        assert_eq!(
+            eviction_in(
+                &pod(
+                    json!([{"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}])
+                ),
+                std::slice::from_ref(&taint)
+            ),
+            Some(300)
+        );
+        assert_eq!(
+            eviction_in(
+                &pod(json!([{"operator": "Exists"}])),
+                std::slice::from_ref(&taint)
+            ),
+            None
+        );
+    }
+}

@@ -1,0 +1,102 @@
+//! `ferry controller`: the scheduler (and, as they land, the other controllers) against an
+//! apiserver, one active at a time through leader election on a Lease in `kube-system`.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use ferry_client::leader::{Elector, Timings};
+use ferry_reconciler::scheduler::Scheduler;
+use ferry_reconciler::scheduler::metrics::SchedulerMetrics;
+use tokio_util::sync::CancellationToken;
+
+/// The Lease the controllers elect their leader with.
+pub const LEASE: &str = "ferry-controller-manager";
+
+/// Settings of the control loops, shared by `ferry controller` and `ferry up`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoopSettings {
+    /// How long a node's Lease may go unrenewed before the node is Unknown and tainted.
+    #[arg(long, default_value = "40s", value_parser = crate::serve::parse_duration)]
+    pub node_monitor_grace_period: std::time::Duration,
+    /// How often node lifecycle looks at the nodes.
+    #[arg(long, default_value = "5s", value_parser = crate::serve::parse_duration)]
+    pub node_monitor_period: std::time::Duration,
+}
+
+/// `ferry controller`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct ControllerArgs {
+    /// This candidate's identity in the election (default: hostname and process id).
+    #[arg(long)]
+    pub identity: Option<String>,
+    #[command(flatten)]
+    pub loops: LoopSettings,
+}
+
+/// Runs the control loops (scheduler, node lifecycle) until `leading` is cancelled.
+pub async fn lead(
+    client: kube::Client,
+    loops: LoopSettings,
+    metrics: Arc<SchedulerMetrics>,
+    leading: CancellationToken,
+) {
+    let lifecycle = ferry_reconciler::lifecycle::LifecycleSettings {
+        grace: loops.node_monitor_grace_period,
+        period: loops.node_monitor_period,
+    };
+    tokio::join!(
+        Scheduler::new(client.clone(), metrics).run(leading.clone()),
+        ferry_reconciler::lifecycle::run(client, lifecycle, leading),
+    );
+}
+
+/// Runs `ferry controller` until SIGINT or SIGTERM.
+pub fn run(server: &str, args: ControllerArgs) -> anyhow::Result<()> {
+    let identity = args.identity.unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "ferry".into());
+        format!("{host}_{}", std::process::id())
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let url = server
+            .parse()
+            .with_context(|| format!("invalid --server {server}"))?;
+        let client =
+            kube::Client::try_from(kube::Config::new(url)).context("building the client")?;
+        let cancel = CancellationToken::new();
+        tokio::spawn(crate::serve::stop_on_signal(cancel.clone()));
+        let elector = Elector::new(
+            client.clone(),
+            "kube-system",
+            LEASE,
+            &identity,
+            Timings::default(),
+        );
+        while !cancel.is_cancelled() {
+            tracing::info!(%identity, "waiting to lead");
+            if !elector.acquire(&cancel).await {
+                break;
+            }
+            let leading = cancel.child_token();
+            let metrics = Arc::new(SchedulerMetrics::default());
+            let work = tokio::spawn(lead(
+                client.clone(),
+                args.loops.clone(),
+                metrics,
+                leading.clone(),
+            ));
+            elector.keep(&cancel, &leading).await;
+            if let Err(e) = work.await {
+                tracing::error!(error = %e, "the control loops ended abnormally");
+            }
+            if !cancel.is_cancelled() {
+                tracing::warn!(%identity, "lost the leadership; standing for election again");
+            }
+        }
+        Ok(())
+    })
+}

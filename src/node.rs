@@ -1,0 +1,103 @@
+//! `ferry node`: node agents against an apiserver (one node, or `--count N` hollow ones).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use ferry_nodeagent::agent::{NodeAgent, NodeHandle};
+use ferry_nodeagent::config;
+use ferry_nodeagent::runtime::sim::{SimRuntime, SimTimings};
+use tokio_util::sync::CancellationToken;
+
+use crate::serve::parse_duration;
+
+/// The runtimes a node can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuntimeKind {
+    /// Hollow nodes: no processes (the role of KWOK and kubemark).
+    Sim,
+}
+
+/// How the nodes of this process look.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NodeOptions {
+    /// The container runtime.
+    #[arg(long, value_enum, default_value = "sim")]
+    pub runtime: RuntimeKind,
+    /// Extra labels: k=v,k2=v2.
+    #[arg(long, default_value = "")]
+    pub labels: String,
+    /// Taints: key=value:Effect,key:Effect.
+    #[arg(long, default_value = "")]
+    pub taints: String,
+    /// Capacity: cpu=4,memory=8Gi,pods=110 (and extended resources, nvidia.com/gpu=2).
+    #[arg(long, default_value = "")]
+    pub capacity: String,
+    /// Hollow containers become Ready this long after they start.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    pub sim_start_delay: Duration,
+    /// Hollow containers of pods that are not restarted end after this long.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub sim_run_time: Duration,
+    /// How often each node renews its Lease (the kubelet's 10 s).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub node_lease_renew_interval: Duration,
+}
+
+/// `ferry node`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct NodeArgs {
+    /// The node's name (with --count: the prefix of NAME-0 .. NAME-N-1).
+    #[arg(long)]
+    pub name: String,
+    /// How many hollow nodes this process runs.
+    #[arg(long, default_value_t = 1)]
+    pub count: usize,
+    #[command(flatten)]
+    pub options: NodeOptions,
+}
+
+impl NodeOptions {
+    /// The node handles for `name` × `count`.
+    pub fn handles(&self, name: &str, count: usize) -> anyhow::Result<Vec<NodeHandle>> {
+        let labels = config::parse_labels(&self.labels)?;
+        let taints = config::parse_taints(&self.taints)?;
+        let capacity = config::parse_capacity(&self.capacity, config::sim_capacity())?;
+        let timings = SimTimings {
+            start_delay: self.sim_start_delay,
+            run_time: self.sim_run_time,
+        };
+        Ok(config::nodes(name, count, &labels, &taints, &capacity)
+            .into_iter()
+            .map(|config| {
+                let runtime = match self.runtime {
+                    RuntimeKind::Sim => Arc::new(SimRuntime::new(&config.pod_cidr, timings)),
+                };
+                NodeHandle { config, runtime }
+            })
+            .collect())
+    }
+}
+
+/// Runs `ferry node` until SIGINT or SIGTERM.
+pub fn run(server: &str, args: NodeArgs) -> anyhow::Result<()> {
+    let handles = args.options.handles(&args.name, args.count)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let url = server
+            .parse()
+            .with_context(|| format!("invalid --server {server}"))?;
+        let client =
+            kube::Client::try_from(kube::Config::new(url)).context("building the client")?;
+        let cancel = CancellationToken::new();
+        tokio::spawn(crate::serve::stop_on_signal(cancel.clone()));
+        tracing::info!(server, nodes = handles.len(), "ferry node starting");
+        NodeAgent::new(client, handles)
+            .heartbeat_every(args.options.node_lease_renew_interval)
+            .run(cancel)
+            .await?;
+        Ok(())
+    })
+}
