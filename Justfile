@@ -2,7 +2,8 @@
 
 default: test
 
-# Run the appliance: the apiserver and the GitOps engine following fixtures/demo (SQLite).
+# Run the appliance: the apiserver, the GitOps engine following fixtures/demo (SQLite), the
+# scheduler, node lifecycle and one hollow node.
 up:
     cargo run --release -- up
 
@@ -13,15 +14,16 @@ test:
 # End-to-end tests only: the ferry binary against real inputs, kubectl, git, PostgreSQL, the
 # kube crate and kubernetes-validate.
 e2e:
-    cargo test --test validate_cli --test parity_corpus --test apiserver_kubectl --test gitops
+    cargo test --test validate_cli --test parity_corpus --test apiserver_kubectl --test apiserver_real_clients --test gitops --test nodes
     cargo test -p ferry-apiserver --test storage --test kube_client --test transaction
     python3 ops/bench/parity.py
 
-# Benchmarks: `just bench validate`, `just bench apiserver`, `just bench gitops` (numbers to
-# stdout and bench-results/<what>.json).
+# Benchmarks: `just bench validate`, `just bench apiserver`, `just bench gitops`,
+# `just bench scheduler` (numbers to stdout and bench-results/<what>.json).
 bench what="validate":
     cargo build --release
     cargo build --release -p ferry-apiserver --example apibench
+    cargo build --release -p ferry-reconciler --example schedbench
     python3 ops/bench/{{what}}.py
 
 # Formatting and lints, as CI runs them.

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use ferry_client::leader::{Elector, Timings};
 use ferry_reconciler::scheduler::Scheduler;
 use ferry_reconciler::scheduler::metrics::SchedulerMetrics;
@@ -52,23 +51,11 @@ pub async fn lead(
 
 /// Runs `ferry controller` until SIGINT or SIGTERM.
 pub fn run(server: &str, args: ControllerArgs) -> anyhow::Result<()> {
-    let identity = args.identity.unwrap_or_else(|| {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_else(|_| "ferry".into());
-        format!("{host}_{}", std::process::id())
-    });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let url = server
-            .parse()
-            .with_context(|| format!("invalid --server {server}"))?;
-        let client =
-            kube::Client::try_from(kube::Config::new(url)).context("building the client")?;
-        let cancel = CancellationToken::new();
-        tokio::spawn(crate::serve::stop_on_signal(cancel.clone()));
+    let identity = args
+        .identity
+        .unwrap_or_else(|| format!("{}_{}", crate::remote::hostname(), std::process::id()));
+    let loops = args.loops;
+    crate::remote::run(server, |client, cancel| async move {
         let elector = Elector::new(
             client.clone(),
             "kube-system",
@@ -85,7 +72,7 @@ pub fn run(server: &str, args: ControllerArgs) -> anyhow::Result<()> {
             let metrics = Arc::new(SchedulerMetrics::default());
             let work = tokio::spawn(lead(
                 client.clone(),
-                args.loops.clone(),
+                loops.clone(),
                 metrics,
                 leading.clone(),
             ));

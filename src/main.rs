@@ -5,6 +5,7 @@ mod controller;
 mod logging;
 mod node;
 mod output;
+mod remote;
 mod serve;
 mod up;
 
@@ -18,6 +19,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 use ferry_schema::loader::LoadLimits;
 use ferry_schema::run::{Input, expand, run};
 use ferry_schema::validate::{KindFilter, Options, Validator};
+
+/// jemalloc, built (see `.cargo/config.toml`) with background threads that give freed memory
+/// back within a second: a big sync or list peaks, then the process returns to its working
+/// set (glibc kept the peak).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// ferry: a Kubernetes-compatible cluster appliance driven by Git.
 #[derive(Debug, Parser)]

@@ -3,11 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use ferry_nodeagent::agent::{NodeAgent, NodeHandle};
 use ferry_nodeagent::config;
 use ferry_nodeagent::runtime::sim::{SimRuntime, SimTimings};
-use tokio_util::sync::CancellationToken;
 
 use crate::serve::parse_duration;
 
@@ -82,20 +80,11 @@ impl NodeOptions {
 /// Runs `ferry node` until SIGINT or SIGTERM.
 pub fn run(server: &str, args: NodeArgs) -> anyhow::Result<()> {
     let handles = args.options.handles(&args.name, args.count)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let url = server
-            .parse()
-            .with_context(|| format!("invalid --server {server}"))?;
-        let client =
-            kube::Client::try_from(kube::Config::new(url)).context("building the client")?;
-        let cancel = CancellationToken::new();
-        tokio::spawn(crate::serve::stop_on_signal(cancel.clone()));
+    let renew = args.options.node_lease_renew_interval;
+    crate::remote::run(server, |client, cancel| async move {
         tracing::info!(server, nodes = handles.len(), "ferry node starting");
         NodeAgent::new(client, handles)
-            .heartbeat_every(args.options.node_lease_renew_interval)
+            .heartbeat_every(renew)
             .run(cancel)
             .await?;
         Ok(())

@@ -310,9 +310,7 @@ pub fn up(args: UpArgs) -> anyhow::Result<()> {
     );
     let node_name = match &args.node_name {
         Some(n) => n.clone(),
-        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| label_of(h.trim()))
-            .unwrap_or_else(|_| "ferry".into()),
+        None => label_of(&crate::remote::hostname()),
     };
     let nodes = args.node.handles(&node_name, args.nodes)?;
     let companion = GitOps {

@@ -8,63 +8,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use ferry_testkit::ferry::{FerryProcess, Kubectl};
+use ferry_testkit::git::Repo;
 use serde_json::Value;
-
-/// A Git repository in a temporary directory, committed to with the `git` CLI.
-struct Repo {
-    dir: tempfile::TempDir,
-    git: PathBuf,
-}
-
-impl Repo {
-    fn new(git: &Path) -> Repo {
-        let repo = Repo {
-            dir: tempfile::tempdir().expect("tempdir"),
-            git: git.to_path_buf(),
-        };
-        repo.run(&["init", "-q", "-b", "main"]);
-        repo
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new(&self.git)
-            .args(args)
-            .current_dir(self.path())
-            .env("GIT_AUTHOR_NAME", "Ada Lovelace")
-            .env("GIT_AUTHOR_EMAIL", "ada@example.org")
-            .env("GIT_COMMITTER_NAME", "CI Bot")
-            .env("GIT_COMMITTER_EMAIL", "ci@example.org")
-            .output()
-            .expect("git runs");
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-
-    fn write(&self, path: &str, text: &str) {
-        let full = self.path().join(path);
-        std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
-        std::fs::write(full, text).expect("write");
-    }
-
-    fn remove(&self, path: &str) {
-        std::fs::remove_file(self.path().join(path)).expect("remove");
-    }
-
-    /// Commits everything; returns the SHA.
-    fn commit(&self, message: &str) -> String {
-        self.run(&["add", "-A"]);
-        self.run(&["commit", "-q", "--allow-empty", "-m", message]);
-        self.run(&["rev-parse", "HEAD"])
-    }
-}
 
 fn configmap(name: &str, value: &str) -> String {
     format!(

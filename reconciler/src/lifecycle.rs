@@ -58,7 +58,15 @@ fn seconds_since(stamp: &str) -> Option<i64> {
 
 /// What a node should look like: (Ready condition to write, if it must change; the taints it
 /// should carry).
-fn judge(node: &core::Node, lease: Option<&Lease>, grace: Duration) -> (Option<Value>, Vec<Value>) {
+/// `watched_for` is how long this controller has watched the node: like kube-controller-manager,
+/// it gives every node the grace period from when it first saw it (a node that registered just
+/// now has no Lease yet; a controller that just started has seen no renewal).
+fn judge(
+    node: &core::Node,
+    lease: Option<&Lease>,
+    grace: Duration,
+    watched_for: Duration,
+) -> (Option<Value>, Vec<Value>) {
     let ready = node
         .status
         .as_ref()
@@ -68,8 +76,9 @@ fn judge(node: &core::Node, lease: Option<&Lease>, grace: Duration) -> (Option<V
         .and_then(|l| l.spec.as_ref())
         .and_then(|s| s.renew_time.as_ref())
         .map(|t| t.0.as_second());
-    let fresh =
-        renewed.is_some_and(|r| jiff::Timestamp::now().as_second() - r <= grace.as_secs() as i64);
+    let fresh = watched_for <= grace
+        || renewed
+            .is_some_and(|r| jiff::Timestamp::now().as_second() - r <= grace.as_secs() as i64);
     let mut condition = None;
     let status = ready.map(|c| c.status.as_str()).unwrap_or("Unknown");
     let effective = if fresh { status } else { "Unknown" };
@@ -211,6 +220,8 @@ pub async fn run(client: kube::Client, settings: LifecycleSettings, cancel: Canc
     let tasks = [drive(node_stream), drive(lease_stream), drive(pod_stream)];
     let recorder = Recorder::new(client.clone(), "node-controller", "");
     let mut tick = tokio::time::interval(settings.period);
+    let mut first_seen: std::collections::HashMap<String, tokio::time::Instant> =
+        std::collections::HashMap::new();
     tracing::info!(grace_s = settings.grace.as_secs(), "node lifecycle started");
     loop {
         tokio::select! {
@@ -221,7 +232,16 @@ pub async fn run(client: kube::Client, settings: LifecycleSettings, cancel: Canc
             tracing::warn!(error = %e, "the node cache is not ready");
             continue;
         }
-        monitor(&client, &nodes, &leases, &pods, settings, &recorder).await;
+        monitor(
+            &client,
+            &nodes,
+            &leases,
+            &pods,
+            settings,
+            &recorder,
+            &mut first_seen,
+        )
+        .await;
     }
     for t in tasks {
         t.abort();
@@ -235,6 +255,7 @@ async fn monitor(
     pods: &Store<core::Pod>,
     settings: LifecycleSettings,
     recorder: &Recorder,
+    first_seen: &mut std::collections::HashMap<String, tokio::time::Instant>,
 ) {
     let leases: BTreeMap<String, Arc<Lease>> = leases
         .state()
@@ -244,7 +265,16 @@ async fn monitor(
     let node_api: Api<core::Node> = Api::all(client.clone());
     for node in nodes.state() {
         let name = node.metadata.name.clone().unwrap_or_default();
-        let (condition, taints) = judge(&node, leases.get(&name).map(Arc::as_ref), settings.grace);
+        let watched_for = first_seen
+            .entry(name.clone())
+            .or_insert_with(tokio::time::Instant::now)
+            .elapsed();
+        let (condition, taints) = judge(
+            &node,
+            leases.get(&name).map(Arc::as_ref),
+            settings.grace,
+            watched_for,
+        );
         let current: Vec<Value> = node
             .spec
             .as_ref()
@@ -339,7 +369,8 @@ mod tests {
     #[test]
     fn stale_leases_make_nodes_unknown_and_tainted_and_fresh_ones_clear_it() {
         let grace = Duration::from_secs(40);
-        let (condition, taints) = judge(&node("True", false), Some(&lease(60)), grace);
+        let long = Duration::from_secs(3600);
+        let (condition, taints) = judge(&node("True", false), Some(&lease(60)), grace, long);
         assert_eq!(condition.expect("a condition")["status"], "Unknown");
         let keys: Vec<(&str, &str)> = taints
             .iter()
@@ -358,7 +389,7 @@ mod tests {
                 (UNREACHABLE, "NoExecute")
             ]
         );
-        let (condition, taints) = judge(&node("True", true), Some(&lease(1)), grace);
+        let (condition, taints) = judge(&node("True", true), Some(&lease(1)), grace, long);
         assert!(condition.is_none());
         assert_eq!(
             taints.len(),
@@ -366,8 +397,13 @@ mod tests {
             "the user's taint and the cordon: {taints:?}"
         );
         assert_eq!(taints[1]["key"], UNSCHEDULABLE);
-        let (_, taints) = judge(&node("False", false), Some(&lease(1)), grace);
+        let (_, taints) = judge(&node("False", false), Some(&lease(1)), grace, long);
         assert!(taints.iter().any(|t| t["key"] == NOT_READY));
+        // A node without a Lease yet, seen just now, is given the grace period.
+        let (condition, _) = judge(&node("True", false), None, grace, Duration::from_secs(1));
+        assert!(condition.is_none());
+        let (condition, _) = judge(&node("True", false), None, grace, long);
+        assert!(condition.is_some());
     }
 
     #[test]

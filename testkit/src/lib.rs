@@ -7,6 +7,7 @@
 //! rule finds the outside tools ([`tools`]).
 
 pub mod ferry;
+pub mod git;
 pub mod tools;
 
 use std::net::TcpListener;

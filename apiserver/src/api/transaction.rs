@@ -80,6 +80,8 @@ pub async fn handle(
         .await
         .map_err(|_| ApiError::too_large(MAX_TRANSACTION_BODY))?;
     let request = parse_object(&bytes, media_type)?;
+    // A big transaction is held once (as objects), not twice.
+    drop(bytes);
     let manager = query
         .get("fieldManager")
         .filter(|m| !m.is_empty())

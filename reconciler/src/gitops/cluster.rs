@@ -273,14 +273,18 @@ impl Cluster {
         operations: Vec<Value>,
         dry_run: bool,
     ) -> Result<Vec<Value>, ClusterError> {
-        let body =
-            json!({"apiVersion": "ferry.dev/v1", "kind": "Transaction", "operations": operations});
+        // The operations move into the body (no copy), and the body is freed once it is bytes:
+        // a big commit is held once, not three times, while the apiserver applies it.
+        let mut body = serde_json::Map::new();
+        body.insert("apiVersion".into(), json!("ferry.dev/v1"));
+        body.insert("kind".into(), json!("Transaction"));
+        body.insert("operations".into(), Value::Array(operations));
         let mut uri = format!("/apis/ferry.dev/v1/transactions?fieldManager={FIELD_MANAGER}");
         if dry_run {
             uri.push_str("&dryRun=All");
         }
-        let bytes =
-            serde_json::to_vec(&body).map_err(|e| ClusterError::Unavailable(e.to_string()))?;
+        let bytes = serde_json::to_vec(&Value::Object(body))
+            .map_err(|e| ClusterError::Unavailable(e.to_string()))?;
         let answer = self.call("POST", &uri, "application/json", bytes).await?;
         Ok(answer["status"]["results"]
             .as_array()

@@ -148,6 +148,11 @@ impl Cache {
     /// moved (or refreshed).
     pub fn place(&mut self, pod: Arc<PodInfo>, node: &str) {
         self.unplace(&pod.key);
+        let pod = if pod.pod.spec.is_some() {
+            Arc::new(pod.slim())
+        } else {
+            pod
+        };
         self.generation += 1;
         if let Some(i) = self.index.get(node) {
             self.nodes[*i].add_pod(pod.clone());

@@ -297,6 +297,24 @@ impl PodInfo {
         })
     }
 
+    /// The same, keeping of the object only its identity: what the cache holds for a pod
+    /// that is placed (its spec is read already; 30,000 full pod objects would be most of
+    /// the scheduler's memory).
+    pub fn slim(&self) -> PodInfo {
+        let mut info = self.clone();
+        info.pod = Arc::new(core::Pod {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: self.pod.metadata.name.clone(),
+                namespace: self.pod.metadata.namespace.clone(),
+                uid: self.pod.metadata.uid.clone(),
+                ..Default::default()
+            },
+            spec: None,
+            status: None,
+        });
+        info
+    }
+
     /// Whether the pod tolerates a taint.
     pub fn tolerates(&self, taint: &core::Taint) -> bool {
         self.tolerations.iter().any(|t| t.tolerates(taint))

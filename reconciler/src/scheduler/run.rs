@@ -173,6 +173,14 @@ impl Scheduler {
             }
             return;
         }
+        // A bound pod already in the cache on that node: nothing to do (status updates of
+        // running pods are most of the events).
+        if let Some(node) = &node
+            && self.cache.placed_on(&key) == Some(node.as_str())
+        {
+            self.queue.remove(&key);
+            return;
+        }
         let info = match PodInfo::of(Arc::new(pod)) {
             Ok(info) => Arc::new(info),
             Err(e) => {
@@ -183,9 +191,7 @@ impl Scheduler {
         match node {
             Some(node) => {
                 self.queue.remove(&key);
-                if self.cache.placed_on(&key) != Some(node.as_str()) {
-                    self.cache.place(info, &node);
-                }
+                self.cache.place(info, &node);
             }
             None if wants_a_node(&info.pod) && self.cache.placed_on(&key).is_none() => {
                 self.queue.add(info);
@@ -342,16 +348,16 @@ impl Scheduler {
             Ok(()) => {
                 self.metrics.scheduled.fetch_add(1, Ordering::Relaxed);
                 self.queue.done(&bound.key);
-                let pod = self.cache_pod(&bound.key);
-                if let Some(pod) = pod {
-                    self.recorder
-                        .record(
-                            &Involved::pod(&pod.pod),
-                            "Normal",
-                            "Scheduled",
-                            &format!("Successfully assigned {} to {}", bound.key, bound.node),
-                        )
-                        .await;
+                if let Some(pod) = self.cache_pod(&bound.key) {
+                    // Events are advice: recorded beside the loop, never in its way.
+                    let recorder = self.recorder.clone();
+                    let about = Involved::pod(&pod.pod);
+                    let message = format!("Successfully assigned {} to {}", bound.key, bound.node);
+                    tokio::spawn(async move {
+                        recorder
+                            .record(&about, "Normal", "Scheduled", &message)
+                            .await;
+                    });
                 }
             }
             Err(e) => {

@@ -130,7 +130,10 @@ impl SourceWorker {
             .await;
             return Outcome::Superseded;
         }
-        let changes = plan.changes.clone();
+        // The audit's per-object changes move into the Revision (no copy is kept: with a diff
+        // per object they are the largest part of a big commit).
+        let changes = std::mem::take(&mut plan.changes);
+        let change_count = changes.len();
         let mut revision = self.revision_body(&attempt, Some(&snapshot));
         let revision_name = revision["metadata"]["name"]
             .as_str()
@@ -150,7 +153,7 @@ impl SourceWorker {
             "health": health,
             "started": started,
             "finished": now(),
-            "changes": changes,
+            "changes": serde_json::to_value(changes).unwrap_or_default(),
         });
         if !followed {
             revision["status"]["healthChanged"] = now();
@@ -202,10 +205,10 @@ impl SourceWorker {
             "sync": "Synced",
             "drift": [],
             "health": if followed { "Progressing" } else { "Healthy" },
-            "message": format!("applied commit {} ({} changes)", short(&attempt.commit), changes.len()),
+            "message": format!("applied commit {} ({} changes)", short(&attempt.commit), change_count),
         }))
         .await;
-        tracing::info!(revision = %revision_name, changes = changes.len(), pruned = plan.pruned.len(), "commit applied");
+        tracing::info!(revision = %revision_name, changes = change_count, pruned = plan.pruned.len(), "commit applied");
         if followed {
             self.follow_health(revision_name, attempt.commit.clone());
         }
