@@ -824,8 +824,12 @@ struct Served(Child);
 
 impl Drop for Served {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if let Err(e) = self.0.kill() {
+            eprintln!("stopping a test server: {e}");
+        }
+        if let Err(e) = self.0.wait() {
+            eprintln!("reaping a test server: {e}");
+        }
     }
 }
 

@@ -201,7 +201,7 @@ impl Drop for TempPostgres {
         let data = self.data_dir();
         let program = self.bindir.join("pg_ctl");
         let args = ["-D", path_str(&data), "-m", "immediate", "stop"];
-        let _ = if self.as_postgres {
+        let stopped = if self.as_postgres {
             Command::new("runuser")
                 .args(["-u", "postgres", "--"])
                 .arg(&program)
@@ -210,5 +210,8 @@ impl Drop for TempPostgres {
         } else {
             Command::new(&program).args(args).output()
         };
+        if let Err(e) = stopped {
+            eprintln!("stopping the throwaway PostgreSQL server: {e}");
+        }
     }
 }

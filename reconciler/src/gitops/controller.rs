@@ -86,10 +86,10 @@ struct Running {
     _watcher: Option<notify::RecommendedWatcher>,
 }
 
-/// Watches the paths of a checkout; every change becomes a [`Trigger::Watch`].
+/// Watches the paths of a checkout; every change signals the worker to look at the head.
 fn watch(
     paths: &[PathBuf],
-    triggers: mpsc::Sender<Trigger>,
+    changed: std::sync::Arc<tokio::sync::Notify>,
     git: bool,
 ) -> Option<notify::RecommendedWatcher> {
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -97,10 +97,7 @@ fn watch(
         if let Ok(event) = event
             && !matches!(event.kind, notify::EventKind::Access(_))
         {
-            // A full queue already holds a look at the head.
-            if let Err(mpsc::error::TrySendError::Closed(_)) = triggers.try_send(Trigger::Watch) {
-                tracing::debug!("a change seen after the source's worker stopped");
-            }
+            changed.notify_one();
         }
     })
     .ok()?;
@@ -303,15 +300,9 @@ impl Controller {
         let checkout =
             open_checkout(&spec, name, &self.settings.mirrors).map_err(|e| e.to_string())?;
         let (tx, rx) = mpsc::channel(16);
-        let watcher = if checkout.is_remote() {
-            None
-        } else {
-            watch(
-                &checkout.watch_paths(),
-                tx.clone(),
-                spec.kind == SourceKind::Git,
-            )
-        };
+        let remote = checkout.is_remote();
+        let paths = checkout.watch_paths();
+        let git = spec.kind == SourceKind::Git;
         let cancel = CancellationToken::new();
         let worker = SourceWorker::new(
             name.to_owned(),
@@ -321,6 +312,11 @@ impl Controller {
             self.settings.clone(),
             tx.clone(),
         );
+        let watcher = if remote {
+            None
+        } else {
+            watch(&paths, worker.change_signal(), git)
+        };
         tokio::spawn(worker.run(rx, cancel.clone()));
         Ok(Running {
             spec: spec_value.clone(),

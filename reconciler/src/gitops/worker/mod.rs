@@ -135,6 +135,10 @@ pub struct SourceWorker {
     wanted: tokio::sync::watch::Sender<Wanted>,
     /// Kinds with a drift watcher, and what stops them.
     watched: (HashSet<(String, String)>, CancellationToken),
+    /// Signalled by the source's file watcher. A signal is never lost: one that arrives while
+    /// a look is under way leaves a permit, and the worker looks again (a bounded queue could
+    /// drop the event of the ref update itself, and the change waited for the next poll).
+    changed: Arc<tokio::sync::Notify>,
 }
 
 impl SourceWorker {
@@ -153,6 +157,7 @@ impl SourceWorker {
             loader,
             wanted: tokio::sync::watch::Sender::new(None),
             watched: (HashSet::new(), CancellationToken::new()),
+            changed: Arc::new(tokio::sync::Notify::new()),
             name,
             spec,
             cluster,
@@ -161,6 +166,11 @@ impl SourceWorker {
             state: State::default(),
             triggers,
         }
+    }
+
+    /// The signal the source's file watcher fires on each change.
+    pub fn change_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.changed.clone()
     }
 
     /// Runs until `cancel` fires or every sender is gone.
@@ -206,6 +216,7 @@ impl SourceWorker {
                 let t = tokio::select! {
                     () = cancel.cancelled() => break 'run,
                     t = queue.recv() => match t { Some(t) => t, None => break 'run },
+                    () = self.changed.notified() => Trigger::Watch,
                     _ = poll.tick() => Trigger::Poll { webhook: false },
                     _ = drift.tick() => Trigger::DriftCheck,
                 };
@@ -218,11 +229,11 @@ impl SourceWorker {
             // A directory being written to is looked at once it has been quiet a while.
             let settle = self.checkout.settle();
             while !settle.is_zero() && pending.look == Some(Trigger::Watch) {
-                tokio::select! {
+                let mut more = tokio::select! {
                     () = cancel.cancelled() => break 'run,
-                    () = tokio::time::sleep(settle) => {}
-                }
-                let mut more = false;
+                    () = self.changed.notified() => true,
+                    () = tokio::time::sleep(settle) => false,
+                };
                 while let Ok(t) = queue.try_recv() {
                     more = true;
                     pending.add(t);
