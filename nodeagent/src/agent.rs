@@ -15,6 +15,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use ferry_client::events::Recorder;
+
 use crate::config::NodeConfig;
 use crate::heartbeat;
 use crate::node;
@@ -196,13 +198,14 @@ impl NodeAgent {
                 .collect(),
             cancel.clone(),
         ));
-        let by_name: HashMap<String, (Arc<dyn Runtime>, String)> = self
+        let by_name: HashMap<String, (Arc<dyn Runtime>, String, Recorder)> = self
             .nodes
             .iter()
             .map(|n| {
+                let recorder = Recorder::new(self.client.clone(), "kubelet", &n.config.name);
                 (
                     n.config.name.clone(),
-                    (n.runtime.clone(), n.config.address.clone()),
+                    (n.runtime.clone(), n.config.address.clone(), recorder),
                 )
             })
             .collect();
@@ -236,7 +239,7 @@ impl NodeAgent {
                     let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
                         continue;
                     };
-                    let Some((runtime, address)) = by_name.get(&node) else {
+                    let Some((runtime, address, recorder)) = by_name.get(&node) else {
                         continue;
                     };
                     let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -248,7 +251,8 @@ impl NodeAgent {
                     }
                     let (tx, rx) = mpsc::channel(8);
                     let span = tracing::debug_span!("pod", node = %node, pod = %pod.metadata.name.as_deref().unwrap_or_default());
-                    let worker = PodWorker::new(pod, runtime.clone(), self.client.clone(), address);
+                    let worker = PodWorker::new(pod, runtime.clone(), self.client.clone(), address)
+                        .with_events(recorder.clone());
                     tokio::spawn(worker.run(rx, cancel.child_token()).instrument(span));
                     workers.insert(uid, tx);
                 }

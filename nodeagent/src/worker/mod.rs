@@ -14,6 +14,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use ferry_client::events::{Involved, Recorder};
+
 use crate::runtime::{
     ContainerConfig, ContainerState, Runtime, RuntimeError, SandboxConfig, SandboxInfo,
 };
@@ -79,6 +81,8 @@ pub struct PodWorker {
     containers: Vec<Slot>,
     start_time: String,
     last_status: Value,
+    /// The kubelet's Events (Pulled, Created, Started, Killing, BackOff), when recorded.
+    events: Option<Recorder>,
 }
 
 impl std::fmt::Debug for PodWorker {
@@ -122,6 +126,21 @@ impl PodWorker {
             client,
             host_ip: host_ip.to_owned(),
             state: PodState::Pending,
+            events: None,
+        }
+    }
+
+    /// Records the kubelet's Events for this pod with `recorder`.
+    pub fn with_events(mut self, recorder: Recorder) -> PodWorker {
+        self.events = Some(recorder);
+        self
+    }
+
+    /// Records an Event beside the worker (Events are advice: never in the pod's way).
+    fn event(&self, kind: &'static str, reason: &'static str, message: String) {
+        if let Some(recorder) = self.events.clone() {
+            let about = Involved::pod(&self.pod);
+            tokio::spawn(async move { recorder.record(&about, kind, reason, &message).await });
         }
     }
 
@@ -254,7 +273,19 @@ impl PodWorker {
                 },
             )
             .await?;
+        let image = c.image.clone().unwrap_or_default();
+        self.event(
+            "Normal",
+            "Pulled",
+            format!("Container image \"{image}\" already present on machine"),
+        );
+        self.event(
+            "Normal",
+            "Created",
+            format!("Created container: {}", c.name),
+        );
         self.runtime.start_container(&id).await?;
+        self.event("Normal", "Started", format!("Started container {}", c.name));
         let slot = if init {
             &mut self.init[index]
         } else {
@@ -306,6 +337,15 @@ impl PodWorker {
                     slot.last = Some(status.state.clone());
                     slot.restarts += 1;
                     slot.restart_at = Some(now + backoff);
+                    self.event(
+                        "Warning",
+                        "BackOff",
+                        format!(
+                            "Back-off restarting failed container {} in pod {}",
+                            c.name,
+                            name_of(&self.pod)
+                        ),
+                    );
                     wake = soonest(wake, now + backoff);
                 } else {
                     ended += 1;
@@ -439,6 +479,13 @@ impl PodWorker {
                 .unwrap_or(30)
                 .max(0) as u64,
         );
+        for c in &self.spec().containers {
+            self.event(
+                "Normal",
+                "Killing",
+                format!("Stopping container {}", c.name),
+            );
+        }
         for slot in self.init.iter().chain(self.containers.iter()) {
             if let Some(id) = &slot.id
                 && let Err(e) = self.runtime.stop_container(id, grace).await
