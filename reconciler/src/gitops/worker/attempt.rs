@@ -1,9 +1,7 @@
 //! One sync attempt of one commit: load, validate, plan, refuse or apply in one transaction
 //! with its `Revision`, then follow health.
 
-use ferry_schema::ferry::{
-    RevisionFinding, RevisionHealth, RevisionResult, Trigger as TriggerKind,
-};
+use ferry_schema::ferry::{RevisionHealth, RevisionResult, Trigger as TriggerKind};
 use serde_json::{Value, json};
 use tracing::Instrument;
 
@@ -73,35 +71,26 @@ impl SourceWorker {
             attempt.trigger,
             TriggerKind::Rollback | TriggerKind::SelfHeal
         );
-        let reject = |this: &mut Self, findings: Vec<RevisionFinding>| {
-            if is_head_attempt {
-                this.state.last_attempted = Some(attempt.commit.clone());
-            }
-            findings
-        };
-        if !desired.findings.is_empty() {
-            let findings = reject(self, desired.findings.clone());
-            self.record_failure(
-                &attempt,
-                Some(&snapshot),
-                RevisionResult::Rejected,
-                findings,
-            )
-            .await;
-            return Outcome::Rejected;
-        }
-        if desired.objects.is_empty()
+        // Refused before anything is sent: the commit's own findings, or a commit that would
+        // empty the source without leave.
+        let refusal = if !desired.findings.is_empty() {
+            Some(desired.findings.clone())
+        } else if desired.objects.is_empty()
             && !self.state.inventory.is_empty()
             && !self.spec.allow_empty.unwrap_or(false)
         {
-            let findings = reject(
-                self,
-                vec![general(format!(
-                    "the commit would delete every object of source {} ({} objects); set spec.allowEmpty to allow it",
-                    self.name,
-                    self.state.inventory.len()
-                ))],
-            );
+            Some(vec![general(format!(
+                "the commit would delete every object of source {} ({} objects); set spec.allowEmpty to allow it",
+                self.name,
+                self.state.inventory.len()
+            ))])
+        } else {
+            None
+        };
+        if let Some(findings) = refusal {
+            if is_head_attempt {
+                self.state.last_attempted = Some(attempt.commit.clone());
+            }
             self.record_failure(
                 &attempt,
                 Some(&snapshot),
