@@ -437,6 +437,17 @@ fn bad_input_is_refused_or_explained() {
         stderr.contains("spec.tolerations[0].operator: Unsupported value: \"Maybe\""),
         "{stderr}"
     );
+    // A pod naming a node that does not exist stays Pending, and says why.
+    k.ok_stdin(&["apply", "-f", "-"], &pod("astray", "  nodeName: ghost\n"));
+    let described = wait_for(Duration::from_secs(30), "the NodeNotFound event", || {
+        let d = k.ok(&["describe", "pod", "astray"]);
+        d.contains("NodeNotFound").then_some(d)
+    });
+    assert!(
+        described.contains("node \"ghost\" does not exist"),
+        "{described}"
+    );
+    assert!(described.contains("Pending"), "{described}");
     // A node flag that does not parse names the flag.
     let out = std::process::Command::new(ferry_binary())
         .args([

@@ -263,6 +263,35 @@ async fn monitor(
         .filter_map(|l| Some((l.metadata.name.clone()?, l)))
         .collect();
     let node_api: Api<core::Node> = Api::all(client.clone());
+    let names: std::collections::HashSet<String> = nodes
+        .state()
+        .iter()
+        .filter_map(|n| n.metadata.name.clone())
+        .collect();
+    // A pod bound to a node that does not exist stays Pending; say why.
+    for pod in pods.state().iter().filter(|p| {
+        p.metadata.deletion_timestamp.is_none()
+            && p.status
+                .as_ref()
+                .and_then(|s| s.phase.as_deref())
+                .is_none_or(|phase| phase == "Pending")
+    }) {
+        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) else {
+            continue;
+        };
+        if !names.contains(node) {
+            recorder
+                .record(
+                    &Involved::pod(pod),
+                    "Warning",
+                    "NodeNotFound",
+                    &format!(
+                        "node {node:?} does not exist; the pod stays Pending until a node of that name registers"
+                    ),
+                )
+                .await;
+        }
+    }
     for node in nodes.state() {
         let name = node.metadata.name.clone().unwrap_or_default();
         let watched_for = first_seen
