@@ -11,11 +11,12 @@ import glob
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+from procs import free_port, rss_mib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # FERRY_BIN / APIBENCH_BIN measure other builds (an older commit, side by side).
@@ -26,11 +27,6 @@ RESULTS = os.path.join(ROOT, "bench-results", RESULTS_NAME)
 GOALS = {"sqlite_creates": 10_000, "postgres_creates": 5_000, "steady_p99_ms": 20,
          "list_ms": 150, "watch_p99_ms": 10, "rss_mib_100k": 300}
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Postgres:
@@ -61,13 +57,6 @@ class Postgres:
         self.run("pg_ctl", "-D", os.path.join(self.dir, "data"), "-m", "immediate", "stop")
         shutil.rmtree(self.dir, ignore_errors=True)
 
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def measure(engine):

@@ -17,13 +17,14 @@ Prints a table and writes bench-results/gitops.json. Exits non-zero when a goal 
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+
+from procs import free_port, rss_mib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # FERRY_BIN measures another build (an older commit, side by side).
@@ -37,11 +38,6 @@ GOALS = {"initial_sync_s": 3.0, "commit_to_applied_p50_ms": 100}
 GIT_ENV = dict(os.environ, GIT_AUTHOR_NAME="Bench", GIT_AUTHOR_EMAIL="bench@example.org",
                GIT_COMMITTER_NAME="Bench", GIT_COMMITTER_EMAIL="bench@example.org")
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def git(repo, *args):
@@ -99,13 +95,6 @@ def seconds(ts):
     from datetime import datetime
     return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
 
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main():

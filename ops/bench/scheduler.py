@@ -16,7 +16,6 @@ nodes per second.
 """
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,8 @@ import tempfile
 import threading
 import time
 import urllib.request
+
+from procs import free_port, rss_mib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FERRY = os.environ.get("FERRY_BIN", os.path.join(ROOT, "target", "release", "ferry"))
@@ -36,18 +37,6 @@ GOALS = {"decisions_per_s": 20_000, "e2e_pods_per_s": 3_400, "node_rss_mib": 150
          "scheduler_rss_mib_30k": 200, "register_s": 5.0}
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def cpu_seconds(pid):

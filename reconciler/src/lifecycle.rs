@@ -268,8 +268,21 @@ async fn monitor(
         .iter()
         .filter_map(|n| n.metadata.name.clone())
         .collect();
+    first_seen.retain(|name, _| names.contains(name));
+    // The live pods of each node, grouped once (not a scan of every pod per tainted node).
+    let all_pods = pods.state();
+    let mut by_node: std::collections::HashMap<&str, Vec<&Arc<core::Pod>>> =
+        std::collections::HashMap::new();
+    for pod in all_pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+    {
+        if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
+            by_node.entry(node).or_default().push(pod);
+        }
+    }
     // A pod bound to a node that does not exist stays Pending; say why.
-    for pod in pods.state().iter().filter(|p| {
+    for pod in all_pods.iter().filter(|p| {
         p.metadata.deletion_timestamp.is_none()
             && p.status
                 .as_ref()
@@ -347,10 +360,7 @@ async fn monitor(
         if !carried.iter().any(|t| t.effect == "NoExecute") {
             continue;
         }
-        for pod in pods.state().iter().filter(|p| {
-            p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name.as_str())
-                && p.metadata.deletion_timestamp.is_none()
-        }) {
+        for pod in by_node.get(name.as_str()).into_iter().flatten() {
             if eviction_in(pod, &carried) == Some(0) {
                 let ns = pod.metadata.namespace.clone().unwrap_or_default();
                 let pod_name = pod.metadata.name.clone().unwrap_or_default();

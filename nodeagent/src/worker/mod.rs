@@ -364,23 +364,18 @@ impl PodWorker {
     /// What the status should say now.
     pub async fn pod_report(&self) -> PodReport {
         let spec = self.spec();
-        let (sandbox, initialized, next_init) = match &self.state {
-            PodState::Pending | PodState::Gone => (None, false, 0),
-            PodState::Initializing { sandbox, next } => (Some(sandbox), false, *next),
-            PodState::Running { sandbox } | PodState::Finished { sandbox } => {
-                (Some(sandbox), true, usize::MAX)
-            }
+        let (sandbox, initialized) = match &self.state {
+            PodState::Pending | PodState::Gone => (None, false),
+            PodState::Initializing { sandbox, .. } => (Some(sandbox), false),
+            PodState::Running { sandbox } | PodState::Finished { sandbox } => (Some(sandbox), true),
         };
         let mut init = Vec::new();
         for (i, c) in spec.init_containers.iter().flatten().enumerate() {
-            init.push(
-                self.container_report(c, &self.init[i], i >= next_init && !initialized)
-                    .await,
-            );
+            init.push(self.container_report(c, &self.init[i]).await);
         }
         let mut containers = Vec::new();
         for (i, c) in spec.containers.iter().enumerate() {
-            let mut r = self.container_report(c, &self.containers[i], false).await;
+            let mut r = self.container_report(c, &self.containers[i]).await;
             if !initialized && r.status.is_none() {
                 r.waiting = Some(("PodInitializing".into(), String::new()));
             }
@@ -398,12 +393,7 @@ impl PodWorker {
         }
     }
 
-    async fn container_report(
-        &self,
-        c: &core::Container,
-        slot: &Slot,
-        _pending_init: bool,
-    ) -> ContainerReport {
+    async fn container_report(&self, c: &core::Container, slot: &Slot) -> ContainerReport {
         let status = match &slot.id {
             Some(id) => self.runtime.container_status(id).await.ok(),
             None => None,

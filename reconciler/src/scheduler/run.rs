@@ -103,8 +103,6 @@ impl Scheduler {
         let mut nodes = nodes.fuse();
         let (bound_tx, mut bound_rx) = mpsc::channel::<Bound>(BINDINGS_IN_FLIGHT * 2);
         let slots = Arc::new(Semaphore::new(BINDINGS_IN_FLIGHT));
-        let mut known_nodes: std::collections::HashMap<String, Arc<core::Node>> =
-            std::collections::HashMap::new();
         tracing::info!("scheduler started");
         loop {
             // Everything that has arrived is taken in before deciding, so a decision sees the
@@ -134,7 +132,7 @@ impl Scheduler {
                     None => break,
                 },
                 event = nodes.next() => match event {
-                    Some(Ok(e)) => self.node_event(e, &mut known_nodes),
+                    Some(Ok(e)) => self.node_event(e),
                     Some(Err(e)) => tracing::warn!(error = %e, "the node watch failed; it resumes"),
                     None => break,
                 },
@@ -200,24 +198,20 @@ impl Scheduler {
         }
     }
 
-    fn node_event(
-        &mut self,
-        event: watcher::Event<core::Node>,
-        known: &mut std::collections::HashMap<String, Arc<core::Node>>,
-    ) {
+    fn node_event(&mut self, event: watcher::Event<core::Node>) {
         match event {
             watcher::Event::Apply(node) | watcher::Event::InitApply(node) => {
                 let name = node.metadata.name.clone().unwrap_or_default();
-                let node = Arc::new(node);
-                if placement_changed(known.get(&name).map(Arc::as_ref), &node) {
-                    self.cache.upsert_node(node.clone());
+                // The cache holds the node as of its last placement change: heartbeats and
+                // condition updates leave it (and the queue) alone.
+                let cached = self.cache.node(&name).map(|n| n.node.as_ref());
+                if placement_changed(cached, &node) {
+                    self.cache.upsert_node(Arc::new(node));
                     self.queue.cluster_changed();
                 }
-                known.insert(name, node);
             }
             watcher::Event::Delete(node) => {
                 let name = node.metadata.name.clone().unwrap_or_default();
-                known.remove(&name);
                 self.cache.remove_node(&name);
             }
             watcher::Event::Init | watcher::Event::InitDone => {}
