@@ -47,7 +47,11 @@ impl Faults {
             return;
         }
         tracing::warn!(changes, marker = %marker.display(), "fault point: pausing inside the write transaction");
-        if let Err(e) = std::fs::write(marker, changes.to_string()) {
+        // Written aside and renamed into place: whoever sees the file sees its content.
+        let aside = marker.with_extension("writing");
+        if let Err(e) = std::fs::write(&aside, changes.to_string())
+            .and_then(|()| std::fs::rename(&aside, marker))
+        {
             tracing::error!(error = %e, "fault point: the marker file could not be written");
         }
         std::future::pending::<()>().await;
