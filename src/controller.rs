@@ -32,7 +32,7 @@ pub struct ControllerArgs {
     pub loops: LoopSettings,
 }
 
-/// Runs the control loops (scheduler, node lifecycle) until `leading` is cancelled.
+/// Runs the control loops (scheduler, node lifecycle, workload controllers) until `leading` is cancelled.
 pub async fn lead(
     client: kube::Client,
     loops: LoopSettings,
@@ -45,7 +45,8 @@ pub async fn lead(
     };
     tokio::join!(
         Scheduler::new(client.clone(), metrics).run(leading.clone()),
-        ferry_reconciler::lifecycle::run(client, lifecycle, leading),
+        ferry_reconciler::lifecycle::run(client.clone(), lifecycle, leading.clone()),
+        ferry_reconciler::controllers::run(client, leading),
     );
 }
 

@@ -36,6 +36,18 @@ impl Involved {
         }
     }
 
+    /// Any object the apiserver serves (a ReplicaSet, a Deployment, ...).
+    pub fn of<K: kube::Resource<DynamicType = ()>>(object: &K) -> Involved {
+        let meta = object.meta();
+        Involved {
+            api_version: K::api_version(&()).into_owned(),
+            kind: K::kind(&()).into_owned(),
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+            uid: meta.uid.clone().unwrap_or_default(),
+        }
+    }
+
     /// A node.
     pub fn node(name: &str, uid: &str) -> Involved {
         Involved {

@@ -6,6 +6,7 @@
 //! come in later issues.
 
 pub mod audit;
+pub mod controllers;
 pub mod gitops;
 pub mod lifecycle;
 pub mod scheduler;

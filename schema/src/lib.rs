@@ -11,6 +11,7 @@ pub mod duration;
 pub mod events;
 pub mod ferry;
 pub mod generate;
+pub mod intstr;
 pub mod kinds;
 pub mod loader;
 pub mod merge;

@@ -236,6 +236,17 @@ impl Kubectl {
         text(&out.stdout)
     }
 
+    /// Runs kubectl with stdin and expects failure; returns stderr.
+    pub fn fails_stdin(&self, args: &[&str], input: &str) -> String {
+        let out = self.run_stdin(args, input);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} should fail: {}",
+            text(&out.stdout)
+        );
+        text(&out.stderr)
+    }
+
     /// Runs kubectl and expects failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);

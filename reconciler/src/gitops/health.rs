@@ -1,8 +1,8 @@
-//! Health of applied objects, judged from the status they carry (the controllers that write
-//! those statuses come in a later issue; these rules work on whatever status is there).
+//! Health of applied objects, judged from the status their controllers write.
 //!
 //! - Deployment, StatefulSet, ReplicaSet: the controller has seen the latest generation and
-//!   all replicas are updated and available (ready for StatefulSets); `Progressing=False` with
+//!   all replicas are updated and available (ready for StatefulSets), and no old replica of a
+//!   Deployment is left; `Progressing=False` with
 //!   reason `ProgressDeadlineExceeded` is Degraded.
 //! - DaemonSet: every scheduled pod is updated and available.
 //! - Job: `Complete` is Healthy, `Failed` is Degraded.
@@ -86,6 +86,11 @@ pub fn assess(object: &Value) -> Health {
                 Health::Progressing(format!(
                     "{ready} of {want} replicas available, {updated} updated"
                 ))
+            } else if kind == "Deployment" && int(&status["replicas"]) > updated {
+                Health::Progressing(format!(
+                    "{} old replicas are pending termination",
+                    int(&status["replicas"]) - updated
+                ))
             } else {
                 Health::Healthy
             }
@@ -153,6 +158,10 @@ mod tests {
         d["status"] =
             json!({"observedGeneration": 2, "updatedReplicas": 2, "availableReplicas": 2});
         assert_eq!(assess(&d), Health::Healthy);
+        // An old pod still counted among the available ones: not done yet.
+        d["status"]["replicas"] = json!(3);
+        assert!(matches!(assess(&d), Health::Progressing(m) if m.contains("pending termination")));
+        d["status"]["replicas"] = json!(2);
         d["status"]["conditions"] = json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]);
         assert!(matches!(assess(&d), Health::Degraded(_)));
     }

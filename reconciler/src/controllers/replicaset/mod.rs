@@ -1,0 +1,252 @@
+//! The ReplicaSet controller: keeps `spec.replicas` active pods made from the template,
+//! adopting orphans that match the selector and releasing pods that stopped matching;
+//! deletes the least useful pods first on a scale-down; creates in slow-start batches and
+//! waits on expectations so a slow watch never makes it create twice; writes the status
+//! Deployments, `kubectl get rs` and GitOps health read.
+
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_client::events::{Involved, Recorder};
+use ferry_schema::selector::LabelSelector;
+use futures::StreamExt;
+use futures::future::join_all;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use super::error::{Backoff, ControllerError};
+use super::expectations::Expectations;
+use super::informer::Informer;
+use super::owner::{self, controller_of, controller_ref, key_of};
+use super::pods::{self, BURST};
+
+/// What every ReplicaSet reconcile shares.
+struct Context {
+    client: kube::Client,
+    pods: Store<Pod>,
+    expectations: Expectations,
+    backoff: Backoff,
+    recorder: Recorder,
+}
+
+/// The ReplicaSets a changed pod concerns: its controller if that is a ReplicaSet, or, for an
+/// orphan, every ReplicaSet of its namespace whose selector matches it (to adopt it).
+fn owners_of(pod: &Pod, sets: &Store<ReplicaSet>) -> Vec<ObjectRef<ReplicaSet>> {
+    let ns = pod.namespace().unwrap_or_default();
+    match controller_of(&pod.metadata) {
+        Some(r) if r.kind == "ReplicaSet" => vec![ObjectRef::new(&r.name).within(&ns)],
+        Some(_) => Vec::new(),
+        None => sets
+            .state()
+            .iter()
+            .filter(|rs| rs.namespace().as_deref() == Some(ns.as_str()))
+            .filter(|rs| {
+                selector_of(rs).is_ok_and(|s| !s.is_empty() && s.matches_labels(pod.labels()))
+            })
+            .map(|rs| ObjectRef::from_obj(rs.as_ref()))
+            .collect(),
+    }
+}
+
+fn selector_of(rs: &ReplicaSet) -> Result<LabelSelector, ControllerError> {
+    let selector = rs
+        .spec
+        .as_ref()
+        .map(|s| s.selector.clone())
+        .unwrap_or_default();
+    LabelSelector::from_typed(&selector).map_err(|source| ControllerError::Selector {
+        what: format!("ReplicaSet {}", key_of(rs)),
+        source,
+    })
+}
+
+/// The ReplicaSet controller, subscribed to `pods`; runs until `cancel`.
+pub fn controller(
+    client: kube::Client,
+    pods: &Informer<Pod>,
+    recorder: Recorder,
+    cancel: CancellationToken,
+) -> impl Future<Output = ()> + Send + 'static {
+    let controller = Controller::new(
+        Api::<ReplicaSet>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    let sets = controller.store();
+    let triggers = pods.subscribe(move |pod| owners_of(pod, &sets));
+    let ctx = Arc::new(Context {
+        client,
+        pods: pods.store(),
+        expectations: Expectations::default(),
+        backoff: Backoff::default(),
+        recorder,
+    });
+    async move {
+        controller
+            .reconcile_on(triggers)
+            .graceful_shutdown_on(cancel.cancelled_owned())
+            .run(reconcile, error_policy, ctx)
+            .for_each(|result| async move {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "replicaset reconcile failed");
+                }
+            })
+            .await;
+    }
+}
+
+fn error_policy(rs: Arc<ReplicaSet>, error: &ControllerError, ctx: Arc<Context>) -> Action {
+    let key = key_of(rs.as_ref());
+    let delay = ctx.backoff.failed(&key);
+    tracing::warn!(replicaset = %key, %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+#[tracing::instrument(level = "debug", skip_all, fields(replicaset = %key_of(rs.as_ref())))]
+async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action, ControllerError> {
+    let key = key_of(rs.as_ref());
+    let ns = rs.namespace().unwrap_or_default();
+    let selector = selector_of(&rs)?;
+    if selector.is_empty() {
+        return Err(ControllerError::Invalid {
+            what: format!("ReplicaSet {key}"),
+            message: "an empty selector would select every pod; refusing to manage".into(),
+        });
+    }
+    let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let candidates = ctx
+        .pods
+        .state()
+        .into_iter()
+        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()));
+    let claim = owner::claim(rs.as_ref(), &selector, candidates);
+    let mut owned = claim.owned;
+    let reference = controller_ref(rs.as_ref());
+    let adopted = join_all(
+        claim
+            .adopt
+            .iter()
+            .map(|p| owner::adopt(&pod_api, p, &reference)),
+    )
+    .await;
+    for (pod, took) in claim.adopt.into_iter().zip(adopted) {
+        if took? {
+            owned.push(pod);
+        }
+    }
+    for pod in &claim.release {
+        owner::release(&pod_api, pod, &reference.uid).await?;
+    }
+    let active: Vec<Arc<Pod>> = owned.into_iter().filter(|p| pods::is_active(p)).collect();
+    let failure = if rs.metadata.deletion_timestamp.is_none()
+        && ctx.expectations.satisfied(&key, |name| {
+            ctx.pods.get(&ObjectRef::new(name).within(&ns)).is_some()
+        }) {
+        manage(&rs, &key, &active, &pod_api, &ctx).await
+    } else {
+        None
+    };
+    let now = jiff::Timestamp::now();
+    let status = status::compute(&rs, &active, failure, now);
+    if rs.status.as_ref() != Some(&status) {
+        let mut body = json!({"status": status});
+        if status.conditions.is_none() {
+            body["status"]["conditions"] = Value::Null;
+        }
+        Api::<ReplicaSet>::namespaced(ctx.client.clone(), &ns)
+            .patch_status(
+                &rs.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&body),
+            )
+            .await
+            .map_err(|e| ControllerError::api("patch status of", format!("ReplicaSet {key}"), e))?;
+    }
+    ctx.backoff.succeeded(&key);
+    let min_ready = rs
+        .spec
+        .as_ref()
+        .and_then(|s| s.min_ready_seconds)
+        .unwrap_or(0);
+    let next = active
+        .iter()
+        .filter_map(|p| pods::seconds_to_available(p, min_ready, now))
+        .min();
+    Ok(match next {
+        Some(s) => Action::requeue(Duration::from_secs(s.unsigned_abs())),
+        None => Action::await_change(),
+    })
+}
+
+/// Creates or deletes pods toward `spec.replicas`; answers the failure to report, if any.
+async fn manage(
+    rs: &ReplicaSet,
+    key: &str,
+    active: &[Arc<Pod>],
+    pod_api: &Api<Pod>,
+    ctx: &Context,
+) -> Option<(&'static str, String)> {
+    let spec = rs.spec.as_ref()?;
+    let want = spec.replicas.unwrap_or(1).max(0) as usize;
+    let about = Involved::of(rs);
+    if active.len() < want {
+        let template = spec.template.as_ref()?;
+        let pod = pods::from_template(template, controller_ref(rs), &rs.name_any());
+        let created = pods::create_in_batches(pod_api, &pod, want - active.len()).await;
+        if !created.names.is_empty() {
+            let message = created_message("Created", &created.names);
+            ctx.recorder
+                .record(&about, "Normal", "SuccessfulCreate", &message)
+                .await;
+        }
+        ctx.expectations.created(key, created.names);
+        if let Some(e) = created.failure {
+            let message = e.to_string();
+            tracing::warn!(replicaset = %key, error = %message, "pod creation refused");
+            ctx.recorder
+                .record(&about, "Warning", "FailedCreate", &message)
+                .await;
+            return Some(("FailedCreate", message));
+        }
+    } else if active.len() > want {
+        let mut victims = active.to_vec();
+        pods::deletion_order(&mut victims);
+        victims.truncate((active.len() - want).min(BURST));
+        ctx.expectations
+            .deleted(key, victims.iter().map(|p| p.name_any()));
+        let (deleted, failure) = pods::delete_all(pod_api, &victims).await;
+        if !deleted.is_empty() {
+            let message = created_message("Deleted", &deleted);
+            ctx.recorder
+                .record(&about, "Normal", "SuccessfulDelete", &message)
+                .await;
+        }
+        if let Some(e) = failure {
+            let message = e.to_string();
+            ctx.recorder
+                .record(&about, "Warning", "FailedDelete", &message)
+                .await;
+            return Some(("FailedDelete", message));
+        }
+    }
+    None
+}
+
+/// `Created pod: web-abcde`, or for many `Created 12 pods: web-a, web-b, web-c, ...`.
+fn created_message(verb: &str, names: &[String]) -> String {
+    match names {
+        [one] => format!("{verb} pod: {one}"),
+        many => {
+            let shown: Vec<&str> = many.iter().take(3).map(String::as_str).collect();
+            format!("{verb} {} pods: {}, ...", many.len(), shown.join(", "))
+        }
+    }
+}
