@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use ferry_client::leader::{Elector, Timings};
+use ferry_reconciler::controllers::Enabled;
 use ferry_reconciler::scheduler::Scheduler;
 use ferry_reconciler::scheduler::metrics::SchedulerMetrics;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +21,17 @@ pub struct LoopSettings {
     /// How often node lifecycle looks at the nodes.
     #[arg(long, default_value = "5s", value_parser = crate::serve::parse_duration)]
     pub node_monitor_period: std::time::Duration,
+    /// Which loops run, as kube-controller-manager's flag: `*` for all, `NAME` to add one,
+    /// `-NAME` to leave one out (scheduler, nodelifecycle, replicaset, deployment,
+    /// serviceaccount, garbagecollector).
+    #[arg(long, default_value = "*", value_delimiter = ',', value_parser = parse_loop)]
+    pub controllers: Vec<String>,
+}
+
+fn parse_loop(item: &str) -> Result<String, String> {
+    Enabled::parse(&[item])
+        .map(|_| item.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// `ferry controller`'s arguments.
@@ -43,10 +55,26 @@ pub async fn lead(
         grace: loops.node_monitor_grace_period,
         period: loops.node_monitor_period,
     };
+    // Each item was checked when the flag was read; the list as a whole is read here.
+    let enabled = Enabled::parse(&loops.controllers).unwrap_or_else(|_| Enabled::all());
+    let scheduler = enabled
+        .runs("scheduler")
+        .then(|| Scheduler::new(client.clone(), metrics).run(leading.clone()));
+    let lifecycle = enabled
+        .runs("nodelifecycle")
+        .then(|| ferry_reconciler::lifecycle::run(client.clone(), lifecycle, leading.clone()));
     tokio::join!(
-        Scheduler::new(client.clone(), metrics).run(leading.clone()),
-        ferry_reconciler::lifecycle::run(client.clone(), lifecycle, leading.clone()),
-        ferry_reconciler::controllers::run(client, leading),
+        async move {
+            if let Some(s) = scheduler {
+                s.await;
+            }
+        },
+        async move {
+            if let Some(l) = lifecycle {
+                l.await;
+            }
+        },
+        ferry_reconciler::controllers::run(client, enabled, leading),
     );
 }
 

@@ -364,3 +364,118 @@ fn recreate_replica_sets_and_service_accounts() {
     let err = k.fails_stdin(&["apply", "-f", "-"], "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: bad\nspec:\n  selector:\n    matchLabels: {app: one}\n  template:\n    metadata:\n      labels: {app: two}\n    spec:\n      containers:\n      - name: c\n        image: busybox\n");
     assert!(err.contains("spec.template.metadata.labels"), "{err}");
 }
+
+/// The resourceVersion of the last `DELETED` event a watch printed as `TYPE RV` lines.
+fn last_deletion(lines: &[String]) -> Option<u64> {
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("DELETED "))
+        .filter_map(|rv| rv.trim().parse().ok())
+        .max()
+}
+
+#[test]
+fn deletion_cascades_in_the_background_the_foreground_or_not_at_all() {
+    let Some(a) = up() else {
+        return;
+    };
+    let k = &a.kubectl;
+    for name in ["bg", "fg", "or"] {
+        k.ok_stdin(
+            &["apply", "-f", "-"],
+            &deployment(name, 3, "busybox:1", ROLLING_2_1),
+        );
+    }
+    for name in ["bg", "fg", "or"] {
+        k.ok(&[
+            "rollout",
+            "status",
+            &format!("deployment/{name}"),
+            "--timeout=60s",
+        ]);
+    }
+    let none_left = |app: &str| {
+        let sets = k.ok(&["get", "rs", "-l", &format!("app={app}"), "-o", "name"]);
+        (sets.is_empty() && pods_of(k, app).is_empty()).then_some(())
+    };
+
+    // Background (kubectl's default): the Deployment goes at once, then its sets and pods.
+    k.ok(&["delete", "deployment", "bg"]);
+    wait_for(
+        Duration::from_secs(30),
+        "bg's sets and pods collected",
+        || none_left("bg"),
+    );
+
+    // Foreground: the pods go before the Deployment, as the resourceVersions of the
+    // deletions show.
+    let jsonpath = "jsonpath={.type} {.object.metadata.resourceVersion}{\"\\n\"}";
+    let mut pods = k.watch(&[
+        "get",
+        "pods",
+        "-l",
+        "app=fg",
+        "--watch",
+        "--output-watch-events",
+        "-o",
+        jsonpath,
+    ]);
+    let mut owner = k.watch(&[
+        "get",
+        "deployment",
+        "fg",
+        "--watch",
+        "--output-watch-events",
+        "-o",
+        jsonpath,
+    ]);
+    k.ok(&[
+        "delete",
+        "deployment",
+        "fg",
+        "--cascade=foreground",
+        "--timeout=60s",
+    ]);
+    owner.until(Duration::from_secs(30), |l| l.starts_with("DELETED"));
+    let mut gone = 0;
+    while gone < 3 {
+        if pods
+            .until(Duration::from_secs(30), |l| l.starts_with("DELETED"))
+            .starts_with("DELETED")
+        {
+            gone += 1;
+        }
+    }
+    let (last_pod, deployment) = (last_deletion(&pods.seen), last_deletion(&owner.seen));
+    assert!(
+        last_pod < deployment,
+        "pods deleted at {last_pod:?}, the Deployment at {deployment:?}"
+    );
+    wait_for(Duration::from_secs(30), "fg's sets collected", || {
+        none_left("fg")
+    });
+
+    // Orphan: the Deployment goes, its set and pods stay, without the reference.
+    k.ok(&[
+        "delete",
+        "deployment",
+        "or",
+        "--cascade=orphan",
+        "--timeout=60s",
+    ]);
+    let refs = k.ok(&[
+        "get",
+        "rs",
+        "-l",
+        "app=or",
+        "-o",
+        "jsonpath={.items[*].metadata.ownerReferences}",
+    ]);
+    assert!(refs.is_empty(), "orphaned: {refs}");
+    assert_eq!(pods_of(k, "or").len(), 3);
+    // An orphaned set still owns its pods: deleting it collects them.
+    k.ok(&["delete", "rs", "-l", "app=or"]);
+    wait_for(Duration::from_secs(30), "or's pods collected", || {
+        none_left("or")
+    });
+}

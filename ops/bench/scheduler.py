@@ -101,7 +101,7 @@ def end_to_end(work):
         register_s = time.monotonic() - started
         time.sleep(3)
         node_rss_idle = rss_mib(node.pid)
-        controller = subprocess.Popen([FERRY, "controller", "--server", base],
+        controller = subprocess.Popen([FERRY, "controller", "--server", base, "--controllers", "scheduler,nodelifecycle"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(controller)
         while True:

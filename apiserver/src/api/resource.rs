@@ -386,6 +386,8 @@ fn has_finalizers(object: &Value) -> bool {
 /// `DeleteOptions`, from the body (JSON, YAML or protobuf) and the query.
 struct DeleteOptions {
     dry_run: bool,
+    /// The finalizer the propagation policy asks for: `foregroundDeletion` or `orphan`.
+    finalizer: Option<&'static str>,
     resource_version: Option<i64>,
     uid: Option<String>,
 }
@@ -398,15 +400,24 @@ impl DeleteOptions {
         } else {
             parse_object(&bytes, &content_type(&call.headers))?
         };
-        if let Some(policy) = options["propagationPolicy"]
+        let finalizer = match options["propagationPolicy"]
             .as_str()
             .or(call.q("propagationPolicy"))
-            && !matches!(policy, "Orphan" | "Background" | "Foreground")
         {
-            return Err(ApiError::bad_request(format!(
-                "propagationPolicy must be Orphan, Background or Foreground; got {policy:?}"
-            )));
-        }
+            None | Some("Background") => None,
+            Some("Foreground") => Some("foregroundDeletion"),
+            Some("Orphan") => Some("orphan"),
+            Some(policy) => {
+                return Err(ApiError::bad_request(format!(
+                    "propagationPolicy must be Orphan, Background or Foreground; got {policy:?}"
+                )));
+            }
+        };
+        // The deprecated form kubectl no longer sends, still honoured.
+        let finalizer = match options["orphanDependents"].as_bool() {
+            Some(true) if finalizer.is_none() => Some("orphan"),
+            _ => finalizer,
+        };
         // kubectl sends dryRun in the body; other clients in the query.
         let in_body: Vec<String> = options["dryRun"]
             .as_array()
@@ -418,6 +429,7 @@ impl DeleteOptions {
         let pre = &options["preconditions"];
         Ok(DeleteOptions {
             dry_run,
+            finalizer,
             resource_version: pre["resourceVersion"].as_str().and_then(|r| r.parse().ok()),
             uid: pre["uid"].as_str().map(str::to_owned),
         })
@@ -456,14 +468,25 @@ async fn delete(call: &Call<'_>, name: &str, body: Body) -> Result<Response<Body
         return Err(ApiError::conflict(call.kind.group, call.kind.plural, name));
     }
     let expected = Some(stored.revision);
-    let finalized = has_finalizers(&stored.object);
+    let finalized = has_finalizers(&stored.object) || options.finalizer.is_some();
     if options.dry_run {
         return Ok(respond_object(call, StatusCode::OK, &stored.object, &[]));
     }
     let mut ops = Vec::new();
     if finalized {
-        // Finalizers hold the object: mark it, and whoever owns a finalizer finishes the job.
+        // Finalizers hold the object: mark it, and whoever owns a finalizer finishes the job
+        // (the garbage collector owns `foregroundDeletion` and `orphan`).
         let mut object = stored.object.clone();
+        if let Some(f) = options.finalizer {
+            let list = super::admission::meta(&mut object)
+                .entry("finalizers")
+                .or_insert_with(|| json!([]));
+            if let Some(list) = list.as_array_mut()
+                && !list.iter().any(|x| x == f)
+            {
+                list.push(json!(f));
+            }
+        }
         if !object["metadata"]["deletionTimestamp"].is_string() {
             object["metadata"]["deletionTimestamp"] = json!(
                 jiff::Timestamp::now()

@@ -2,11 +2,14 @@
 //! `Controller` (one reconcile of an object at a time, level-triggered, requeued with
 //! per-object back-off), sharing one watch and cache per kind through [`informer`].
 //!
-//! So far: [`replicaset`], [`deployment`] and [`serviceaccount`].
+//! So far: [`replicaset`], [`deployment`], [`serviceaccount`] and the garbage collector
+//! ([`gc`]).
 
 pub mod deployment;
+pub mod enabled;
 pub mod error;
 pub mod expectations;
+pub mod gc;
 pub mod informer;
 pub mod owner;
 pub mod pods;
@@ -14,28 +17,52 @@ pub mod replicaset;
 pub mod serviceaccount;
 
 use ferry_client::events::Recorder;
+use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use tokio_util::sync::CancellationToken;
 
+pub use enabled::Enabled;
 pub use error::ControllerError;
 
-/// Runs every workload controller against the apiserver `client` talks to, until `cancel`.
-pub async fn run(client: kube::Client, cancel: CancellationToken) {
+/// Runs the enabled workload controllers against the apiserver `client` talks to, until
+/// `cancel`.
+pub async fn run(client: kube::Client, enabled: Enabled, cancel: CancellationToken) {
     let recorder_rs = Recorder::new(client.clone(), "replicaset-controller", "");
     let recorder_d = Recorder::new(client.clone(), "deployment-controller", "");
     let pods = informer::Informer::<Pod>::new(client.clone());
     let sets = informer::Informer::<ReplicaSet>::new(client.clone());
-    let replicasets = replicaset::controller(client.clone(), &pods, recorder_rs, cancel.clone());
-    let deployments = deployment::controller(client.clone(), &sets, recorder_d, cancel.clone());
-    let accounts = serviceaccount::run(client, cancel.clone());
-    tracing::info!("workload controllers started");
-    tokio::join!(
-        pods.run(cancel.clone()),
-        sets.run(cancel.clone()),
-        replicasets,
-        deployments,
-        accounts,
-    );
+    let mut loops: Vec<BoxFuture<'static, ()>> = Vec::new();
+    if enabled.runs("replicaset") {
+        loops.push(Box::pin(replicaset::controller(
+            client.clone(),
+            &pods,
+            recorder_rs,
+            cancel.clone(),
+        )));
+        let stop = cancel.clone();
+        loops.push(Box::pin(async move { pods.run(stop).await }));
+    }
+    if enabled.runs("deployment") {
+        loops.push(Box::pin(deployment::controller(
+            client.clone(),
+            &sets,
+            recorder_d,
+            cancel.clone(),
+        )));
+        let stop = cancel.clone();
+        loops.push(Box::pin(async move { sets.run(stop).await }));
+    }
+    if enabled.runs("serviceaccount") {
+        loops.push(Box::pin(serviceaccount::run(
+            client.clone(),
+            cancel.clone(),
+        )));
+    }
+    if enabled.runs("garbagecollector") {
+        loops.push(Box::pin(gc::run(client, cancel.clone())));
+    }
+    tracing::info!(?enabled, "workload controllers started");
+    futures::future::join_all(loops).await;
     tracing::info!("workload controllers stopped");
 }
