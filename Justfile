@@ -14,12 +14,13 @@ test:
 # End-to-end tests only: the ferry binary against real inputs, kubectl, git, PostgreSQL, the
 # kube crate and kubernetes-validate.
 e2e:
-    cargo test --test validate_cli --test parity_corpus --test apiserver_kubectl --test apiserver_real_clients --test gitops --test nodes
+    cargo test --test validate_cli --test parity_corpus --test apiserver_kubectl --test apiserver_real_clients --test gitops --test nodes --test workloads
     cargo test -p ferry-apiserver --test storage --test kube_client --test transaction
     python3 ops/bench/parity.py
 
 # Benchmarks: `just bench validate`, `just bench apiserver`, `just bench gitops`,
-# `just bench scheduler` (numbers to stdout and bench-results/<what>.json).
+# `just bench scheduler`, `just bench controllers` (numbers to stdout and
+# bench-results/<what>.json).
 bench what="validate":
     cargo build --release
     cargo build --release -p ferry-apiserver --example apibench

@@ -1,6 +1,9 @@
-"""What the benchmark scripts share about the processes they start: a free loopback port, and
-a process's resident memory."""
+"""What the benchmark scripts share about the processes they start: a free loopback port, a
+process's resident memory and CPU time, and plain JSON calls to the apiserver."""
+import json
+import os
 import socket
+import urllib.request
 
 
 def free_port():
@@ -15,3 +18,34 @@ def rss_mib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=60) as r:
+        return json.load(r)
+
+
+def post(url, body):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return r.status
+
+
+def patch(url, body):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="PATCH",
+                                 headers={"Content-Type": "application/merge-patch+json"})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return r.status
+
+
+def ready_nodes(base):
+    items = get(f"{base}/api/v1/nodes")["items"]
+    return sum(1 for n in items for c in n.get("status", {}).get("conditions", [])
+               if c["type"] == "Ready" and c["status"] == "True")

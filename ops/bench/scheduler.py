@@ -24,7 +24,7 @@ import threading
 import time
 import urllib.request
 
-from procs import free_port, rss_mib
+from procs import cpu_seconds, free_port, get, post, ready_nodes, rss_mib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FERRY = os.environ.get("FERRY_BIN", os.path.join(ROOT, "target", "release", "ferry"))
@@ -37,30 +37,6 @@ GOALS = {"decisions_per_s": 20_000, "e2e_pods_per_s": 3_400, "node_rss_mib": 150
          "scheduler_rss_mib_30k": 200, "register_s": 5.0}
 
 
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def get(url):
-    with urllib.request.urlopen(url, timeout=60) as r:
-        return json.load(r)
-
-
-def post(url, body):
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=60) as r:
-        return r.status
-
-
-def ready_nodes(base):
-    items = get(f"{base}/api/v1/nodes")["items"]
-    return sum(1 for n in items for c in n.get("status", {}).get("conditions", [])
-               if c["type"] == "Ready" and c["status"] == "True")
 
 
 def pod(i):

@@ -138,52 +138,50 @@ async fn follow(
 
 /// Runs the garbage collector until `cancel`.
 pub async fn run(client: kube::Client, cancel: CancellationToken) {
-    {
-        let graph = Arc::new(Mutex::new(Graph::default()));
-        let kinds: Arc<Mutex<HashMap<(String, String), Kind>>> = Arc::default();
-        let (tx, rx) = mpsc::unbounded();
-        let queue = Queue {
-            tx,
-            waiting: Arc::default(),
-        };
-        let (ready_tx, ready_rx) = watch::channel(false);
-        let discovery = discover(
-            client.clone(),
-            graph.clone(),
-            kinds.clone(),
-            queue.clone(),
-            ready_tx,
-            cancel.clone(),
-        );
-        let collector = Arc::new(Collector {
-            client,
-            graph,
-            kinds,
-        });
-        let backoff = Arc::new(Backoff::default());
-        let workers = rx.take_until(cancel.clone().cancelled_owned()).for_each_concurrent(WORKERS, |work| {
-            let (collector, queue, backoff, mut ready) = (collector.clone(), queue.clone(), backoff.clone(), ready_rx.clone());
-            async move {
-                if ready.wait_for(|r| *r).await.is_err() {
-                    return;
-                }
-                queue.take(&work);
-                let key = format!("{work:?}");
-                match collector.run(&work).await {
-                    Ok(()) => backoff.succeeded(&key),
-                    Err(e) => {
-                        let delay = backoff.failed(&key);
-                        tracing::warn!(?work, error = %e, retry_in = ?delay, "garbage collection failed");
-                        tokio::spawn(async move {
-                            tokio::time::sleep(delay).await;
-                            queue.push(vec![work]);
-                        });
-                    }
+    let graph = Arc::new(Mutex::new(Graph::default()));
+    let kinds: Arc<Mutex<HashMap<(String, String), Kind>>> = Arc::default();
+    let (tx, rx) = mpsc::unbounded();
+    let queue = Queue {
+        tx,
+        waiting: Arc::default(),
+    };
+    let (ready_tx, ready_rx) = watch::channel(false);
+    let discovery = discover(
+        client.clone(),
+        graph.clone(),
+        kinds.clone(),
+        queue.clone(),
+        ready_tx,
+        cancel.clone(),
+    );
+    let collector = Arc::new(Collector {
+        client,
+        graph,
+        kinds,
+    });
+    let backoff = Arc::new(Backoff::default());
+    let workers = rx.take_until(cancel.clone().cancelled_owned()).for_each_concurrent(WORKERS, |work| {
+        let (collector, queue, backoff, mut ready) = (collector.clone(), queue.clone(), backoff.clone(), ready_rx.clone());
+        async move {
+            if ready.wait_for(|r| *r).await.is_err() {
+                return;
+            }
+            queue.take(&work);
+            let key = format!("{work:?}");
+            match collector.run(&work).await {
+                Ok(()) => backoff.succeeded(&key),
+                Err(e) => {
+                    let delay = backoff.failed(&key);
+                    tracing::warn!(?work, error = %e, retry_in = ?delay, "garbage collection failed");
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        queue.push(vec![work]);
+                    });
                 }
             }
-        });
-        tokio::join!(discovery, workers);
-    }
+        }
+    });
+    tokio::join!(discovery, workers);
 }
 
 /// Finds the kinds to watch, now and every 30 s, and starts a watch for each new one; sets

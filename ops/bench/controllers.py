@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""`just bench controllers`: the workload controllers on hollow nodes.
+
+On one machine: `ferry apiserver` (SQLite), one `ferry node --count 1000` process of hollow
+nodes, one `ferry controller` (scheduler, ReplicaSet, Deployment, garbage collector, ...).
+
+1. A rolling update of a 1,000-replica Deployment (maxSurge 25%): image changed -> every
+   replica updated and available.
+2. Density, the shape of Kubernetes' own scale tests: one Deployment of 30,000 replicas
+   applied -> all available; pod startup latency p50/p99 (created -> Running, both seen on a
+   watch); the controller's resident memory with every pod cached.
+
+REPLICAS, ROLL and NODES override the sizes. Prints a table and writes
+bench-results/controllers.json.
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+from procs import free_port, get, patch, post, ready_nodes, rss_mib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FERRY = os.environ.get("FERRY_BIN", os.path.join(ROOT, "target", "release", "ferry"))
+RESULTS = os.path.join(ROOT, "bench-results", os.environ.get("BENCH_RESULTS", "controllers.json"))
+NODES = int(os.environ.get("NODES", "1000"))
+REPLICAS = int(os.environ.get("REPLICAS", "30000"))
+ROLL = int(os.environ.get("ROLL", "1000"))
+GOALS = {"density_s": 60, "rolling_update_s": 10, "controller_rss_mib": 250}
+
+
+def deployment(name, replicas, image):
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "bench"},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "strategy": {"type": "RollingUpdate",
+                                  "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": "c", "image": image}]}}}}
+
+
+def status(base, name):
+    return get(f"{base}/apis/apps/v1/namespaces/bench/deployments/{name}")
+
+
+def wait_rolled_out(base, name, replicas, within):
+    started = time.monotonic()
+    while True:
+        d = status(base, name)
+        s = d.get("status", {})
+        if (s.get("observedGeneration", 0) >= d["metadata"].get("generation", 1)
+                and s.get("updatedReplicas") == replicas and s.get("availableReplicas") == replicas
+                and s.get("replicas") == replicas):
+            return time.monotonic() - started
+        if time.monotonic() - started > within:
+            sys.exit(f"{name} did not roll out within {within} s: {s}")
+        time.sleep(0.1)
+
+
+class PodWatch:
+    """Every pod of the namespace as a watch sees it: when it was first seen, when Running."""
+
+    def __init__(self, base):
+        rv = get(f"{base}/api/v1/namespaces/bench/pods?limit=1")["metadata"]["resourceVersion"]
+        self.url = f"{base}/api/v1/namespaces/bench/pods?watch=1&resourceVersion={rv}"
+        self.added, self.running = {}, {}
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        with urllib.request.urlopen(self.url, timeout=900) as r:
+            for line in r:
+                ev = json.loads(line)
+                obj = ev.get("object", {})
+                name = obj.get("metadata", {}).get("name")
+                now = time.monotonic()
+                self.added.setdefault(name, now)
+                if obj.get("status", {}).get("phase") == "Running":
+                    self.running.setdefault(name, now)
+
+
+def main():
+    if not os.path.exists(FERRY):
+        sys.exit(f"build first: {FERRY} is missing (just bench controllers builds it)")
+    procs = []
+    with tempfile.TemporaryDirectory(prefix="ferry-bench-controllers-") as work:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        api = subprocess.Popen([FERRY, "apiserver", "--data-dir", os.path.join(work, "data"),
+                                "--listen", f"127.0.0.1:{port}"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        procs.append(api)
+        api.stdout.readline()
+        try:
+            post(f"{base}/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}})
+            procs.append(subprocess.Popen(
+                [FERRY, "node", "--server", base, "--name", "hollow", "--count", str(NODES),
+                 "--capacity", "cpu=32,memory=128Gi,pods=110"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            while ready_nodes(base) < NODES:
+                time.sleep(0.2)
+            controller = subprocess.Popen([FERRY, "controller", "--server", base],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(controller)
+            while not get(f"{base}/apis/coordination.k8s.io/v1/namespaces/kube-system/leases").get("items"):
+                time.sleep(0.1)
+            time.sleep(2)
+
+            # 1. A rolling update.
+            post(f"{base}/apis/apps/v1/namespaces/bench/deployments", deployment("roll", ROLL, "busybox:1"))
+            wait_rolled_out(base, "roll", ROLL, 300)
+            t0 = time.monotonic()
+            patch(f"{base}/apis/apps/v1/namespaces/bench/deployments/roll",
+                  {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox:2"}]}}}})
+            wait_rolled_out(base, "roll", ROLL, 300)
+            rolling_s = time.monotonic() - t0
+
+            # 2. Density.
+            watch = PodWatch(base)
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            post(f"{base}/apis/apps/v1/namespaces/bench/deployments", deployment("density", REPLICAS, "busybox:1"))
+            wait_rolled_out(base, "density", REPLICAS, 900)
+            density_s = time.monotonic() - t0
+            time.sleep(1)
+            latencies = sorted((watch.running[n] - watch.added[n]) * 1000
+                               for n in watch.running if n in watch.added and n.startswith("density-"))
+            result = {
+                "nodes": NODES, "replicas": REPLICAS, "roll_replicas": ROLL,
+                "rolling_update_s": round(rolling_s, 2),
+                "density_s": round(density_s, 2),
+                "density_pods_per_s": round(REPLICAS / density_s),
+                "startup_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
+                "startup_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 1) if latencies else None,
+                "controller_rss_mib": round(rss_mib(controller.pid), 1),
+                "apiserver_rss_mib": round(rss_mib(api.pid), 1),
+            }
+        finally:
+            for p in reversed(procs):
+                p.terminate()
+            for p in procs:
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+    rows = [
+        (f"rolling update, {ROLL} replicas, maxSurge 25% (s)", result["rolling_update_s"], "<= 10"),
+        (f"density: {REPLICAS} replicas on {NODES} nodes, apply -> available (s)", result["density_s"], "<= 60"),
+        ("  pods/s", result["density_pods_per_s"], ""),
+        ("  pod startup p50, created -> Running (ms)", result["startup_p50_ms"], ""),
+        ("  pod startup p99 (ms)", result["startup_p99_ms"], ""),
+        (f"controller RSS with {REPLICAS + ROLL} pods cached (MiB)", result["controller_rss_mib"], "<= 250"),
+        ("apiserver RSS (MiB)", result["apiserver_rss_mib"], ""),
+    ]
+    print(f'{"measure":<66}{"ferry":>12}  goal')
+    for name, value, goal in rows:
+        print(f"{name:<66}{str(value):>12}  {goal}")
+    os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
+    with open(RESULTS, "w") as f:
+        json.dump({"result": result, "goals": GOALS}, f, indent=2)
+    print(f"-> {os.path.relpath(RESULTS, ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
