@@ -212,7 +212,8 @@ pub async fn run(client: kube::Client, settings: LifecycleSettings, cancel: Canc
         watcher(
             Api::<core::Pod>::all(client.clone()),
             watcher::Config::default().fields("spec.nodeName!="),
-        ),
+        )
+        .map(|e| e.map(|e| e.modify(crate::controllers::pods::slim))),
     )
     .default_backoff()
     .map(|_| ())

@@ -30,6 +30,7 @@ where
     store: Store<K>,
     writer: Mutex<Option<reflector::store::Writer<K>>>,
     subscribers: Arc<Mutex<Vec<Subscriber<K>>>>,
+    slim: fn(&mut K),
 }
 
 impl<K> Informer<K>
@@ -41,12 +42,22 @@ where
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
     {
+        Informer::slimmed(client, |_| {})
+    }
+
+    /// An informer that trims every object with `slim` before caching it, so the cache holds
+    /// only the fields its readers use.
+    pub fn slimmed(client: kube::Client, slim: fn(&mut K)) -> Informer<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    {
         let (store, writer) = reflector::store();
         Informer {
             api: Api::all(client),
             store,
             writer: Mutex::new(Some(writer)),
             subscribers: Arc::default(),
+            slim,
         }
     }
 
@@ -89,9 +100,12 @@ where
             return;
         };
         let subscribers = self.subscribers.clone();
+        let slim = self.slim;
         let events = reflector::reflector(
             writer,
-            watcher(self.api.clone(), watcher::Config::default()).default_backoff(),
+            watcher(self.api.clone(), watcher::Config::default())
+                .default_backoff()
+                .map(move |e| e.map(|e| e.modify(slim))),
         );
         let mut events = std::pin::pin!(events.take_until(cancel.cancelled_owned()));
         while let Some(event) = events.next().await {

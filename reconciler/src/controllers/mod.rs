@@ -30,7 +30,7 @@ pub use error::ControllerError;
 pub async fn run(client: kube::Client, enabled: Enabled, cancel: CancellationToken) {
     let recorder_rs = Recorder::new(client.clone(), "replicaset-controller", "");
     let recorder_d = Recorder::new(client.clone(), "deployment-controller", "");
-    let pods = informer::Informer::<Pod>::new(client.clone());
+    let pods = informer::Informer::<Pod>::slimmed(client.clone(), pods::slim);
     let sets = informer::Informer::<ReplicaSet>::new(client.clone());
     let mut loops: Vec<BoxFuture<'static, ()>> = Vec::new();
     if enabled.runs("replicaset") {

@@ -7,7 +7,7 @@ use std::cmp::Reverse;
 use std::sync::Arc;
 
 use futures::future::join_all;
-use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodSpec, PodStatus, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, PostParams};
 
@@ -16,6 +16,39 @@ use super::error::ControllerError;
 /// The most creations or deletions one reconcile makes (kube-controller-manager's
 /// `burstReplicas`).
 pub const BURST: usize = 500;
+
+/// Trims a pod to what the controllers and node lifecycle read (metadata without annotations
+/// or managed fields; the node, tolerations and priority; phase, conditions and each
+/// container's readiness and restarts), so that 30,000 cached pods stay small.
+pub fn slim(pod: &mut Pod) {
+    pod.metadata.managed_fields = None;
+    pod.metadata.annotations = None;
+    if let Some(spec) = pod.spec.take() {
+        pod.spec = Some(PodSpec {
+            node_name: spec.node_name,
+            tolerations: spec.tolerations,
+            priority: spec.priority,
+            ..PodSpec::default()
+        });
+    }
+    if let Some(status) = pod.status.take() {
+        pod.status = Some(PodStatus {
+            phase: status.phase,
+            conditions: status.conditions,
+            container_statuses: status.container_statuses.map(|all| {
+                all.into_iter()
+                    .map(|c| ContainerStatus {
+                        name: c.name,
+                        ready: c.ready,
+                        restart_count: c.restart_count,
+                        ..ContainerStatus::default()
+                    })
+                    .collect()
+            }),
+            ..PodStatus::default()
+        });
+    }
+}
 
 /// Neither finished nor being deleted.
 pub fn is_active(pod: &Pod) -> bool {
