@@ -14,6 +14,7 @@ pub mod informer;
 pub mod owner;
 pub mod pods;
 pub mod replicaset;
+mod runner;
 pub mod serviceaccount;
 
 use ferry_client::events::Recorder;

@@ -225,16 +225,23 @@ pub async fn delete_all(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{PodCondition, PodSpec, PodStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-    fn ts(s: i64) -> jiff::Timestamp {
+    pub(crate) fn ts(s: i64) -> jiff::Timestamp {
         jiff::Timestamp::from_second(s).expect("fixture")
     }
 
-    fn pod(name: &str, node: bool, phase: &str, ready_at: Option<i64>, created: i64) -> Arc<Pod> {
+    /// A pod for tests: on a node or not, in a phase, Ready since `ready_at`.
+    pub(crate) fn pod(
+        name: &str,
+        node: bool,
+        phase: &str,
+        ready_at: Option<i64>,
+        created: i64,
+    ) -> Arc<Pod> {
         Arc::new(Pod {
             metadata: ObjectMeta {
                 name: Some(name.into()),

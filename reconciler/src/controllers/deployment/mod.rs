@@ -15,12 +15,11 @@ use std::time::Duration;
 use ferry_client::events::{Involved, Recorder};
 use ferry_schema::intstr;
 use ferry_schema::selector::LabelSelector;
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +30,7 @@ use self::status::Step;
 use super::error::{Backoff, ControllerError};
 use super::informer::Informer;
 use super::owner::{self, controller_of, controller_ref, key_of};
+use super::runner;
 
 struct Context {
     client: kube::Client,
@@ -40,33 +40,7 @@ struct Context {
 }
 
 fn selector_of(d: &Deployment) -> Result<LabelSelector, ControllerError> {
-    let selector = d
-        .spec
-        .as_ref()
-        .map(|s| s.selector.clone())
-        .unwrap_or_default();
-    LabelSelector::from_typed(&selector).map_err(|source| ControllerError::Selector {
-        what: format!("Deployment {}", key_of(d)),
-        source,
-    })
-}
-
-/// The Deployments a changed ReplicaSet concerns.
-fn owners_of(rs: &ReplicaSet, deployments: &Store<Deployment>) -> Vec<ObjectRef<Deployment>> {
-    let ns = rs.namespace().unwrap_or_default();
-    match controller_of(&rs.metadata) {
-        Some(r) if r.kind == "Deployment" => vec![ObjectRef::new(&r.name).within(&ns)],
-        Some(_) => Vec::new(),
-        None => deployments
-            .state()
-            .iter()
-            .filter(|d| d.namespace().as_deref() == Some(ns.as_str()))
-            .filter(|d| {
-                selector_of(d).is_ok_and(|s| !s.is_empty() && s.matches_labels(rs.labels()))
-            })
-            .map(|d| ObjectRef::from_obj(d.as_ref()))
-            .collect(),
-    }
+    runner::parse_selector(d, d.spec.as_ref().map(|s| &s.selector))
 }
 
 /// The Deployment controller, subscribed to `sets`; runs until `cancel`.
@@ -81,32 +55,20 @@ pub fn controller(
         watcher::Config::default(),
     );
     let deployments = controller.store();
-    let triggers = sets.subscribe(move |rs| owners_of(rs, &deployments));
+    let triggers = sets.subscribe(move |rs| runner::owners_of(rs, &deployments, selector_of));
     let ctx = Arc::new(Context {
         client,
         sets: sets.store(),
         backoff: Backoff::default(),
         recorder,
     });
-    async move {
-        controller
-            .reconcile_on(triggers)
-            .graceful_shutdown_on(cancel.cancelled_owned())
-            .run(reconcile, error_policy, ctx)
-            .for_each(|result| async move {
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "deployment reconcile failed");
-                }
-            })
-            .await;
-    }
+    runner::drive(controller, triggers, reconcile, ctx, cancel)
 }
 
-fn error_policy(d: Arc<Deployment>, error: &ControllerError, ctx: Arc<Context>) -> Action {
-    let key = key_of(d.as_ref());
-    let delay = ctx.backoff.failed(&key);
-    tracing::warn!(deployment = %key, %error, retry_in = ?delay, "reconcile failed");
-    Action::requeue(delay)
+impl runner::Shared for Context {
+    fn backoff(&self) -> &Backoff {
+        &self.backoff
+    }
 }
 
 /// The rollout's bounds: maxSurge and maxUnavailable resolved against replicas (both 0 for

@@ -54,6 +54,19 @@ impl Collector {
         self.graph.lock().ok()?.get(uid).cloned()
     }
 
+    /// The objects that name `uid` as an owner, as last seen.
+    fn dependents(&self, uid: &str) -> Vec<Node> {
+        self.graph
+            .lock()
+            .map(|g| {
+                g.dependents_of(uid)
+                    .iter()
+                    .filter_map(|d| g.get(d).cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Does one piece of work.
     pub async fn run(&self, work: &Work) -> Result<(), ControllerError> {
         match work {
@@ -195,16 +208,7 @@ impl Collector {
         if !node.foreground() {
             return Ok(());
         }
-        let dependents: Vec<Node> = self
-            .graph
-            .lock()
-            .map(|g| {
-                g.dependents_of(uid)
-                    .iter()
-                    .filter_map(|d| g.get(d).cloned())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let dependents = self.dependents(uid);
         if dependents.is_empty() {
             return self.release(&node, FOREGROUND).await;
         }
@@ -234,16 +238,7 @@ impl Collector {
         if !node.orphaning() {
             return Ok(());
         }
-        let dependents: Vec<Node> = self
-            .graph
-            .lock()
-            .map(|g| {
-                g.dependents_of(uid)
-                    .iter()
-                    .filter_map(|d| g.get(d).cloned())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let dependents = self.dependents(uid);
         for d in &dependents {
             let kept: Vec<&OwnerReference> = d.owners.iter().filter(|o| o.uid != uid).collect();
             let what = format!("{} {}", d.resource.kind, d.name);

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use ferry_client::events::{Involved, Recorder};
 use ferry_schema::selector::LabelSelector;
-use futures::StreamExt;
 use futures::future::join_all;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
@@ -26,8 +25,9 @@ use tokio_util::sync::CancellationToken;
 use super::error::{Backoff, ControllerError};
 use super::expectations::Expectations;
 use super::informer::Informer;
-use super::owner::{self, controller_of, controller_ref, key_of};
+use super::owner::{self, controller_ref, key_of};
 use super::pods::{self, BURST};
+use super::runner;
 
 /// What every ReplicaSet reconcile shares.
 struct Context {
@@ -38,35 +38,8 @@ struct Context {
     recorder: Recorder,
 }
 
-/// The ReplicaSets a changed pod concerns: its controller if that is a ReplicaSet, or, for an
-/// orphan, every ReplicaSet of its namespace whose selector matches it (to adopt it).
-fn owners_of(pod: &Pod, sets: &Store<ReplicaSet>) -> Vec<ObjectRef<ReplicaSet>> {
-    let ns = pod.namespace().unwrap_or_default();
-    match controller_of(&pod.metadata) {
-        Some(r) if r.kind == "ReplicaSet" => vec![ObjectRef::new(&r.name).within(&ns)],
-        Some(_) => Vec::new(),
-        None => sets
-            .state()
-            .iter()
-            .filter(|rs| rs.namespace().as_deref() == Some(ns.as_str()))
-            .filter(|rs| {
-                selector_of(rs).is_ok_and(|s| !s.is_empty() && s.matches_labels(pod.labels()))
-            })
-            .map(|rs| ObjectRef::from_obj(rs.as_ref()))
-            .collect(),
-    }
-}
-
 fn selector_of(rs: &ReplicaSet) -> Result<LabelSelector, ControllerError> {
-    let selector = rs
-        .spec
-        .as_ref()
-        .map(|s| s.selector.clone())
-        .unwrap_or_default();
-    LabelSelector::from_typed(&selector).map_err(|source| ControllerError::Selector {
-        what: format!("ReplicaSet {}", key_of(rs)),
-        source,
-    })
+    runner::parse_selector(rs, rs.spec.as_ref().map(|s| &s.selector))
 }
 
 /// The ReplicaSet controller, subscribed to `pods`; runs until `cancel`.
@@ -81,7 +54,7 @@ pub fn controller(
         watcher::Config::default(),
     );
     let sets = controller.store();
-    let triggers = pods.subscribe(move |pod| owners_of(pod, &sets));
+    let triggers = pods.subscribe(move |pod| runner::owners_of(pod, &sets, selector_of));
     let ctx = Arc::new(Context {
         client,
         pods: pods.store(),
@@ -89,25 +62,13 @@ pub fn controller(
         backoff: Backoff::default(),
         recorder,
     });
-    async move {
-        controller
-            .reconcile_on(triggers)
-            .graceful_shutdown_on(cancel.cancelled_owned())
-            .run(reconcile, error_policy, ctx)
-            .for_each(|result| async move {
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "replicaset reconcile failed");
-                }
-            })
-            .await;
-    }
+    runner::drive(controller, triggers, reconcile, ctx, cancel)
 }
 
-fn error_policy(rs: Arc<ReplicaSet>, error: &ControllerError, ctx: Arc<Context>) -> Action {
-    let key = key_of(rs.as_ref());
-    let delay = ctx.backoff.failed(&key);
-    tracing::warn!(replicaset = %key, %error, retry_in = ?delay, "reconcile failed");
-    Action::requeue(delay)
+impl runner::Shared for Context {
+    fn backoff(&self) -> &Backoff {
+        &self.backoff
+    }
 }
 
 #[tracing::instrument(level = "debug", skip_all, fields(replicaset = %key_of(rs.as_ref())))]

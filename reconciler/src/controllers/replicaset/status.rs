@@ -69,38 +69,21 @@ pub fn compute(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controllers::pods::tests::ts;
     use k8s_openapi::api::apps::v1::ReplicaSetSpec;
-    use k8s_openapi::api::core::v1::{PodCondition, PodStatus, PodTemplateSpec};
+    use k8s_openapi::api::core::v1::PodTemplateSpec;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-    fn ts(s: i64) -> jiff::Timestamp {
-        jiff::Timestamp::from_second(s).expect("fixture")
-    }
-
     fn pod(labels: &[(&str, &str)], ready_at: Option<i64>) -> Arc<Pod> {
-        Arc::new(Pod {
-            metadata: ObjectMeta {
-                labels: Some(
-                    labels
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect(),
-                ),
-                ..ObjectMeta::default()
-            },
-            spec: None,
-            status: Some(PodStatus {
-                conditions: ready_at.map(|t| {
-                    vec![PodCondition {
-                        type_: "Ready".into(),
-                        status: "True".into(),
-                        last_transition_time: Some(Time(ts(t))),
-                        ..PodCondition::default()
-                    }]
-                }),
-                ..PodStatus::default()
-            }),
-        })
+        let mut p =
+            (*crate::controllers::pods::tests::pod("p", true, "Running", ready_at, 1)).clone();
+        p.metadata.labels = Some(
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        Arc::new(p)
     }
 
     #[test]

@@ -1,0 +1,99 @@
+//! What every workload controller's loop shares: mapping a changed child to the owners to
+//! reconcile, the error policy (per-object back-off), and driving a kube-runtime
+//! `Controller` until shutdown.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use ferry_schema::selector::LabelSelector;
+use futures::{Stream, StreamExt};
+use kube::Resource;
+use kube::ResourceExt;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use super::error::{Backoff, ControllerError};
+use super::owner::{controller_of, key_of};
+
+/// A controller's shared context, as far as the runner needs it.
+pub(crate) trait Shared: Send + Sync + 'static {
+    /// The per-object failure counts.
+    fn backoff(&self) -> &Backoff;
+}
+
+/// The owners of kind `K` a changed child concerns: its controller if that is a `K`, or, for
+/// an orphan, every `K` of its namespace whose (non-empty) selector matches it, to adopt it.
+pub(crate) fn owners_of<K, C>(
+    child: &C,
+    owners: &Store<K>,
+    selector: fn(&K) -> Result<LabelSelector, ControllerError>,
+) -> Vec<ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+    C: Resource,
+{
+    let ns = child.namespace().unwrap_or_default();
+    match controller_of(child.meta()) {
+        Some(r) if r.kind == K::kind(&()) => vec![ObjectRef::new(&r.name).within(&ns)],
+        Some(_) => Vec::new(),
+        None => owners
+            .state()
+            .iter()
+            .filter(|o| o.namespace().as_deref() == Some(ns.as_str()))
+            .filter(|o| {
+                selector(o).is_ok_and(|s| !s.is_empty() && s.matches_labels(child.labels()))
+            })
+            .map(|o| ObjectRef::from_obj(o.as_ref()))
+            .collect(),
+    }
+}
+
+/// An owner's selector, parsed (an absent one selects nothing and reads as empty).
+pub(crate) fn parse_selector<K: Resource<DynamicType = ()>>(
+    owner: &K,
+    selector: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>,
+) -> Result<LabelSelector, ControllerError> {
+    let selector = selector.cloned().unwrap_or_default();
+    LabelSelector::from_typed(&selector).map_err(|source| ControllerError::Selector {
+        what: format!("{} {}", K::kind(&()), key_of(owner)),
+        source,
+    })
+}
+
+/// Requeues a failed object after its back-off.
+fn error_policy<K, C>(object: Arc<K>, error: &ControllerError, ctx: Arc<C>) -> Action
+where
+    K: Resource<DynamicType = ()>,
+    C: Shared,
+{
+    let key = key_of(object.as_ref());
+    let delay = ctx.backoff().failed(&key);
+    tracing::warn!(kind = %K::kind(&()), object = %key, %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Runs `controller` with `reconcile`, also woken by `triggers`, until `cancel`.
+pub(crate) async fn drive<K, C, Fut>(
+    controller: Controller<K>,
+    triggers: impl Stream<Item = ObjectRef<K>> + Send + 'static,
+    reconcile: fn(Arc<K>, Arc<C>) -> Fut,
+    ctx: Arc<C>,
+    cancel: CancellationToken,
+) where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    C: Shared,
+    Fut: Future<Output = Result<Action, ControllerError>> + Send + 'static,
+{
+    controller
+        .reconcile_on(triggers)
+        .graceful_shutdown_on(cancel.cancelled_owned())
+        .run(reconcile, error_policy::<K, C>, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(kind = %K::kind(&()), error = %e, "reconcile ended in error");
+            }
+        })
+        .await;
+}
