@@ -7,67 +7,16 @@
 use std::path::Path;
 use std::time::Duration;
 
+use ferry_testkit::appliance::Appliance;
 use ferry_testkit::ferry::{Background, FerryProcess, Kubectl, wait_for};
 
 fn ferry_binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_ferry"))
 }
 
-struct Appliance {
-    kubectl: Kubectl,
-    server: FerryProcess,
-    dir: tempfile::TempDir,
-}
-
 /// `ferry up` on an empty directory source with `extra` flags.
 fn up(extra: &[&str]) -> Option<Appliance> {
-    let kubectl = ferry_testkit::tools::kubectl()?;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let source = dir.path().join("manifests");
-    std::fs::create_dir_all(&source).expect("source dir");
-    let mut args: Vec<String> = vec![
-        "up".into(),
-        "--source".into(),
-        source.display().to_string(),
-        "--allow-empty".into(),
-        "--data-dir".into(),
-        dir.path().join("data").display().to_string(),
-    ];
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    let server = FerryProcess::start(ferry_binary(), &args);
-    let kubectl = Kubectl::new(&kubectl, ferry_binary(), &server.url, dir.path());
-    Some(Appliance {
-        kubectl,
-        server,
-        dir,
-    })
-}
-
-impl Appliance {
-    /// A `ferry node` process against this appliance.
-    fn node(&self, args: &[&str]) -> Background {
-        let log = self
-            .dir
-            .path()
-            .join(format!("node-{}.log", args.join("_").replace('/', "_")));
-        let mut all = vec!["node", "--server", &self.server.url];
-        all.extend_from_slice(args);
-        Background::start(ferry_binary(), &all, &log)
-    }
-
-    fn node_of(&self, pod: &str) -> String {
-        self.kubectl
-            .ok(&["get", "pod", pod, "-o", "jsonpath={.spec.nodeName}"])
-    }
-
-    fn wait_ready(&self, pod: &str) {
-        self.kubectl.ok(&[
-            "wait",
-            "--for=condition=Ready",
-            &format!("pod/{pod}"),
-            "--timeout=60s",
-        ]);
-    }
+    Appliance::up(ferry_binary(), extra)
 }
 
 fn pod(name: &str, extra: &str) -> String {

@@ -7,53 +7,15 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use ferry_testkit::ferry::{FerryProcess, Kubectl, wait_for};
+use ferry_testkit::appliance::Appliance;
+use ferry_testkit::ferry::{Kubectl, wait_for};
 
 fn ferry_binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_ferry"))
 }
 
-struct Appliance {
-    kubectl: Kubectl,
-    _server: FerryProcess,
-    _dir: tempfile::TempDir,
-}
-
 fn up() -> Option<Appliance> {
-    let kubectl = ferry_testkit::tools::kubectl()?;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let source = dir.path().join("manifests");
-    std::fs::create_dir_all(&source).expect("source dir");
-    let args: Vec<String> = [
-        "up",
-        "--source",
-        &source.display().to_string(),
-        "--allow-empty",
-        "--data-dir",
-        &dir.path().join("data").display().to_string(),
-        "--nodes",
-        "3",
-        "--node-name",
-        "sim",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    let server = FerryProcess::start(ferry_binary(), &args);
-    let kubectl = Kubectl::new(&kubectl, ferry_binary(), &server.url, dir.path());
-    kubectl.ok(&[
-        "wait",
-        "--for=condition=Ready",
-        "node/sim-0",
-        "node/sim-1",
-        "node/sim-2",
-        "--timeout=60s",
-    ]);
-    Some(Appliance {
-        kubectl,
-        _server: server,
-        _dir: dir,
-    })
+    Appliance::with_hollow_nodes(ferry_binary(), 3)
 }
 
 fn deployment(name: &str, replicas: u32, image: &str, strategy: &str) -> String {
@@ -429,6 +391,12 @@ fn deletion_cascades_in_the_background_the_foreground_or_not_at_all() {
         "-o",
         jsonpath,
     ]);
+    // Both watches have listed before the deletion, or one could start after it and see
+    // nothing.
+    owner.until(Duration::from_secs(30), |l| l.starts_with("ADDED"));
+    for _ in 0..3 {
+        pods.until(Duration::from_secs(30), |l| l.starts_with("ADDED"));
+    }
     k.ok(&[
         "delete",
         "deployment",

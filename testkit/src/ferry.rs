@@ -264,7 +264,9 @@ impl Kubectl {
             .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            // Its complaints (an object not found, a dropped connection) go to the test's
+            // output, where a failure is read.
+            .stderr(Stdio::inherit())
             .spawn()
             .expect("watch starts");
         let stdout = child.stdout.take().expect("stdout");

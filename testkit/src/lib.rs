@@ -4,8 +4,10 @@
 //! `initdb` and `pg_ctl`, as the `postgres` user when running as root), on a free loopback
 //! port, with fsync on, and stops it when dropped. Where PostgreSQL is not installed it returns
 //! `None` so a developer's run can go on; under `CI=true` that is a failure instead. The same
-//! rule finds the outside tools ([`tools`]).
+//! rule finds the outside tools ([`tools`]). [`appliance::Appliance`] is `ferry up` as the
+//! end-to-end suites start it.
 
+pub mod appliance;
 pub mod ferry;
 pub mod git;
 pub mod tools;

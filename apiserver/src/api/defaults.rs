@@ -282,8 +282,12 @@ fn default_fields(kind: &KindInfo, object: &mut Value) {
             default_pod_spec(&mut spec["template"]["spec"]);
         }
         ("batch", "Job") => {
+            // Completions default to 1 only when parallelism is unset too: a Job with only
+            // parallelism is a work queue, done when one pod succeeds and the rest finish.
+            if spec["completions"].is_null() && spec["parallelism"].is_null() {
+                set_default(spec, "completions", json!(1));
+            }
             set_default(spec, "parallelism", json!(1));
-            set_default(spec, "completions", json!(1));
             set_default(spec, "backoffLimit", json!(6));
             set_default(spec, "completionMode", json!("NonIndexed"));
             set_default(spec, "suspend", json!(false));

@@ -2,8 +2,8 @@
 //! `Controller` (one reconcile of an object at a time, level-triggered, requeued with
 //! per-object back-off), sharing one watch and cache per kind through [`informer`].
 //!
-//! So far: [`replicaset`], [`deployment`], [`serviceaccount`] and the garbage collector
-//! ([`gc`]).
+//! So far: [`replicaset`], [`deployment`], [`job`] (with `ttlSecondsAfterFinished`),
+//! [`serviceaccount`] and the garbage collector ([`gc`]).
 
 pub mod deployment;
 pub mod enabled;
@@ -11,6 +11,7 @@ pub mod error;
 pub mod expectations;
 pub mod gc;
 pub mod informer;
+pub mod job;
 pub mod owner;
 pub mod pods;
 pub mod replicaset;
@@ -41,6 +42,18 @@ pub async fn run(client: kube::Client, enabled: Enabled, cancel: CancellationTok
             recorder_rs,
             cancel.clone(),
         )));
+    }
+    if enabled.runs("job") {
+        let recorder = Recorder::new(client.clone(), "job-controller", "");
+        loops.push(Box::pin(job::controller(
+            client.clone(),
+            &pods,
+            recorder,
+            cancel.clone(),
+        )));
+    }
+    if enabled.runs("replicaset") || enabled.runs("job") {
+        // The pod watch starts once every reader has subscribed.
         let stop = cancel.clone();
         loops.push(Box::pin(async move { pods.run(stop).await }));
     }

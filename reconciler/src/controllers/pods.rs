@@ -7,7 +7,10 @@ use std::cmp::Reverse;
 use std::sync::Arc;
 
 use futures::future::join_all;
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodSpec, PodStatus, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{
+    ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodSpec, PodStatus,
+    PodTemplateSpec,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, PostParams};
 
@@ -35,19 +38,33 @@ pub fn slim(pod: &mut Pod) {
         pod.status = Some(PodStatus {
             phase: status.phase,
             conditions: status.conditions,
-            container_statuses: status.container_statuses.map(|all| {
-                all.into_iter()
-                    .map(|c| ContainerStatus {
-                        name: c.name,
-                        ready: c.ready,
-                        restart_count: c.restart_count,
-                        ..ContainerStatus::default()
-                    })
-                    .collect()
-            }),
+            container_statuses: status.container_statuses.map(slim_containers),
+            init_container_statuses: status.init_container_statuses.map(slim_containers),
             ..PodStatus::default()
         });
     }
+}
+
+/// Each container's name, readiness and restarts, and how it ended if it did (the Job
+/// controller's failure policy reads exit codes, its back-off the time).
+fn slim_containers(all: Vec<ContainerStatus>) -> Vec<ContainerStatus> {
+    all.into_iter()
+        .map(|c| ContainerStatus {
+            name: c.name,
+            ready: c.ready,
+            restart_count: c.restart_count,
+            state: c.state.and_then(|s| s.terminated).map(|t| ContainerState {
+                terminated: Some(ContainerStateTerminated {
+                    exit_code: t.exit_code,
+                    finished_at: t.finished_at,
+                    reason: t.reason,
+                    ..ContainerStateTerminated::default()
+                }),
+                ..ContainerState::default()
+            }),
+            ..ContainerStatus::default()
+        })
+        .collect()
 }
 
 /// Neither finished nor being deleted.
@@ -167,19 +184,32 @@ pub struct Created {
 /// Creates `count` copies of `pod` in slow-start batches; stops at the first batch with a
 /// failure.
 pub async fn create_in_batches(api: &Api<Pod>, pod: &Pod, count: usize) -> Created {
+    create_each(api, vec![pod.clone(); count.min(BURST)]).await
+}
+
+/// Creates these pods (at most [`BURST`]) in slow-start batches of 1, 2, 4, ...; stops at the
+/// first batch with a failure.
+pub async fn create_each(api: &Api<Pod>, mut pods: Vec<Pod>) -> Created {
+    pods.truncate(BURST);
     let mut created = Created::default();
     let mut batch = 1;
-    let mut left = count.min(BURST);
-    while left > 0 {
-        let size = batch.min(left);
+    let mut rest = pods.as_slice();
+    while !rest.is_empty() {
+        let (now, later) = rest.split_at(batch.min(rest.len()));
+        rest = later;
         let params = PostParams::default();
-        let results = join_all((0..size).map(|_| api.create(&params, pod))).await;
-        for result in results {
+        let results = join_all(now.iter().map(|p| api.create(&params, p))).await;
+        for (result, pod) in results.into_iter().zip(now) {
             match result {
                 Ok(p) => created.names.push(p.metadata.name.unwrap_or_default()),
                 Err(e) => {
                     if created.failure.is_none() {
-                        let what = pod.metadata.generate_name.clone().unwrap_or_default();
+                        let what = pod
+                            .metadata
+                            .name
+                            .clone()
+                            .or_else(|| pod.metadata.generate_name.clone())
+                            .unwrap_or_default();
                         created.failure = Some(ControllerError::api("create pod", what, e));
                     }
                 }
@@ -188,7 +218,6 @@ pub async fn create_in_batches(api: &Api<Pod>, pod: &Pod, count: usize) -> Creat
         if created.failure.is_some() {
             break;
         }
-        left -= size;
         batch *= 2;
     }
     created

@@ -1,0 +1,84 @@
+//! `ferry up` on an empty directory source, as the end-to-end suites start it: the process,
+//! its data directory, a kubectl pointed at it, and `ferry node` processes joining it.
+
+use std::path::{Path, PathBuf};
+
+use crate::ferry::{Background, FerryProcess, Kubectl};
+
+/// A running appliance; everything is stopped and removed when dropped.
+pub struct Appliance {
+    /// kubectl with a kubeconfig of its own.
+    pub kubectl: Kubectl,
+    /// The `ferry up` process.
+    pub server: FerryProcess,
+    /// Its data directory, source and logs.
+    pub dir: tempfile::TempDir,
+    binary: PathBuf,
+}
+
+impl Appliance {
+    /// `ferry up` (the binary at `ferry`) on an empty directory source with `extra` flags;
+    /// `None` where kubectl is missing outside CI (see [`crate::tools`]).
+    pub fn up(ferry: &Path, extra: &[&str]) -> Option<Appliance> {
+        let kubectl = crate::tools::kubectl()?;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let source = dir.path().join("manifests");
+        std::fs::create_dir_all(&source).expect("source dir");
+        let mut args: Vec<String> = vec![
+            "up".into(),
+            "--source".into(),
+            source.display().to_string(),
+            "--allow-empty".into(),
+            "--data-dir".into(),
+            dir.path().join("data").display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let server = FerryProcess::start(ferry, &args);
+        let kubectl = Kubectl::new(&kubectl, ferry, &server.url, dir.path());
+        Some(Appliance {
+            kubectl,
+            server,
+            dir,
+            binary: ferry.to_owned(),
+        })
+    }
+
+    /// `ferry up` with `count` hollow nodes `sim-0..`, returned once they are all Ready.
+    pub fn with_hollow_nodes(ferry: &Path, count: usize) -> Option<Appliance> {
+        let n = count.to_string();
+        let a = Appliance::up(ferry, &["--nodes", &n, "--node-name", "sim"])?;
+        let nodes: Vec<String> = (0..count).map(|i| format!("node/sim-{i}")).collect();
+        let mut args = vec!["wait", "--for=condition=Ready", "--timeout=60s"];
+        args.extend(nodes.iter().map(String::as_str));
+        a.kubectl.ok(&args);
+        Some(a)
+    }
+
+    /// A `ferry node` process (with `args`) against this appliance, logging into its
+    /// directory.
+    pub fn node(&self, args: &[&str]) -> Background {
+        let log = self
+            .dir
+            .path()
+            .join(format!("node-{}.log", args.join("_").replace('/', "_")));
+        let mut all = vec!["node", "--server", &self.server.url];
+        all.extend_from_slice(args);
+        Background::start(&self.binary, &all, &log)
+    }
+
+    /// The node a pod is bound to.
+    pub fn node_of(&self, pod: &str) -> String {
+        self.kubectl
+            .ok(&["get", "pod", pod, "-o", "jsonpath={.spec.nodeName}"])
+    }
+
+    /// Waits (60 s at most) for a pod to be Ready.
+    pub fn wait_ready(&self, pod: &str) {
+        self.kubectl.ok(&[
+            "wait",
+            "--for=condition=Ready",
+            &format!("pod/{pod}"),
+            "--timeout=60s",
+        ]);
+    }
+}
