@@ -238,3 +238,109 @@ fn suspend_resume_and_ttl() {
         "{refused}"
     );
 }
+
+fn cronjob(name: &str, schedule: &str, policy: &str) -> String {
+    format!(
+        "apiVersion: batch/v1\nkind: CronJob\nmetadata:\n  name: {name}\nspec:\n  schedule: \"{schedule}\"\n  concurrencyPolicy: {policy}\n  successfulJobsHistoryLimit: 10\n  jobTemplate:\n    spec:\n      template:\n        metadata:\n          annotations:\n            sim.ferry.dev/run-time: 4s\n        spec:\n          restartPolicy: Never\n          containers:\n          - name: main\n            image: busybox:1\n"
+    )
+}
+
+/// `name start completion` of the CronJob's Jobs, oldest first.
+fn runs_of(k: &Kubectl, cronjob: &str) -> Vec<(String, String, String)> {
+    let text = k.ok(&[
+        "get",
+        "jobs",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.ownerReferences[0].name} {.metadata.name} {.status.startTime} {.status.completionTime}{\"\\n\"}{end}",
+    ]);
+    let mut runs: Vec<(String, String, String)> = text
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            (f.next() == Some(cronjob)).then(|| {
+                let mut next = || f.next().unwrap_or_default().to_owned();
+                (next(), next(), next())
+            })
+        })
+        .collect();
+    runs.sort_by(|a, b| a.1.cmp(&b.1));
+    runs
+}
+
+#[test]
+fn cronjobs_run_on_schedule_without_overlap_when_forbidden() {
+    let Some(a) = Appliance::with_hollow_nodes(ferry_binary(), 3) else {
+        return;
+    };
+    let k = &a.kubectl;
+    // Due every 2 s, each run takes 4 s: Forbid makes them wait for one another.
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        &cronjob("tick", "@every 2s", "Forbid"),
+    );
+    let runs = wait_for(Duration::from_secs(60), "three finished runs", || {
+        let runs = runs_of(k, "tick");
+        (runs.iter().filter(|r| !r.2.is_empty()).count() >= 3).then_some(runs)
+    });
+    for pair in runs.windows(2) {
+        let (before, after) = (&pair[0], &pair[1]);
+        assert!(
+            !before.2.is_empty() && after.1 >= before.2,
+            "{} started at {} before {} completed at {}",
+            after.0,
+            after.1,
+            before.0,
+            before.2
+        );
+    }
+    let last = k.ok(&[
+        "get",
+        "cronjob",
+        "tick",
+        "-o",
+        "jsonpath={.status.lastScheduleTime} {.status.lastSuccessfulTime}",
+    ]);
+    assert!(
+        last.split(' ').all(|t| t.ends_with('Z') && t.len() == 20),
+        "{last}"
+    );
+
+    // Suspended, it starts nothing; a run by hand still works.
+    k.ok(&[
+        "patch",
+        "cronjob",
+        "tick",
+        "--type=merge",
+        "-p",
+        "{\"spec\":{\"suspend\":true}}",
+    ]);
+    k.ok(&["create", "job", "by-hand", "--from=cronjob/tick"]);
+    k.ok(&[
+        "wait",
+        "--for=condition=complete",
+        "job/by-hand",
+        "--timeout=60s",
+    ]);
+    let settled = runs_of(k, "tick").len();
+    let active = wait_for(Duration::from_secs(30), "no run active", || {
+        let active = k.ok(&["get", "cronjob", "tick", "-o", "jsonpath={.status.active}"]);
+        active.is_empty().then_some(active)
+    });
+    assert!(active.is_empty());
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        runs_of(k, "tick").len(),
+        settled,
+        "a suspended CronJob started a Job"
+    );
+
+    // Bad input: an impossible schedule is refused, naming the field.
+    let refused = k.fails_stdin(
+        &["apply", "-f", "-"],
+        &cronjob("bad", "61 * * * *", "Allow"),
+    );
+    assert!(
+        refused.contains("spec.schedule") && refused.contains("out of range"),
+        "{refused}"
+    );
+}

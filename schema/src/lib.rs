@@ -7,6 +7,7 @@
 //! `ferry validate`, which the GitOps sync reuses to check a commit as a whole.
 
 pub mod catalog;
+pub mod cron;
 pub mod duration;
 pub mod events;
 pub mod ferry;

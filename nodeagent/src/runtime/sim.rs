@@ -1,7 +1,8 @@
 //! `sim`: a hollow node's runtime (the role of KWOK and kubemark). Nothing runs; a container
 //! is Running once started, Ready after the start delay (unless the pod says
 //! `sim.ferry.dev/ready: "false"`), and, in a pod whose restartPolicy is not Always, exits
-//! after the run time with code 0 or the pod's `sim.ferry.dev/exit-code`. Time is tokio's, so
+//! after the run time (the node's, or the pod's `sim.ferry.dev/run-time`) with code 0 or the
+//! pod's `sim.ferry.dev/exit-code`. Time is tokio's, so
 //! tests run it on paused time.
 
 use std::collections::HashMap;
@@ -18,6 +19,8 @@ use super::{
 
 /// The annotation with a hollow pod's exit code.
 pub const EXIT_CODE_ANNOTATION: &str = "sim.ferry.dev/exit-code";
+/// The annotation with a hollow pod's run time (Go's form, `30s`), instead of the node's.
+pub const RUN_TIME_ANNOTATION: &str = "sim.ferry.dev/run-time";
 /// The annotation that keeps a hollow pod unready (`"false"`).
 pub const READY_ANNOTATION: &str = "sim.ferry.dev/ready";
 
@@ -267,21 +270,23 @@ impl Runtime for SimRuntime {
                 Some(c) => c.sandbox.clone(),
                 None => return Err(RuntimeError::NotFound(id.to_owned())),
             };
-            let (restart, code) = state
+            let (restart, code, run_time) = state
                 .sandboxes
                 .get(&sandbox)
                 .map(|s| {
-                    let code = s
-                        .config
-                        .annotations
+                    let annotations = &s.config.annotations;
+                    let code = annotations
                         .get(EXIT_CODE_ANNOTATION)
                         .and_then(|c| c.parse::<i32>().ok())
                         .unwrap_or(0);
-                    (s.config.restart_policy.clone(), code)
+                    let run_time = annotations
+                        .get(RUN_TIME_ANNOTATION)
+                        .and_then(|d| ferry_schema::duration::parse(d).ok())
+                        .unwrap_or(self.timings.run_time);
+                    (s.config.restart_policy.clone(), code, run_time)
                 })
                 .unwrap_or_default();
             let now = Instant::now();
-            let timings = self.timings;
             if let Some(c) = state.containers.get_mut(id) {
                 c.started = Some((now, rfc3339_now()));
                 c.stopped = None;
@@ -289,7 +294,7 @@ impl Runtime for SimRuntime {
                     // Init containers finish at once, successfully.
                     Some((now, 0))
                 } else if restart != "Always" {
-                    Some((now + timings.run_time, code))
+                    Some((now + run_time, code))
                 } else {
                     None
                 };
@@ -380,6 +385,30 @@ mod tests {
             command: Vec::new(),
             init: false,
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pod_may_say_how_long_it_runs() {
+        let rt = SimRuntime::new("10.244.7.0/24", SimTimings::default());
+        let sb = rt
+            .run_pod_sandbox(sandbox("Never", &[(RUN_TIME_ANNOTATION, "1m")]))
+            .await
+            .expect("sandbox");
+        let id = rt
+            .create_container(&sb.id, container())
+            .await
+            .expect("create");
+        rt.start_container(&id).await.expect("start");
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert!(matches!(
+            rt.container_status(&id).await.expect("status").state,
+            ContainerState::Running { .. }
+        ));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(matches!(
+            rt.container_status(&id).await.expect("status").state,
+            ContainerState::Exited { exit_code: 0, .. }
+        ));
     }
 
     #[tokio::test(start_paused = true)]

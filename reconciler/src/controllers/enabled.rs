@@ -8,6 +8,7 @@ pub const LOOPS: &[&str] = &[
     "replicaset",
     "deployment",
     "job",
+    "cronjob",
     "serviceaccount",
     "garbagecollector",
 ];

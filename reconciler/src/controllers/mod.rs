@@ -3,8 +3,10 @@
 //! per-object back-off), sharing one watch and cache per kind through [`informer`].
 //!
 //! So far: [`replicaset`], [`deployment`], [`job`] (with `ttlSecondsAfterFinished`),
+//! [`cronjob`],
 //! [`serviceaccount`] and the garbage collector ([`gc`]).
 
+pub mod cronjob;
 pub mod deployment;
 pub mod enabled;
 pub mod error;
@@ -21,6 +23,7 @@ pub mod serviceaccount;
 use ferry_client::events::Recorder;
 use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use tokio_util::sync::CancellationToken;
 
@@ -66,6 +69,18 @@ pub async fn run(client: kube::Client, enabled: Enabled, cancel: CancellationTok
         )));
         let stop = cancel.clone();
         loops.push(Box::pin(async move { sets.run(stop).await }));
+    }
+    if enabled.runs("cronjob") {
+        let jobs = informer::Informer::<Job>::new(client.clone());
+        let recorder = Recorder::new(client.clone(), "cronjob-controller", "");
+        loops.push(Box::pin(cronjob::controller(
+            client.clone(),
+            &jobs,
+            recorder,
+            cancel.clone(),
+        )));
+        let stop = cancel.clone();
+        loops.push(Box::pin(async move { jobs.run(stop).await }));
     }
     if enabled.runs("serviceaccount") {
         loops.push(Box::pin(serviceaccount::run(

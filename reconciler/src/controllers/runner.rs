@@ -70,7 +70,13 @@ where
 {
     let key = key_of(object.as_ref());
     let delay = ctx.backoff().failed(&key);
-    tracing::warn!(kind = %K::kind(&()), object = %key, %error, retry_in = ?delay, "reconcile failed");
+    if error.is_conflict() {
+        // A write guarded by a resourceVersion the cache had not caught up with: expected,
+        // and looked at again with the newer object.
+        tracing::debug!(kind = %K::kind(&()), object = %key, %error, retry_in = ?delay, "reconcile raced a change");
+    } else {
+        tracing::warn!(kind = %K::kind(&()), object = %key, %error, retry_in = ?delay, "reconcile failed");
+    }
     Action::requeue(delay)
 }
 

@@ -4,7 +4,6 @@
 //! the JSON pointer of the offending field; none of them assumes the schema already passed.
 
 pub mod config;
-pub mod cron;
 pub mod metadata;
 pub mod names;
 pub mod pod;

@@ -6,7 +6,8 @@ use serde_json::Value;
 
 use super::metadata::labels;
 use super::pod::{RestartRule, check_pod_spec};
-use super::{Findings, at_least, cron, selector};
+use super::{Findings, at_least, selector};
+use crate::cron;
 use crate::pointer::JsonPointer;
 
 /// Checks the spec of a Deployment, ReplicaSet, DaemonSet or StatefulSet.
