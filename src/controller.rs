@@ -22,8 +22,8 @@ pub struct LoopSettings {
     #[arg(long, default_value = "5s", value_parser = crate::serve::parse_duration)]
     pub node_monitor_period: std::time::Duration,
     /// Which loops run, as kube-controller-manager's flag: `*` for all, `NAME` to add one,
-    /// `-NAME` to leave one out (scheduler, nodelifecycle, replicaset, deployment, job, cronjob,
-    /// serviceaccount, garbagecollector).
+    /// `-NAME` to leave one out (scheduler, nodelifecycle, replicaset, deployment, daemonset,
+    /// job, cronjob, serviceaccount, garbagecollector).
     #[arg(long, default_value = "*", value_delimiter = ',', value_parser = parse_loop)]
     pub controllers: Vec<String>,
 }

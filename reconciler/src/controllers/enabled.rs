@@ -7,6 +7,7 @@ pub const LOOPS: &[&str] = &[
     "nodelifecycle",
     "replicaset",
     "deployment",
+    "daemonset",
     "job",
     "cronjob",
     "serviceaccount",

@@ -38,19 +38,13 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     /// An informer of every `K` the client may see.
-    pub fn new(client: kube::Client) -> Informer<K>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-    {
+    pub fn new(client: kube::Client) -> Informer<K> {
         Informer::slimmed(client, |_| {})
     }
 
     /// An informer that trims every object with `slim` before caching it, so the cache holds
     /// only the fields its readers use.
-    pub fn slimmed(client: kube::Client, slim: fn(&mut K)) -> Informer<K>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-    {
+    pub fn slimmed(client: kube::Client, slim: fn(&mut K)) -> Informer<K> {
         let (store, writer) = reflector::store();
         Informer {
             api: Api::all(client),

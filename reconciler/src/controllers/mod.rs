@@ -3,15 +3,17 @@
 //! per-object back-off), sharing one watch and cache per kind through [`informer`].
 //!
 //! So far: [`replicaset`], [`deployment`], [`job`] (with `ttlSecondsAfterFinished`),
-//! [`cronjob`],
+//! [`cronjob`], [`daemonset`],
 //! [`serviceaccount`] and the garbage collector ([`gc`]).
 
 pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod enabled;
 pub mod error;
 pub mod expectations;
 pub mod gc;
+pub mod history;
 pub mod informer;
 pub mod job;
 pub mod owner;
@@ -22,9 +24,9 @@ pub mod serviceaccount;
 
 use ferry_client::events::Recorder;
 use futures::future::BoxFuture;
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::apps::v1::{ControllerRevision, ReplicaSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use tokio_util::sync::CancellationToken;
 
 pub use enabled::Enabled;
@@ -55,7 +57,27 @@ pub async fn run(client: kube::Client, enabled: Enabled, cancel: CancellationTok
             cancel.clone(),
         )));
     }
-    if enabled.runs("replicaset") || enabled.runs("job") {
+    if enabled.runs("daemonset") {
+        let nodes = informer::Informer::<Node>::new(client.clone());
+        let revisions = informer::Informer::<ControllerRevision>::new(client.clone());
+        let recorder = Recorder::new(client.clone(), "daemonset-controller", "");
+        let caches = daemonset::Caches {
+            pods: &pods,
+            nodes: &nodes,
+            revisions: &revisions,
+        };
+        loops.push(Box::pin(daemonset::controller(
+            client.clone(),
+            caches,
+            recorder,
+            cancel.clone(),
+        )));
+        let stop = cancel.clone();
+        loops.push(Box::pin(async move { nodes.run(stop).await }));
+        let stop = cancel.clone();
+        loops.push(Box::pin(async move { revisions.run(stop).await }));
+    }
+    if enabled.runs("replicaset") || enabled.runs("job") || enabled.runs("daemonset") {
         // The pod watch starts once every reader has subscribed.
         let stop = cancel.clone();
         loops.push(Box::pin(async move { pods.run(stop).await }));

@@ -21,16 +21,21 @@ use super::error::ControllerError;
 pub const BURST: usize = 500;
 
 /// Trims a pod to what the controllers and node lifecycle read (metadata without annotations
-/// or managed fields; the node, tolerations and priority; phase, conditions and each
+/// or managed fields; the node, tolerations and priority, and an unbound DaemonSet pod's node
+/// affinity; phase, conditions and each
 /// container's readiness and restarts), so that 30,000 cached pods stay small.
 pub fn slim(pod: &mut Pod) {
     pod.metadata.managed_fields = None;
     pod.metadata.annotations = None;
+    // A DaemonSet's pod names its node in its affinity until it is bound.
+    let daemon = super::owner::controller_of(&pod.metadata).is_some_and(|r| r.kind == "DaemonSet");
     if let Some(spec) = pod.spec.take() {
+        let bound = spec.node_name.as_ref().is_some_and(|n| !n.is_empty());
         pod.spec = Some(PodSpec {
             node_name: spec.node_name,
             tolerations: spec.tolerations,
             priority: spec.priority,
+            affinity: spec.affinity.filter(|_| daemon && !bound),
             ..PodSpec::default()
         });
     }

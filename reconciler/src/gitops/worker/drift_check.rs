@@ -1,5 +1,6 @@
 //! Drift: publishing what the applied commit wants to the drift watchers, and the periodic
-//! comparison of live objects with it (reverted by a self-heal attempt when asked).
+//! comparison of live objects with it (reverted by a self-heal attempt when asked). The
+//! comparison only reads, so a new head arriving meanwhile drops it and is synced first.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -47,14 +48,12 @@ impl SourceWorker {
         }
     }
 
-    /// Compares the live objects with the applied commit; with self-heal, reverts the drift.
-    pub(super) async fn check_drift(&mut self) {
-        let Some(desired) = self.state.applied_desired.clone() else {
-            return;
-        };
-        let Some(commit) = self.state.applied.clone() else {
-            return;
-        };
+    /// Compares the live objects with the applied commit (reads only, so it may be dropped
+    /// half-way when a new head arrives); `None` when there is nothing to compare or the
+    /// cluster did not answer.
+    pub(super) async fn find_drift(&self) -> Option<Drift> {
+        let desired = self.state.applied_desired.clone()?;
+        let commit = self.state.applied.clone()?;
         let mut drifted = Vec::new();
         let mut healing = HashMap::new();
         let kinds: Vec<(String, String)> = desired
@@ -62,9 +61,7 @@ impl SourceWorker {
             .iter()
             .map(|o| (o.id.api_version.clone(), o.id.kind.clone()))
             .collect();
-        let Ok(live) = self.cluster.live(&self.name, &kinds).await else {
-            return;
-        };
+        let live = self.cluster.live(&self.name, &kinds).await.ok()?;
         for o in &desired.objects {
             let fields = match live.get(&o.id) {
                 Some(live) => {
@@ -86,6 +83,20 @@ impl SourceWorker {
                 }));
             }
         }
+        Some(Drift {
+            commit,
+            drifted,
+            healing,
+        })
+    }
+
+    /// Records what [`find_drift`](Self::find_drift) found; with self-heal, reverts it.
+    pub(super) async fn act_on_drift(&mut self, found: Drift) {
+        let Drift {
+            commit,
+            drifted,
+            healing,
+        } = found;
         if drifted.is_empty() {
             self.set_status(json!({"sync": "Synced", "drift": []}))
                 .await;
@@ -106,4 +117,15 @@ impl SourceWorker {
             self.attempt(attempt).await;
         }
     }
+}
+
+/// What a drift check found.
+#[derive(Debug)]
+pub(super) struct Drift {
+    /// The applied commit it was compared with.
+    commit: String,
+    /// The drifted objects and fields, as the Source's status lists them.
+    drifted: Vec<Value>,
+    /// Each drifted object's live state cut to the manifest's fields (null when missing).
+    healing: HashMap<ObjectId, Value>,
 }

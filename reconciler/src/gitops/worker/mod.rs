@@ -245,6 +245,27 @@ impl SourceWorker {
             let Some(trigger) = pending.next() else {
                 continue;
             };
+            if trigger == Trigger::DriftCheck {
+                // A drift check reads every object of the commit; a new head must not wait
+                // for it. The check is dropped (it only reads) and made again after the sync.
+                let changed = self.changed.clone();
+                let found = tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => break 'run,
+                    () = changed.notified() => None,
+                    found = self.find_drift() => Some(found),
+                };
+                match found {
+                    Some(Some(drift)) => self.act_on_drift(drift).await,
+                    Some(None) => {}
+                    None => {
+                        tracing::debug!(source = %self.name, "drift check put off for a new head");
+                        pending.add(Trigger::Watch);
+                        pending.add(Trigger::DriftCheck);
+                    }
+                }
+                continue;
+            }
             self.handle(trigger).await;
         }
         if let Some(h) = self.state.health.take() {
@@ -256,7 +277,11 @@ impl SourceWorker {
     async fn handle(&mut self, trigger: Trigger) {
         tracing::debug!(source = %self.name, trigger = trigger.name(), "trigger");
         match trigger {
-            Trigger::DriftCheck => self.check_drift().await,
+            Trigger::DriftCheck => {
+                if let Some(drift) = self.find_drift().await {
+                    self.act_on_drift(drift).await;
+                }
+            }
             Trigger::Rollback {
                 request,
                 commit,
