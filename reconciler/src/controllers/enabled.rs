@@ -10,6 +10,7 @@ pub const LOOPS: &[&str] = &[
     "daemonset",
     "job",
     "cronjob",
+    "endpoints",
     "serviceaccount",
     "garbagecollector",
 ];

@@ -3,13 +3,14 @@
 //! per-object back-off), sharing one watch and cache per kind through [`informer`].
 //!
 //! So far: [`replicaset`], [`deployment`], [`job`] (with `ttlSecondsAfterFinished`),
-//! [`cronjob`], [`daemonset`],
+//! [`cronjob`], [`daemonset`], [`endpoints`] (Endpoints and EndpointSlices),
 //! [`serviceaccount`] and the garbage collector ([`gc`]).
 
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod enabled;
+pub mod endpoints;
 pub mod error;
 pub mod expectations;
 pub mod gc;
@@ -26,7 +27,8 @@ use ferry_client::events::Recorder;
 use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::{ControllerRevision, ReplicaSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use tokio_util::sync::CancellationToken;
 
 pub use enabled::Enabled;
@@ -77,7 +79,28 @@ pub async fn run(client: kube::Client, enabled: Enabled, cancel: CancellationTok
         let stop = cancel.clone();
         loops.push(Box::pin(async move { revisions.run(stop).await }));
     }
-    if enabled.runs("replicaset") || enabled.runs("job") || enabled.runs("daemonset") {
+    if enabled.runs("endpoints") {
+        let endpoints = informer::Informer::<Endpoints>::new(client.clone());
+        let slices = informer::Informer::<EndpointSlice>::new(client.clone());
+        let caches = endpoints::Caches {
+            pods: &pods,
+            endpoints: &endpoints,
+            slices: &slices,
+        };
+        loops.push(Box::pin(endpoints::controller(
+            client.clone(),
+            caches,
+            cancel.clone(),
+        )));
+        let stop = cancel.clone();
+        loops.push(Box::pin(async move { endpoints.run(stop).await }));
+        let stop = cancel.clone();
+        loops.push(Box::pin(async move { slices.run(stop).await }));
+    }
+    if ["replicaset", "job", "daemonset", "endpoints"]
+        .iter()
+        .any(|l| enabled.runs(l))
+    {
         // The pod watch starts once every reader has subscribed.
         let stop = cancel.clone();
         loops.push(Box::pin(async move { pods.run(stop).await }));

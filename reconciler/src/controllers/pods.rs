@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodSpec, PodStatus,
+    Container, ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodSpec, PodStatus,
     PodTemplateSpec,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
@@ -21,9 +21,10 @@ use super::error::ControllerError;
 pub const BURST: usize = 500;
 
 /// Trims a pod to what the controllers and node lifecycle read (metadata without annotations
-/// or managed fields; the node, tolerations and priority, and an unbound DaemonSet pod's node
-/// affinity; phase, conditions and each
-/// container's readiness and restarts), so that 30,000 cached pods stay small.
+/// or managed fields; the node, tolerations, priority, hostname and subdomain, each
+/// container's named ports, and an unbound DaemonSet pod's node affinity; phase, IP,
+/// conditions and each container's readiness, restarts and end), so that 30,000 cached pods
+/// stay small.
 pub fn slim(pod: &mut Pod) {
     pod.metadata.managed_fields = None;
     pod.metadata.annotations = None;
@@ -36,12 +37,25 @@ pub fn slim(pod: &mut Pod) {
             tolerations: spec.tolerations,
             priority: spec.priority,
             affinity: spec.affinity.filter(|_| daemon && !bound),
+            hostname: spec.hostname,
+            subdomain: spec.subdomain,
+            // The Endpoints controller resolves named target ports.
+            containers: spec
+                .containers
+                .into_iter()
+                .map(|c| Container {
+                    name: c.name,
+                    ports: c.ports,
+                    ..Container::default()
+                })
+                .collect(),
             ..PodSpec::default()
         });
     }
     if let Some(status) = pod.status.take() {
         pod.status = Some(PodStatus {
             phase: status.phase,
+            pod_ip: status.pod_ip,
             conditions: status.conditions,
             container_statuses: status.container_statuses.map(slim_containers),
             init_container_statuses: status.init_container_statuses.map(slim_containers),
