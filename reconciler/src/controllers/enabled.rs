@@ -8,6 +8,7 @@ pub const LOOPS: &[&str] = &[
     "replicaset",
     "deployment",
     "daemonset",
+    "statefulset",
     "job",
     "cronjob",
     "endpoints",

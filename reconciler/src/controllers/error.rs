@@ -51,6 +51,11 @@ impl ControllerError {
         }
     }
 
+    /// True when the apiserver answered 404 (the object went away meanwhile).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ControllerError::Api { source: kube::Error::Api(s), .. } if s.code == 404)
+    }
+
     /// True when the apiserver answered 409 (a stale read or a name taken).
     pub fn is_conflict(&self) -> bool {
         matches!(self, ControllerError::Api { source: kube::Error::Api(s), .. } if s.code == 409)

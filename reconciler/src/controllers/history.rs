@@ -33,7 +33,22 @@ pub struct Current {
     pub revision: i64,
 }
 
-/// The revisions `owner` controls, among `all` (any namespace), oldest first.
+/// The template a revision holds.
+pub fn template_of(revision: &ControllerRevision) -> Option<PodTemplateSpec> {
+    let mut template = revision
+        .data
+        .as_ref()?
+        .0
+        .get("spec")?
+        .get("template")?
+        .clone();
+    if let Some(map) = template.as_object_mut() {
+        map.remove("$patch");
+    }
+    serde_json::from_value(template).ok()
+}
+
+/// The revisions `owner` controls, among `all`.
 pub fn owned_by<K: Resource>(
     owner: &K,
     all: Vec<Arc<ControllerRevision>>,
@@ -50,7 +65,7 @@ pub fn owned_by<K: Resource>(
 }
 
 /// Makes sure the current template has a revision (the newest) and trims the history; `used`
-/// holds the hashes live pods carry.
+/// holds the `controller-revision-hash` labels live pods carry.
 pub async fn sync<K>(
     client: &kube::Client,
     owner: &K,
@@ -147,7 +162,11 @@ where
     let old: Vec<&Arc<ControllerRevision>> = owned
         .iter()
         .filter(|r| r.name_any() != current.name)
-        .filter(|r| !r.labels().get(HASH_LABEL).is_some_and(|h| used.contains(h)))
+        // Pods name their revision by hash (DaemonSets) or by name (StatefulSets).
+        .filter(|r| {
+            !(r.labels().get(HASH_LABEL).is_some_and(|h| used.contains(h))
+                || used.contains(&r.name_any()))
+        })
         .collect();
     let extra = old.len().saturating_sub(limit.max(0) as usize);
     for r in old.into_iter().take(extra) {

@@ -3,7 +3,7 @@
 //! per-object back-off), sharing one watch and cache per kind through [`informer`].
 //!
 //! So far: [`replicaset`], [`deployment`], [`job`] (with `ttlSecondsAfterFinished`),
-//! [`cronjob`], [`daemonset`], [`endpoints`] (Endpoints and EndpointSlices),
+//! [`cronjob`], [`daemonset`], [`statefulset`], [`endpoints`] (Endpoints and EndpointSlices),
 //! [`serviceaccount`] and the garbage collector ([`gc`]).
 
 pub mod cronjob;
@@ -22,6 +22,7 @@ pub mod pods;
 pub mod replicaset;
 mod runner;
 pub mod serviceaccount;
+pub mod statefulset;
 
 use ferry_client::events::Recorder;
 use futures::future::BoxFuture;
@@ -59,9 +60,9 @@ pub async fn run(client: kube::Client, enabled: Enabled, cancel: CancellationTok
             cancel.clone(),
         )));
     }
+    let revisions = informer::Informer::<ControllerRevision>::new(client.clone());
     if enabled.runs("daemonset") {
         let nodes = informer::Informer::<Node>::new(client.clone());
-        let revisions = informer::Informer::<ControllerRevision>::new(client.clone());
         let recorder = Recorder::new(client.clone(), "daemonset-controller", "");
         let caches = daemonset::Caches {
             pods: &pods,
@@ -76,6 +77,18 @@ pub async fn run(client: kube::Client, enabled: Enabled, cancel: CancellationTok
         )));
         let stop = cancel.clone();
         loops.push(Box::pin(async move { nodes.run(stop).await }));
+    }
+    if enabled.runs("statefulset") {
+        let recorder = Recorder::new(client.clone(), "statefulset-controller", "");
+        loops.push(Box::pin(statefulset::controller(
+            client.clone(),
+            &pods,
+            &revisions,
+            recorder,
+            cancel.clone(),
+        )));
+    }
+    if enabled.runs("daemonset") || enabled.runs("statefulset") {
         let stop = cancel.clone();
         loops.push(Box::pin(async move { revisions.run(stop).await }));
     }
@@ -97,7 +110,7 @@ pub async fn run(client: kube::Client, enabled: Enabled, cancel: CancellationTok
         let stop = cancel.clone();
         loops.push(Box::pin(async move { slices.run(stop).await }));
     }
-    if ["replicaset", "job", "daemonset", "endpoints"]
+    if ["replicaset", "job", "daemonset", "statefulset", "endpoints"]
         .iter()
         .any(|l| enabled.runs(l))
     {

@@ -70,9 +70,9 @@ where
 {
     let key = key_of(object.as_ref());
     let delay = ctx.backoff().failed(&key);
-    if error.is_conflict() {
-        // A write guarded by a resourceVersion the cache had not caught up with: expected,
-        // and looked at again with the newer object.
+    if error.is_conflict() || error.is_not_found() {
+        // A write guarded by a resourceVersion the cache had not caught up with, or to an
+        // object deleted meanwhile: expected, and looked at again with the newer state.
         tracing::debug!(kind = %K::kind(&()), object = %key, %error, retry_in = ?delay, "reconcile raced a change");
     } else {
         tracing::warn!(kind = %K::kind(&()), object = %key, %error, retry_in = ?delay, "reconcile failed");
