@@ -180,6 +180,7 @@ pub fn resource_list(group: &str, version: &str, crds: &CrdRegistry) -> Option<V
         }
         if k.kind == "Pod" {
             resources.push(json!({"name": "pods/binding", "singularName": "", "namespaced": true, "kind": "Binding", "verbs": ["create"]}));
+            resources.push(json!({"name": "pods/eviction", "singularName": "", "namespaced": true, "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"]}));
         }
     }
     if resources.is_empty() {

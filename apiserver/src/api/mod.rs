@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod crd;
 pub mod defaults;
 pub mod discovery;
+pub mod eviction;
 pub mod list;
 pub mod metrics;
 pub mod openapi;

@@ -57,7 +57,7 @@ pub struct ResourcePath {
 }
 
 /// Subresources ferry serves.
-pub const SUBRESOURCES: &[&str] = &["status", "scale", "binding", "finalize"];
+pub const SUBRESOURCES: &[&str] = &["status", "scale", "binding", "eviction", "finalize"];
 
 /// Parses a path (without the query string).
 pub fn parse(path: &str) -> Option<Target> {

@@ -123,6 +123,9 @@ pub async fn handle(
         (Method::POST, Some(name), Some("binding")) if call.kind.kind == "Pod" => {
             subresource::bind(&call, &name, body).await
         }
+        (Method::POST, Some(name), Some("eviction")) if call.kind.kind == "Pod" => {
+            super::eviction::evict(&call, &name, body).await
+        }
         (Method::PUT, Some(name), None) => write::update(&call, &name, body, false).await,
         (Method::PUT, Some(name), Some("status")) => write::update(&call, &name, body, true).await,
         (Method::DELETE, Some(name), None) => delete(&call, &name, body).await,

@@ -12,6 +12,7 @@ pub const LOOPS: &[&str] = &[
     "job",
     "cronjob",
     "endpoints",
+    "disruption",
     "serviceaccount",
     "garbagecollector",
 ];

@@ -4,11 +4,13 @@
 //!
 //! So far: [`replicaset`], [`deployment`], [`job`] (with `ttlSecondsAfterFinished`),
 //! [`cronjob`], [`daemonset`], [`statefulset`], [`endpoints`] (Endpoints and EndpointSlices),
+//! [`disruption`] (PodDisruptionBudget status, spent by the apiserver's eviction),
 //! [`serviceaccount`] and the garbage collector ([`gc`]).
 
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod enabled;
 pub mod endpoints;
 pub mod error;
@@ -110,9 +112,23 @@ pub async fn run(client: kube::Client, enabled: Enabled, cancel: CancellationTok
         let stop = cancel.clone();
         loops.push(Box::pin(async move { slices.run(stop).await }));
     }
-    if ["replicaset", "job", "daemonset", "statefulset", "endpoints"]
-        .iter()
-        .any(|l| enabled.runs(l))
+    if enabled.runs("disruption") {
+        loops.push(Box::pin(disruption::controller(
+            client.clone(),
+            &pods,
+            cancel.clone(),
+        )));
+    }
+    if [
+        "replicaset",
+        "job",
+        "daemonset",
+        "statefulset",
+        "endpoints",
+        "disruption",
+    ]
+    .iter()
+    .any(|l| enabled.runs(l))
     {
         // The pod watch starts once every reader has subscribed.
         let stop = cancel.clone();
