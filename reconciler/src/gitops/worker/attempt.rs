@@ -7,6 +7,7 @@ use tracing::Instrument;
 
 use super::super::cluster::ClusterError;
 use super::super::health;
+use super::super::manifests::ObjectId;
 use super::record::{general, now};
 use super::state::Outcome;
 use super::{SourceWorker, short};
@@ -123,15 +124,32 @@ impl SourceWorker {
         // per object they are the largest part of a big commit).
         let changes = std::mem::take(&mut plan.changes);
         let change_count = changes.len();
+        // Health follows what this commit changed (and what an earlier commit's rollout has
+        // not settled yet): a commit of ConfigMaps is Healthy at once, not after every
+        // Deployment of the repository is listed.
+        let changed: std::collections::HashSet<ObjectId> = changes
+            .iter()
+            .map(|c| ObjectId {
+                api_version: c.object.api_version.clone(),
+                kind: c.object.kind.clone(),
+                namespace: c.object.namespace.clone(),
+                name: c.object.name.clone(),
+            })
+            .collect();
+        let unsettled = self.unsettled();
+        let to_follow: Vec<ObjectId> = desired
+            .objects
+            .iter()
+            .filter(|o| health::is_followed(&o.id.kind, &o.object))
+            .filter(|o| changed.contains(&o.id) || unsettled.contains(&o.id))
+            .map(|o| o.id.clone())
+            .collect();
         let mut revision = self.revision_body(&attempt, Some(&snapshot));
         let revision_name = revision["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let followed = desired
-            .objects
-            .iter()
-            .any(|o| health::is_followed(&o.id.kind, &o.object));
+        let followed = !to_follow.is_empty();
         let health = if followed {
             RevisionHealth::Progressing
         } else {
@@ -199,7 +217,7 @@ impl SourceWorker {
         .await;
         tracing::info!(revision = %revision_name, changes = change_count, pruned = plan.pruned.len(), "commit applied");
         if followed {
-            self.follow_health(revision_name, attempt.commit.clone());
+            self.follow_health(revision_name, attempt.commit.clone(), to_follow);
         }
         Outcome::Applied
     }

@@ -1,5 +1,7 @@
 //! Following an applied revision's health to Healthy or Degraded (and auto-rollback).
 
+use std::collections::HashSet;
+
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -11,24 +13,39 @@ use super::record::now;
 use super::{SourceWorker, Trigger, short};
 
 impl SourceWorker {
-    /// Follows the health of an applied revision until Healthy, Degraded or the timeout.
-    pub(super) fn follow_health(&mut self, revision: String, commit: String) {
+    /// The objects the last health follower had not seen settle (it was cancelled by a newer
+    /// commit, or is still following).
+    pub(super) fn unsettled(&self) -> HashSet<ObjectId> {
+        self.state
+            .unsettled
+            .lock()
+            .map(|u| u.1.clone())
+            .unwrap_or_default()
+    }
+
+    /// Follows the health of an applied revision (the `objects` it changed or that are still
+    /// settling, all with a health rule) until Healthy, Degraded or the timeout.
+    pub(super) fn follow_health(
+        &mut self,
+        revision: String,
+        commit: String,
+        objects: Vec<ObjectId>,
+    ) {
         if let Some(previous) = self.state.health.take() {
             previous.cancel();
         }
         let cancel = CancellationToken::new();
         self.state.health = Some(cancel.clone());
         let cluster = self.cluster.clone();
-        // Only the kinds with a health rule are looked at: one list per kind, not one read
-        // per object.
-        let objects: Vec<ObjectId> = self
-            .state
-            .applied_desired
-            .iter()
-            .flat_map(|d| d.objects.iter())
-            .filter(|o| health::is_followed(&o.id.kind, &o.object))
-            .map(|o| o.id.clone())
-            .collect();
+        let unsettled = self.state.unsettled.clone();
+        let generation = match unsettled.lock() {
+            Ok(mut u) => {
+                u.0 += 1;
+                u.1 = objects.iter().cloned().collect();
+                u.0
+            }
+            Err(_) => 0,
+        };
         let settings = self.settings.clone();
         let source = self.name.clone();
         let auto_rollback = self.spec.auto_rollback.unwrap_or(false);
@@ -76,6 +93,12 @@ impl SourceWorker {
                     () = tokio::time::sleep(settings.health_interval) => {}
                 }
             };
+            // Settled (either way): nothing of it carries over to the next commit.
+            if let Ok(mut u) = unsettled.lock()
+                && u.0 == generation
+            {
+                u.1.clear();
+            }
             let (health, message) = match &verdict {
                 Health::Healthy => ("Healthy", format!("commit {} is healthy", short(&commit))),
                 Health::Degraded(why) => (

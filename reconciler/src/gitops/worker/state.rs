@@ -121,6 +121,9 @@ pub(super) struct State {
     pub(super) healing: Option<HashMap<ObjectId, Value>>,
     /// The head last seen.
     pub(super) head: Option<String>,
+    /// The objects the health follower is waiting on, with the follower's generation: a
+    /// newer commit follows them too, so a rollout cut short still gets its verdict.
+    pub(super) unsettled: std::sync::Arc<std::sync::Mutex<(u64, HashSet<ObjectId>)>>,
 }
 
 #[cfg(test)]
