@@ -120,6 +120,35 @@ where
     patch_refs(api, child, refs, "release").await
 }
 
+/// Claims `owner`'s children among `candidates` (objects of its namespace) and acts on the
+/// claim: adopts the matching orphans (in parallel) and releases the children that stopped
+/// matching; answers the children it controls afterwards.
+pub async fn claim_and_settle<K, C>(
+    api: &Api<C>,
+    owner: &K,
+    selector: &LabelSelector,
+    candidates: impl IntoIterator<Item = Arc<C>>,
+) -> Result<Vec<Arc<C>>, ControllerError>
+where
+    K: Resource<DynamicType = ()>,
+    C: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let claim = claim(owner, selector, candidates);
+    let reference = controller_ref(owner);
+    let mut owned = claim.owned;
+    let adopted =
+        futures::future::join_all(claim.adopt.iter().map(|c| adopt(api, c, &reference))).await;
+    for (child, took) in claim.adopt.into_iter().zip(adopted) {
+        if took? {
+            owned.push(child);
+        }
+    }
+    for child in &claim.release {
+        release(api, child, &reference.uid).await?;
+    }
+    Ok(owned)
+}
+
 async fn patch_refs<C>(
     api: &Api<C>,
     child: &C,

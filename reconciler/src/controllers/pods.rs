@@ -134,6 +134,25 @@ pub fn seconds_to_available(
     (left > 0).then_some(left)
 }
 
+/// What a controller does after a pass over its pods: look again when the first ready pod
+/// becomes available (after `minReadySeconds`), or wait for a change.
+pub fn until_available<'a>(
+    pods: impl IntoIterator<Item = &'a Arc<Pod>>,
+    min_ready_seconds: i32,
+    now: jiff::Timestamp,
+) -> kube::runtime::controller::Action {
+    let next = pods
+        .into_iter()
+        .filter_map(|p| seconds_to_available(p, min_ready_seconds, now))
+        .min();
+    match next {
+        Some(s) => kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(
+            s.unsigned_abs(),
+        )),
+        None => kube::runtime::controller::Action::await_change(),
+    }
+}
+
 /// Orders pods so that the first are the ones to delete on a scale-down: unscheduled before
 /// scheduled, Pending before Unknown before Running, not ready before ready, ready for less
 /// time before longer, more restarts before fewer, newer before older.

@@ -62,6 +62,21 @@ pub(crate) fn parse_selector<K: Resource<DynamicType = ()>>(
     })
 }
 
+/// `selector` if it selects something: an empty one would select every pod of the
+/// namespace, which no workload controller manages.
+pub(crate) fn non_empty<K: Resource<DynamicType = ()>>(
+    owner: &K,
+    selector: LabelSelector,
+) -> Result<LabelSelector, ControllerError> {
+    if selector.is_empty() {
+        return Err(ControllerError::Invalid {
+            what: format!("{} {}", K::kind(&()), key_of(owner)),
+            message: "an empty selector would select every pod; refusing to manage".into(),
+        });
+    }
+    Ok(selector)
+}
+
 /// Requeues a failed object after its back-off.
 fn error_policy<K, C>(object: Arc<K>, error: &ControllerError, ctx: Arc<C>) -> Action
 where

@@ -116,12 +116,7 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Context>) -> Result<Action, Cont
         message: message.into(),
     };
     let spec = ds.spec.as_ref().ok_or_else(|| invalid("no spec"))?;
-    let selector = selector_of(&ds)?;
-    if selector.is_empty() {
-        return Err(invalid(
-            "an empty selector would select every pod; refusing to manage",
-        ));
-    }
+    let selector = runner::non_empty(ds.as_ref(), selector_of(&ds)?)?;
     // The caches must hold every node and revision before nodes are judged.
     if ctx.nodes.wait_until_ready().await.is_err()
         || ctx.revisions.wait_until_ready().await.is_err()
@@ -134,17 +129,7 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Context>) -> Result<Action, Cont
         .state()
         .into_iter()
         .filter(|p| p.namespace().as_deref() == Some(ns.as_str()));
-    let claim = owner::claim(ds.as_ref(), &selector, candidates);
-    let reference = controller_ref(ds.as_ref());
-    let mut owned = claim.owned;
-    for pod in claim.adopt {
-        if owner::adopt(&pod_api, &pod, &reference).await? {
-            owned.push(pod);
-        }
-    }
-    for pod in &claim.release {
-        owner::release(&pod_api, pod, &reference.uid).await?;
-    }
+    let mut owned = owner::claim_and_settle(&pod_api, ds.as_ref(), &selector, candidates).await?;
 
     // The template's revision.
     let revisions = history::owned_by(ds.as_ref(), ctx.revisions.state());
@@ -283,15 +268,11 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Context>) -> Result<Action, Cont
     }
     ctx.backoff.succeeded(&key);
     // A pod that is ready but not yet available for minReadySeconds is looked at again then.
-    let next = nodes
-        .iter()
-        .flat_map(|n| n.new.iter().chain(&n.old))
-        .filter_map(|p| pods::seconds_to_available(p, min_ready, now))
-        .min();
-    Ok(match next {
-        Some(s) => Action::requeue(std::time::Duration::from_secs(s.unsigned_abs())),
-        None => Action::await_change(),
-    })
+    Ok(pods::until_available(
+        nodes.iter().flat_map(|n| n.new.iter().chain(&n.old)),
+        min_ready,
+        now,
+    ))
 }
 
 /// The update strategy with its bounds resolved against `desired` nodes (percentages round

@@ -226,16 +226,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Contr
         let mut made = Vec::new();
         for (i, content) in wanted.iter().enumerate() {
             let mut slice = EndpointSlice {
-                metadata: ObjectMeta {
-                    generate_name: Some(format!("{name}-")),
-                    namespace: Some(ns.clone()),
-                    labels: Some(BTreeMap::from([
-                        (SERVICE_LABEL.to_owned(), name.clone()),
-                        (MANAGED_BY.to_owned(), CONTROLLER.to_owned()),
-                    ])),
-                    owner_references: Some(vec![controller_ref(svc.as_ref())]),
-                    ..ObjectMeta::default()
-                },
+                metadata: slice_meta(&svc),
                 address_type: "IPv4".into(),
                 endpoints: content.endpoints.clone(),
                 ports: Some(content.ports.clone()),
@@ -273,16 +264,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Contr
         let keep = wanted.len().max(1);
         if wanted.is_empty() && current.is_empty() {
             let empty = EndpointSlice {
-                metadata: ObjectMeta {
-                    generate_name: Some(format!("{name}-")),
-                    namespace: Some(ns.clone()),
-                    labels: Some(BTreeMap::from([
-                        (SERVICE_LABEL.to_owned(), name.clone()),
-                        (MANAGED_BY.to_owned(), CONTROLLER.to_owned()),
-                    ])),
-                    owner_references: Some(vec![controller_ref(svc.as_ref())]),
-                    ..ObjectMeta::default()
-                },
+                metadata: slice_meta(&svc),
                 address_type: "IPv4".into(),
                 endpoints: Vec::new(),
                 ports: None,
@@ -348,5 +330,21 @@ fn remember(ctx: &Context, name: &str, ns: &str, selected: &[Arc<Pod>]) {
     });
     for pod in now {
         listed.entry(pod).or_default().insert(name.to_owned());
+    }
+}
+
+/// The metadata of a new slice of `svc`: a generated name, the Service's label, this
+/// controller's, and the Service as owner.
+fn slice_meta(svc: &Service) -> ObjectMeta {
+    let name = svc.name_any();
+    ObjectMeta {
+        generate_name: Some(format!("{name}-")),
+        namespace: svc.namespace(),
+        labels: Some(BTreeMap::from([
+            (SERVICE_LABEL.to_owned(), name),
+            (MANAGED_BY.to_owned(), CONTROLLER.to_owned()),
+        ])),
+        owner_references: Some(vec![controller_ref(svc)]),
+        ..ObjectMeta::default()
     }
 }

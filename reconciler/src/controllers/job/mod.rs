@@ -129,13 +129,7 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action, Controlle
             message: "no spec".into(),
         });
     };
-    let selector = selector_of(&job)?;
-    if selector.is_empty() {
-        return Err(ControllerError::Invalid {
-            what: format!("Job {key}"),
-            message: "an empty selector would select every pod; refusing to manage".into(),
-        });
-    }
+    let selector = runner::non_empty(job.as_ref(), selector_of(&job)?)?;
     let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let owned = claim(&job, &selector, &pod_api, &ctx).await?;
     let old = job.status.clone().unwrap_or_default();
@@ -405,18 +399,7 @@ async fn claim(
         .state()
         .into_iter()
         .filter(|p| p.namespace().as_deref() == Some(ns.as_str()));
-    let claim = owner::claim(job.as_ref(), selector, candidates);
-    let mut owned = claim.owned;
-    let reference = controller_ref(job.as_ref());
-    for pod in claim.adopt {
-        if owner::adopt(pod_api, &pod, &reference).await? {
-            owned.push(pod);
-        }
-    }
-    for pod in &claim.release {
-        owner::release(pod_api, pod, &reference.uid).await?;
-    }
-    Ok(owned)
+    owner::claim_and_settle(pod_api, job.as_ref(), selector, candidates).await
 }
 
 /// Sorts the Job's pods: active ones, and ended ones to count.

@@ -7,11 +7,9 @@
 pub mod status;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use ferry_client::events::{Involved, Recorder};
 use ferry_schema::selector::LabelSelector;
-use futures::future::join_all;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
@@ -75,37 +73,14 @@ impl runner::Shared for Context {
 async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action, ControllerError> {
     let key = key_of(rs.as_ref());
     let ns = rs.namespace().unwrap_or_default();
-    let selector = selector_of(&rs)?;
-    if selector.is_empty() {
-        return Err(ControllerError::Invalid {
-            what: format!("ReplicaSet {key}"),
-            message: "an empty selector would select every pod; refusing to manage".into(),
-        });
-    }
+    let selector = runner::non_empty(rs.as_ref(), selector_of(&rs)?)?;
     let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let candidates = ctx
         .pods
         .state()
         .into_iter()
         .filter(|p| p.namespace().as_deref() == Some(ns.as_str()));
-    let claim = owner::claim(rs.as_ref(), &selector, candidates);
-    let mut owned = claim.owned;
-    let reference = controller_ref(rs.as_ref());
-    let adopted = join_all(
-        claim
-            .adopt
-            .iter()
-            .map(|p| owner::adopt(&pod_api, p, &reference)),
-    )
-    .await;
-    for (pod, took) in claim.adopt.into_iter().zip(adopted) {
-        if took? {
-            owned.push(pod);
-        }
-    }
-    for pod in &claim.release {
-        owner::release(&pod_api, pod, &reference.uid).await?;
-    }
+    let owned = owner::claim_and_settle(&pod_api, rs.as_ref(), &selector, candidates).await?;
     let active: Vec<Arc<Pod>> = owned.into_iter().filter(|p| pods::is_active(p)).collect();
     let failure = if rs.metadata.deletion_timestamp.is_none()
         && ctx.expectations.satisfied(&key, |name| {
@@ -137,14 +112,7 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action, Con
         .as_ref()
         .and_then(|s| s.min_ready_seconds)
         .unwrap_or(0);
-    let next = active
-        .iter()
-        .filter_map(|p| pods::seconds_to_available(p, min_ready, now))
-        .min();
-    Ok(match next {
-        Some(s) => Action::requeue(Duration::from_secs(s.unsigned_abs())),
-        None => Action::await_change(),
-    })
+    Ok(pods::until_available(&active, min_ready, now))
 }
 
 /// Creates or deletes pods toward `spec.replicas`; answers the failure to report, if any.

@@ -103,12 +103,7 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Context>) -> Result<Action, C
         message,
     };
     let spec = set.spec.as_ref().ok_or_else(|| invalid("no spec".into()))?;
-    let selector = selector_of(&set)?;
-    if selector.is_empty() {
-        return Err(invalid(
-            "an empty selector would select every pod; refusing to manage".into(),
-        ));
-    }
+    let selector = runner::non_empty(set.as_ref(), selector_of(&set)?)?;
     if ctx.revisions.wait_until_ready().await.is_err() {
         return Ok(Action::await_change());
     }
@@ -118,17 +113,7 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Context>) -> Result<Action, C
         .state()
         .into_iter()
         .filter(|p| p.namespace().as_deref() == Some(ns.as_str()));
-    let claim = owner::claim(set.as_ref(), &selector, candidates);
-    let reference = controller_ref(set.as_ref());
-    let mut owned = claim.owned;
-    for pod in claim.adopt {
-        if owner::adopt(&pod_api, &pod, &reference).await? {
-            owned.push(pod);
-        }
-    }
-    for pod in &claim.release {
-        owner::release(&pod_api, pod, &reference.uid).await?;
-    }
+    let owned = owner::claim_and_settle(&pod_api, set.as_ref(), &selector, candidates).await?;
     let pods: BTreeMap<i32, Arc<Pod>> = owned
         .iter()
         .filter_map(|p| Some((ordinal_of(&name, p)?, p.clone())))
@@ -258,14 +243,7 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Context>) -> Result<Action, C
             })?;
     }
     ctx.backoff.succeeded(&key);
-    let next = live
-        .iter()
-        .filter_map(|p| pods::seconds_to_available(p, min_ready, now))
-        .min();
-    Ok(match next {
-        Some(s) => Action::requeue(std::time::Duration::from_secs(s.unsigned_abs())),
-        None => Action::await_change(),
-    })
+    Ok(pods::until_available(live.iter().copied(), min_ready, now))
 }
 
 /// `whenScaled` or `whenDeleted` of the claim retention policy (Retain unless it says
