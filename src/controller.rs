@@ -23,7 +23,8 @@ pub struct LoopSettings {
     pub node_monitor_period: std::time::Duration,
     /// Which loops run, as kube-controller-manager's flag: `*` for all, `NAME` to add one,
     /// `-NAME` to leave one out (scheduler, nodelifecycle, replicaset, deployment, daemonset,
-    /// statefulset, job, cronjob, endpoints, disruption, serviceaccount, garbagecollector).
+    /// statefulset, job, cronjob, endpoints, disruption, resourcequota, serviceaccount,
+    /// garbagecollector).
     #[arg(long, default_value = "*", value_delimiter = ',', value_parser = parse_loop)]
     pub controllers: Vec<String>,
 }

@@ -20,6 +20,7 @@ pub mod node_selector;
 pub mod pointer;
 pub mod position;
 pub mod quantity;
+pub mod quota;
 pub mod rules;
 pub mod run;
 pub mod scalar;

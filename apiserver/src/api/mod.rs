@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod path;
 pub mod priority;
 pub mod protobuf;
+pub mod quota;
 pub mod registry_rules;
 pub mod request;
 pub mod resource;

@@ -312,6 +312,7 @@ pub async fn insert_new(
         ));
     }
     let is_service = call.kind.group.is_empty() && call.kind.kind == "Service";
+    let is_pod = call.kind.group.is_empty() && call.kind.kind == "Pod";
     let explicit = if is_service {
         allocator::reservations(&object)
     } else {
@@ -324,6 +325,9 @@ pub async fn insert_new(
         let mut ops: Vec<WriteOp> = namespace_precondition(call).into_iter().collect();
         if is_service {
             ops.extend(allocator::allocate(&call.state.ranges, &mut object)?);
+        }
+        if is_pod {
+            ops.extend(super::quota::charge(call, &object).await?);
         }
         ops.push(WriteOp::Create {
             key: call.key(&name),
@@ -354,6 +358,9 @@ pub async fn insert_new(
                     ));
                 }
             }
+            // Another create took quota first: charge again from the new usage.
+            Err(crate::storage::StorageError::Conflict { key, .. })
+                if super::quota::is_quota(&key) && attempt < 8 => {}
             Err(e) => return Err(create_error(call, e)),
         }
     };

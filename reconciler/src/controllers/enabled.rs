@@ -13,6 +13,7 @@ pub const LOOPS: &[&str] = &[
     "cronjob",
     "endpoints",
     "disruption",
+    "resourcequota",
     "serviceaccount",
     "garbagecollector",
 ];

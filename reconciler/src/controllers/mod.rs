@@ -5,6 +5,7 @@
 //! So far: [`replicaset`], [`deployment`], [`job`] (with `ttlSecondsAfterFinished`),
 //! [`cronjob`], [`daemonset`], [`statefulset`], [`endpoints`] (Endpoints and EndpointSlices),
 //! [`disruption`] (PodDisruptionBudget status, spent by the apiserver's eviction),
+//! [`quota`] (ResourceQuota usage, charged by the apiserver's admission),
 //! [`serviceaccount`] and the garbage collector ([`gc`]).
 
 pub mod cronjob;
@@ -21,6 +22,7 @@ pub mod informer;
 pub mod job;
 pub mod owner;
 pub mod pods;
+pub mod quota;
 pub mod replicaset;
 mod runner;
 pub mod serviceaccount;
@@ -119,6 +121,13 @@ pub async fn run(client: kube::Client, enabled: Enabled, cancel: CancellationTok
             cancel.clone(),
         )));
     }
+    if enabled.runs("resourcequota") {
+        loops.push(Box::pin(quota::controller(
+            client.clone(),
+            &pods,
+            cancel.clone(),
+        )));
+    }
     if [
         "replicaset",
         "job",
@@ -126,6 +135,7 @@ pub async fn run(client: kube::Client, enabled: Enabled, cancel: CancellationTok
         "statefulset",
         "endpoints",
         "disruption",
+        "resourcequota",
     ]
     .iter()
     .any(|l| enabled.runs(l))
