@@ -248,12 +248,17 @@ impl SourceWorker {
             if trigger == Trigger::DriftCheck {
                 // A drift check reads every object of the commit; a new head must not wait
                 // for it. The check is dropped (it only reads) and made again after the sync.
+                // It waits for the source to be quiet a moment: while commits arrive, they go
+                // first.
                 let changed = self.changed.clone();
                 let found = tokio::select! {
                     biased;
                     () = cancel.cancelled() => break 'run,
                     () = changed.notified() => None,
-                    found = self.find_drift() => Some(found),
+                    found = async {
+                        tokio::time::sleep(DRIFT_QUIET).await;
+                        self.find_drift().await
+                    } => Some(found),
                 };
                 match found {
                     Some(Some(drift)) => self.act_on_drift(drift).await,
@@ -382,6 +387,9 @@ impl SourceWorker {
         }
     }
 }
+
+/// How long the source must be quiet before a drift check runs.
+const DRIFT_QUIET: Duration = Duration::from_secs(1);
 
 /// A Source's `spec.interval` in Go's form (`15s`, `1m30s`, `500ms`); `None` when malformed
 /// or zero.
