@@ -316,6 +316,13 @@ fn cronjobs_run_on_schedule_without_overlap_when_forbidden() {
         "-p",
         "{\"spec\":{\"suspend\":true}}",
     ]);
+    let active = wait_for(Duration::from_secs(30), "no run active", || {
+        let active = k.ok(&["get", "cronjob", "tick", "-o", "jsonpath={.status.active}"]);
+        active.is_empty().then_some(active)
+    });
+    assert!(active.is_empty());
+    let settled = runs_of(k, "tick").len();
+    // The by-hand run takes 4 s, several due times of the schedule: none of them starts a Job.
     k.ok(&["create", "job", "by-hand", "--from=cronjob/tick"]);
     k.ok(&[
         "wait",
@@ -323,16 +330,9 @@ fn cronjobs_run_on_schedule_without_overlap_when_forbidden() {
         "job/by-hand",
         "--timeout=60s",
     ]);
-    let settled = runs_of(k, "tick").len();
-    let active = wait_for(Duration::from_secs(30), "no run active", || {
-        let active = k.ok(&["get", "cronjob", "tick", "-o", "jsonpath={.status.active}"]);
-        active.is_empty().then_some(active)
-    });
-    assert!(active.is_empty());
-    std::thread::sleep(Duration::from_secs(3));
     assert_eq!(
         runs_of(k, "tick").len(),
-        settled,
+        settled + 1,
         "a suspended CronJob started a Job"
     );
 
