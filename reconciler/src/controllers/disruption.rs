@@ -20,7 +20,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -63,14 +63,9 @@ pub fn controller(
     );
     let budgets = controller.store();
     let triggers = pods.subscribe(move |pod: &Pod| {
-        let ns = pod.namespace().unwrap_or_default();
-        budgets
-            .state()
-            .iter()
-            .filter(|b| b.namespace().as_deref() == Some(ns.as_str()))
-            .filter(|b| selector_of(b).is_ok_and(|s| s.matches_labels(pod.labels())))
-            .map(|b| ObjectRef::from_obj(b.as_ref()))
-            .collect()
+        runner::in_namespace_of(pod, &budgets, |b, pod| {
+            selector_of(b).is_ok_and(|s| s.matches_labels(pod.labels()))
+        })
     });
     let ctx = Arc::new(Context {
         client,

@@ -11,7 +11,6 @@ use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
 use kube::ResourceExt;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -43,15 +42,9 @@ pub fn controller(
         watcher::Config::default(),
     );
     let quotas = controller.store();
-    let triggers = pods.subscribe(move |pod: &Pod| {
-        let ns = pod.namespace().unwrap_or_default();
-        quotas
-            .state()
-            .iter()
-            .filter(|q| q.namespace().as_deref() == Some(ns.as_str()))
-            .map(|q| ObjectRef::from_obj(q.as_ref()))
-            .collect()
-    });
+    // Every quota of a changed pod's namespace counts it.
+    let triggers =
+        pods.subscribe(move |pod: &Pod| runner::in_namespace_of(pod, &quotas, |_, _| true));
     let ctx = Arc::new(Context {
         client,
         backoff: Backoff::default(),

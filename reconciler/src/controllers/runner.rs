@@ -50,6 +50,26 @@ where
     }
 }
 
+/// The objects of `store` in `pod`'s namespace for which `selects(object, pod)` holds (a
+/// budget, a quota or a Service a changed pod concerns).
+pub(crate) fn in_namespace_of<K>(
+    pod: &k8s_openapi::api::core::v1::Pod,
+    store: &Store<K>,
+    selects: impl Fn(&K, &k8s_openapi::api::core::v1::Pod) -> bool,
+) -> Vec<ObjectRef<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let ns = pod.namespace().unwrap_or_default();
+    store
+        .state()
+        .iter()
+        .filter(|o| o.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|o| selects(o, pod))
+        .map(|o| ObjectRef::from_obj(o.as_ref()))
+        .collect()
+}
+
 /// An owner's selector, parsed (an absent one selects nothing and reads as empty).
 pub(crate) fn parse_selector<K: Resource<DynamicType = ()>>(
     owner: &K,

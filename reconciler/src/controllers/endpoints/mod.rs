@@ -90,13 +90,9 @@ pub fn controller(
         let listed = listed.clone();
         caches.pods.subscribe(move |pod: &Pod| {
             let ns = pod.namespace().unwrap_or_default();
-            let mut targets: Vec<ObjectRef<Service>> = services
-                .state()
-                .iter()
-                .filter(|s| s.namespace().as_deref() == Some(ns.as_str()))
-                .filter(|s| selector_of(s).is_some_and(|sel| sel.matches_labels(pod.labels())))
-                .map(|s| ObjectRef::from_obj(s.as_ref()))
-                .collect();
+            let mut targets = runner::in_namespace_of(pod, &services, |s, pod| {
+                selector_of(s).is_some_and(|sel| sel.matches_labels(pod.labels()))
+            });
             if let Ok(listed) = listed.lock()
                 && let Some(before) = listed.get(&key_of(pod))
             {
