@@ -1,7 +1,7 @@
 //! The workload controllers driven with the real kubectl against `ferry up --nodes 3` (hollow
 //! nodes): a rolling update watched pod by pod within its bounds, `kubectl rollout
 //! status|history|undo|pause|resume`, `kubectl scale`, Recreate, a ReplicaSet adopting an
-//! orphan and replacing a deleted pod, every namespace's default ServiceAccount, and bad input.
+//! orphan and replacing a deleted pod, a ReplicationController, every namespace's default ServiceAccount, and bad input.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -300,6 +300,41 @@ fn recreate_replica_sets_and_service_accounts() {
     k.ok(&["scale", "rs/rs", "--replicas=0"]);
     wait_for(Duration::from_secs(30), "scaled to zero", || {
         pods_of(k, "rs").is_empty().then_some(())
+    });
+
+    // A ReplicationController without a selector selects its template's labels, keeps its
+    // replicas, scales, and its pods go with it.
+    k.ok_stdin(&["apply", "-f", "-"], "apiVersion: v1\nkind: ReplicationController\nmetadata:\n  name: rc\nspec:\n  replicas: 3\n  template:\n    metadata:\n      labels: {app: rc}\n    spec:\n      containers:\n      - name: c\n        image: busybox\n");
+    let selector = k.ok(&["get", "rc", "rc", "-o", "jsonpath={.spec.selector.app}"]);
+    assert_eq!(
+        selector, "rc",
+        "the selector defaults to the template's labels"
+    );
+    wait_for(Duration::from_secs(30), "three ready replicas", || {
+        let row = k.ok(&["get", "rc", "rc", "--no-headers"]);
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        (cols.get(1..4) == Some(&["3", "3", "3"][..])).then_some(())
+    });
+    let owner = pods_of(k, "rc")[0]
+        .split(' ')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let kind = k.ok(&[
+        "get",
+        "pod",
+        &owner,
+        "-o",
+        "jsonpath={.metadata.ownerReferences[0].kind}",
+    ]);
+    assert_eq!(kind, "ReplicationController");
+    k.ok(&["scale", "rc/rc", "--replicas=1"]);
+    wait_for(Duration::from_secs(30), "scaled to one", || {
+        (pods_of(k, "rc").len() == 1).then_some(())
+    });
+    k.ok(&["delete", "rc", "rc"]);
+    wait_for(Duration::from_secs(30), "its pods collected", || {
+        pods_of(k, "rc").is_empty().then_some(())
     });
 
     // Every namespace gets its default ServiceAccount.

@@ -247,6 +247,14 @@ fn default_fields(kind: &KindInfo, object: &mut Value) {
             labels["kubernetes.io/metadata.name"] = json!(name);
         }
     }
+    if (kind.group, kind.kind) == ("", "ReplicationController") {
+        // A ReplicationController without labels carries its template's.
+        let labels = object["spec"]["template"]["metadata"]["labels"].clone();
+        let own = meta(object).entry("labels").or_insert_with(|| json!({}));
+        if own.as_object().is_some_and(Map::is_empty) && labels.is_object() {
+            *own = labels;
+        }
+    }
     let spec = &mut object["spec"];
     match (kind.group, kind.kind) {
         ("", "Pod") => default_pod_spec(spec),
@@ -263,6 +271,17 @@ fn default_fields(kind: &KindInfo, object: &mut Value) {
         }
         ("apps", "ReplicaSet") => {
             set_default(spec, "replicas", json!(1));
+            default_pod_spec(&mut spec["template"]["spec"]);
+        }
+        ("", "ReplicationController") => {
+            set_default(spec, "replicas", json!(1));
+            let labels = spec["template"]["metadata"]["labels"].clone();
+            // An empty selector is the template's labels.
+            if labels.as_object().is_some_and(|l| !l.is_empty())
+                && spec["selector"].as_object().is_none_or(Map::is_empty)
+            {
+                spec["selector"] = labels;
+            }
             default_pod_spec(&mut spec["template"]["spec"]);
         }
         ("apps", "DaemonSet") => {
@@ -369,7 +388,7 @@ pub(crate) fn initial_status(kind: &KindInfo) -> Value {
             "currentNumberScheduled": 0, "desiredNumberScheduled": 0,
             "numberMisscheduled": 0, "numberReady": 0,
         }),
-        ("apps", "ReplicaSet") => json!({"replicas": 0}),
+        ("apps", "ReplicaSet") | ("", "ReplicationController") => json!({"replicas": 0}),
         ("apps", "StatefulSet") => json!({"replicas": 0, "availableReplicas": 0}),
         ("autoscaling", "HorizontalPodAutoscaler") => json!({"desiredReplicas": 0}),
         ("policy", "PodDisruptionBudget") => json!({

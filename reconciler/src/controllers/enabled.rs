@@ -6,6 +6,7 @@ pub const LOOPS: &[&str] = &[
     "scheduler",
     "nodelifecycle",
     "replicaset",
+    "replicationcontroller",
     "deployment",
     "daemonset",
     "statefulset",

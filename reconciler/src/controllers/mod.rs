@@ -2,7 +2,7 @@
 //! `Controller` (one reconcile of an object at a time, level-triggered, requeued with
 //! per-object back-off), sharing one watch and cache per kind through [`informer`].
 //!
-//! So far: [`replicaset`], [`deployment`], [`job`] (with `ttlSecondsAfterFinished`),
+//! So far: [`replicaset`] (also ReplicationControllers), [`deployment`], [`job`] (with `ttlSecondsAfterFinished`),
 //! [`cronjob`], [`daemonset`], [`statefulset`], [`endpoints`] (Endpoints and EndpointSlices),
 //! [`disruption`] (PodDisruptionBudget status, spent by the apiserver's eviction),
 //! [`quota`] (ResourceQuota usage, charged by the apiserver's admission),
@@ -32,7 +32,7 @@ use ferry_client::events::Recorder;
 use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::{ControllerRevision, ReplicaSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Endpoints, Node, Pod};
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, ReplicationController};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use tokio_util::sync::CancellationToken;
 
@@ -42,16 +42,21 @@ pub use error::ControllerError;
 /// Runs the enabled workload controllers against the apiserver `client` talks to, until
 /// `cancel`.
 pub async fn run(client: kube::Client, enabled: Enabled, cancel: CancellationToken) {
-    let recorder_rs = Recorder::new(client.clone(), "replicaset-controller", "");
     let recorder_d = Recorder::new(client.clone(), "deployment-controller", "");
     let pods = informer::Informer::<Pod>::slimmed(client.clone(), pods::slim);
     let sets = informer::Informer::<ReplicaSet>::new(client.clone());
     let mut loops: Vec<BoxFuture<'static, ()>> = Vec::new();
     if enabled.runs("replicaset") {
-        loops.push(Box::pin(replicaset::controller(
+        loops.push(Box::pin(replicaset::controller::<ReplicaSet>(
             client.clone(),
             &pods,
-            recorder_rs,
+            cancel.clone(),
+        )));
+    }
+    if enabled.runs("replicationcontroller") {
+        loops.push(Box::pin(replicaset::controller::<ReplicationController>(
+            client.clone(),
+            &pods,
             cancel.clone(),
         )));
     }
@@ -130,6 +135,7 @@ pub async fn run(client: kube::Client, enabled: Enabled, cancel: CancellationTok
     }
     if [
         "replicaset",
+        "replicationcontroller",
         "job",
         "daemonset",
         "statefulset",

@@ -1,6 +1,6 @@
 //! Health of applied objects, judged from the status their controllers write.
 //!
-//! - Deployment, StatefulSet, ReplicaSet: the controller has seen the latest generation and
+//! - Deployment, StatefulSet, ReplicaSet, ReplicationController: the controller has seen the latest generation and
 //!   all replicas are updated and available (ready for StatefulSets), and no old replica of a
 //!   Deployment is left; `Progressing=False` with
 //!   reason `ProgressDeadlineExceeded` is Degraded.
@@ -46,6 +46,7 @@ pub fn is_followed(kind: &str, object: &Value) -> bool {
         "Deployment"
             | "StatefulSet"
             | "ReplicaSet"
+            | "ReplicationController"
             | "DaemonSet"
             | "Job"
             | "Pod"
@@ -58,7 +59,7 @@ pub fn assess(object: &Value) -> Health {
     let kind = object["kind"].as_str().unwrap_or_default();
     let status = &object["status"];
     match kind {
-        "Deployment" | "ReplicaSet" | "StatefulSet" => {
+        "Deployment" | "ReplicaSet" | "ReplicationController" | "StatefulSet" => {
             if let Some(c) = condition(object, "Progressing")
                 && c["status"] == "False"
                 && c["reason"] == "ProgressDeadlineExceeded"
@@ -74,7 +75,7 @@ pub fn assess(object: &Value) -> Health {
             } else {
                 "availableReplicas"
             };
-            let updated = if kind == "ReplicaSet" {
+            let updated = if matches!(kind, "ReplicaSet" | "ReplicationController") {
                 int(&status["replicas"])
             } else {
                 int(&status["updatedReplicas"])

@@ -2,16 +2,18 @@
 //! adopting orphans that match the selector and releasing pods that stopped matching;
 //! deletes the least useful pods first on a scale-down; creates in slow-start batches and
 //! waits on expectations so a slow watch never makes it create twice; writes the status
-//! Deployments, `kubectl get rs` and GitOps health read.
+//! Deployments, `kubectl get rs` and GitOps health read. The same controller drives
+//! ReplicationControllers ([`replicated`]).
 
+pub mod replicated;
 pub mod status;
 
 use std::sync::Arc;
 
 use ferry_client::events::{Involved, Recorder};
-use ferry_schema::selector::LabelSelector;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -26,6 +28,7 @@ use super::informer::Informer;
 use super::owner::{self, controller_ref, key_of};
 use super::pods::{self, BURST};
 use super::runner;
+pub use replicated::Replicated;
 
 /// What every ReplicaSet reconcile shares.
 struct Context {
@@ -36,31 +39,24 @@ struct Context {
     recorder: Recorder,
 }
 
-fn selector_of(rs: &ReplicaSet) -> Result<LabelSelector, ControllerError> {
-    runner::parse_selector(rs, rs.spec.as_ref().map(|s| &s.selector))
-}
-
-/// The ReplicaSet controller, subscribed to `pods`; runs until `cancel`.
-pub fn controller(
+/// The controller of kind `K` (ReplicaSets or ReplicationControllers), subscribed to `pods`;
+/// runs until `cancel`.
+pub fn controller<K: Replicated>(
     client: kube::Client,
     pods: &Informer<Pod>,
-    recorder: Recorder,
     cancel: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let controller = Controller::new(
-        Api::<ReplicaSet>::all(client.clone()),
-        watcher::Config::default(),
-    );
+    let controller = Controller::new(Api::<K>::all(client.clone()), watcher::Config::default());
     let sets = controller.store();
-    let triggers = pods.subscribe(move |pod| runner::owners_of(pod, &sets, selector_of));
+    let triggers = pods.subscribe(move |pod| runner::owners_of(pod, &sets, K::selector));
     let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), K::COMPONENT, ""),
         client,
         pods: pods.store(),
         expectations: Expectations::default(),
         backoff: Backoff::default(),
-        recorder,
     });
-    runner::drive(controller, triggers, reconcile, ctx, cancel)
+    runner::drive(controller, triggers, reconcile::<K>, ctx, cancel)
 }
 
 impl runner::Shared for Context {
@@ -69,24 +65,32 @@ impl runner::Shared for Context {
     }
 }
 
-#[tracing::instrument(level = "debug", skip_all, fields(replicaset = %key_of(rs.as_ref())))]
-async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action, ControllerError> {
-    let key = key_of(rs.as_ref());
-    let ns = rs.namespace().unwrap_or_default();
-    let selector = runner::non_empty(rs.as_ref(), selector_of(&rs)?)?;
+#[tracing::instrument(level = "debug", skip_all, fields(kind = %K::kind(&()), object = %key_of(set.as_ref())))]
+async fn reconcile<K: Replicated>(
+    set: Arc<K>,
+    ctx: Arc<Context>,
+) -> Result<Action, ControllerError> {
+    let key = key_of(set.as_ref());
+    let ns = set.namespace().unwrap_or_default();
+    let selector = runner::non_empty(set.as_ref(), set.selector()?)?;
+    let rs = set.view()?;
     let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let candidates = ctx
         .pods
         .state()
         .into_iter()
         .filter(|p| p.namespace().as_deref() == Some(ns.as_str()));
-    let owned = owner::claim_and_settle(&pod_api, rs.as_ref(), &selector, candidates).await?;
+    let owned = owner::claim_and_settle(&pod_api, set.as_ref(), &selector, candidates).await?;
     let active: Vec<Arc<Pod>> = owned.into_iter().filter(|p| pods::is_active(p)).collect();
     let failure = if rs.metadata.deletion_timestamp.is_none()
         && ctx.expectations.satisfied(&key, |name| {
             ctx.pods.get(&ObjectRef::new(name).within(&ns)).is_some()
         }) {
-        manage(&rs, &key, &active, &pod_api, &ctx).await
+        let owner = Owner {
+            reference: controller_ref(set.as_ref()),
+            about: Involved::of(set.as_ref()),
+        };
+        manage(&rs, &owner, &key, &active, &pod_api, &ctx).await
     } else {
         None
     };
@@ -97,14 +101,16 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action, Con
         if status.conditions.is_none() {
             body["status"]["conditions"] = Value::Null;
         }
-        Api::<ReplicaSet>::namespaced(ctx.client.clone(), &ns)
+        Api::<K>::namespaced(ctx.client.clone(), &ns)
             .patch_status(
                 &rs.name_any(),
                 &PatchParams::default(),
                 &Patch::Merge(&body),
             )
             .await
-            .map_err(|e| ControllerError::api("patch status of", format!("ReplicaSet {key}"), e))?;
+            .map_err(|e| {
+                ControllerError::api("patch status of", format!("{} {key}", K::kind(&())), e)
+            })?;
     }
     ctx.backoff.succeeded(&key);
     let min_ready = rs
@@ -115,9 +121,18 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action, Con
     Ok(pods::until_available(&active, min_ready, now))
 }
 
+/// Who owns the pods `manage` creates and deletes.
+struct Owner {
+    /// The controller reference the new pods carry.
+    reference: OwnerReference,
+    /// The object events are about.
+    about: Involved,
+}
+
 /// Creates or deletes pods toward `spec.replicas`; answers the failure to report, if any.
 async fn manage(
     rs: &ReplicaSet,
+    owner: &Owner,
     key: &str,
     active: &[Arc<Pod>],
     pod_api: &Api<Pod>,
@@ -125,23 +140,23 @@ async fn manage(
 ) -> Option<(&'static str, String)> {
     let spec = rs.spec.as_ref()?;
     let want = spec.replicas.unwrap_or(1).max(0) as usize;
-    let about = Involved::of(rs);
+    let about = &owner.about;
     if active.len() < want {
         let template = spec.template.as_ref()?;
-        let pod = pods::from_template(template, controller_ref(rs), &rs.name_any());
+        let pod = pods::from_template(template, owner.reference.clone(), &rs.name_any());
         let created = pods::create_in_batches(pod_api, &pod, want - active.len()).await;
         if !created.names.is_empty() {
             let message = created_message("Created", &created.names);
             ctx.recorder
-                .record(&about, "Normal", "SuccessfulCreate", &message)
+                .record(about, "Normal", "SuccessfulCreate", &message)
                 .await;
         }
         ctx.expectations.created(key, created.names);
         if let Some(e) = created.failure {
             let message = e.to_string();
-            tracing::warn!(replicaset = %key, error = %message, "pod creation refused");
+            tracing::warn!(object = %key, error = %message, "pod creation refused");
             ctx.recorder
-                .record(&about, "Warning", "FailedCreate", &message)
+                .record(about, "Warning", "FailedCreate", &message)
                 .await;
             return Some(("FailedCreate", message));
         }
@@ -155,13 +170,13 @@ async fn manage(
         if !deleted.is_empty() {
             let message = created_message("Deleted", &deleted);
             ctx.recorder
-                .record(&about, "Normal", "SuccessfulDelete", &message)
+                .record(about, "Normal", "SuccessfulDelete", &message)
                 .await;
         }
         if let Some(e) = failure {
             let message = e.to_string();
             ctx.recorder
-                .record(&about, "Warning", "FailedDelete", &message)
+                .record(about, "Warning", "FailedDelete", &message)
                 .await;
             return Some(("FailedDelete", message));
         }
