@@ -130,6 +130,10 @@ pub fn run(
             args.watch_retention,
             cancel.clone(),
         ));
+        let finisher = tokio::spawn(ferry_apiserver::api::namespace::finisher(
+            state.clone(),
+            cancel.clone(),
+        ));
         let signals = tokio::spawn(stop_on_signal(cancel.clone()));
         let app = ferry_apiserver::api::router(state.clone()).merge(extra);
         ferry_apiserver::server::serve_app(
@@ -143,6 +147,9 @@ pub fn run(
         cancel.cancel();
         if let Err(error) = compactor.await {
             tracing::warn!(%error, "the compactor ended abnormally");
+        }
+        if let Err(error) = finisher.await {
+            tracing::warn!(%error, "the namespace finisher ended abnormally");
         }
         signals.abort();
         storage.close().await;

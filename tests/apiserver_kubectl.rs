@@ -418,6 +418,78 @@ fn everyday(api: &Apiserver) {
         api.fails(&["get", "cm", "inside", "-n", "shop"])
             .contains("not found")
     );
+
+    // A namespace whose content a finalizer holds stays Terminating, refuses new content, and
+    // goes once the finalizer is removed.
+    api.ok(&["create", "namespace", "held"]);
+    assert_eq!(
+        api.ok(&["get", "ns", "held", "-o", "jsonpath={.spec.finalizers}"]),
+        r#"["kubernetes"]"#
+    );
+    let out = api.kubectl_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kept, namespace: held, finalizers: [example.com/hold]}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: free, namespace: held}\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    api.ok(&["delete", "namespace", "held", "--wait=false"]);
+    assert_eq!(
+        api.ok(&["get", "ns", "held", "-o", "jsonpath={.status.phase}"]),
+        "Terminating"
+    );
+    assert_eq!(
+        api.ok(&[
+            "get",
+            "ns",
+            "held",
+            "-o",
+            r#"jsonpath={.status.conditions[?(@.type=="NamespaceFinalizersRemaining")].message}"#
+        ]),
+        "Some content in the namespace has finalizers remaining: example.com/hold"
+    );
+    assert!(
+        api.fails(&["get", "cm", "free", "-n", "held"])
+            .contains("not found")
+    );
+    assert!(
+        !api.ok(&[
+            "get",
+            "cm",
+            "kept",
+            "-n",
+            "held",
+            "-o",
+            "jsonpath={.metadata.deletionTimestamp}"
+        ])
+        .is_empty()
+    );
+    let out = api.kubectl_stdin(
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: late, namespace: held}\n",
+    );
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("Forbidden")
+            && err.contains(
+                "unable to create new content in namespace held because it is being terminated"
+            ),
+        "{err}"
+    );
+    api.ok(&[
+        "patch",
+        "cm",
+        "kept",
+        "-n",
+        "held",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    api.ok(&["wait", "--for=delete", "namespace/held", "--timeout=20s"]);
+    // A protected namespace stays.
+    assert!(
+        api.fails(&["delete", "namespace", "default"])
+            .contains("Forbidden")
+    );
 }
 
 /// kubectl's typed-client commands send `application/vnd.kubernetes.protobuf` bodies.

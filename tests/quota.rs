@@ -1,7 +1,8 @@
 //! ResourceQuota admission and usage driven with the real kubectl against `ferry up --nodes 3`
 //! (hollow nodes): a ReplicaSet whose pods pass the quota shows `ReplicaFailure` with the
 //! apiserver's reason, a pod created by hand is refused naming the quota, and usage follows
-//! pods as they go (`kubectl describe quota`).
+//! pods as they go (`kubectl describe quota`); a LimitRange fills in missing requests and
+//! limits and refuses pods outside its bounds.
 
 use std::path::Path;
 use std::time::Duration;
@@ -79,4 +80,75 @@ fn quota_refuses_pods_past_its_limits_and_counts_them() {
         (used(k) == "1 300m").then_some(())
     });
     k.ok_stdin(&["apply", "-f", "-"], LONE);
+}
+
+const RANGE: &str = "apiVersion: v1\nkind: LimitRange\nmetadata:\n  name: bounds\nspec:\n  limits:\n  - type: Container\n    default: {cpu: 500m, memory: 128Mi}\n    defaultRequest: {cpu: 100m}\n    max: {cpu: \"1\"}\n    min: {memory: 16Mi}\n";
+
+const BIG: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: big\nspec:\n  containers:\n  - name: c\n    image: web:1\n    resources:\n      limits: {cpu: \"2\", memory: 8Mi}\n";
+
+const WIDE: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: wide\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: wide}\n  template:\n    metadata:\n      labels: {app: wide}\n    spec:\n      containers:\n      - name: c\n        image: web:1\n        resources:\n          limits: {cpu: 1500m}\n";
+
+#[test]
+fn limit_range_defaults_containers_and_refuses_pods_outside_it() {
+    let Some(a) = Appliance::with_hollow_nodes(ferry_binary(), 1) else {
+        return;
+    };
+    let k = &a.kubectl;
+    k.ok_stdin(&["apply", "-f", "-"], RANGE);
+    // The range's own defaults: the request defaults to the default limit.
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "limitrange",
+            "bounds",
+            "-o",
+            "jsonpath={.spec.limits[0].defaultRequest.memory}"
+        ]),
+        "128Mi"
+    );
+
+    // A pod without resources gets the range's defaults, noted in its annotation.
+    k.ok_stdin(&["apply", "-f", "-"], LONE);
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "pod",
+            "lone",
+            "-o",
+            "jsonpath={.spec.containers[0].resources.requests.cpu} {.spec.containers[0].resources.limits.cpu} {.spec.containers[0].resources.requests.memory}",
+        ]),
+        "100m 500m 128Mi"
+    );
+    let described = k.ok(&["describe", "pod", "lone"]);
+    assert!(
+        described.contains("LimitRanger plugin set: cpu, memory request for container c"),
+        "{described}"
+    );
+
+    // Outside the range: refused, naming every bound it breaks.
+    let refused = k.fails_stdin(&["apply", "-f", "-"], BIG);
+    assert!(
+        refused.contains("pods \"big\" is forbidden")
+            && refused.contains("maximum cpu usage per Container is 1, but limit is 2")
+            && refused.contains("minimum memory usage per Container is 16Mi, but request is 8Mi"),
+        "{refused}"
+    );
+
+    // A workload whose template breaks it: the ReplicaSet says why it has no pods.
+    k.ok_stdin(&["apply", "-f", "-"], WIDE);
+    let reason = wait_for(Duration::from_secs(60), "ReplicaFailure", || {
+        let text = k.ok(&[
+            "get",
+            "rs",
+            "-l",
+            "app=wide",
+            "-o",
+            "jsonpath={.items[0].status.conditions[?(@.type==\"ReplicaFailure\")].message}",
+        ]);
+        (!text.is_empty()).then_some(text)
+    });
+    assert!(
+        reason.contains("maximum cpu usage per Container is 1, but limit is 1500m"),
+        "{reason}"
+    );
 }

@@ -43,11 +43,29 @@ impl Appliance {
         })
     }
 
-    /// `ferry up` with `count` hollow nodes `sim-0..`, returned once they are all Ready.
+    /// `ferry up` with `count` hollow nodes (`sim`, or `sim-0..` for more than one), returned once
+    /// they are all Ready.
     pub fn with_hollow_nodes(ferry: &Path, count: usize) -> Option<Appliance> {
         let n = count.to_string();
         let a = Appliance::up(ferry, &["--nodes", &n, "--node-name", "sim"])?;
-        let nodes: Vec<String> = (0..count).map(|i| format!("node/sim-{i}")).collect();
+        // One node is named `sim`; more are `sim-0`, `sim-1`, ...
+        let nodes: Vec<String> = match count {
+            1 => vec!["node/sim".to_owned()],
+            _ => (0..count).map(|i| format!("node/sim-{i}")).collect(),
+        };
+        // `kubectl wait` fails at once on a node not registered yet: first wait for them all.
+        crate::ferry::wait_for(
+            std::time::Duration::from_secs(60),
+            "the hollow nodes registered",
+            || {
+                let out = a.kubectl.run(&["get", "nodes", "-o", "name"]);
+                let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+                nodes
+                    .iter()
+                    .all(|n| listed.lines().any(|l| l.trim() == n))
+                    .then_some(())
+            },
+        );
         let mut args = vec!["wait", "--for=condition=Ready", "--timeout=60s"];
         args.extend(nodes.iter().map(String::as_str));
         a.kubectl.ok(&args);

@@ -411,6 +411,11 @@ impl Admission {
                 None => m.remove(kept),
             };
         }
+        if kind.group.is_empty() && kind.kind == "Namespace" && old["spec"]["finalizers"].is_array()
+        {
+            // Only the finalize subresource changes a namespace's finalizers.
+            object["spec"]["finalizers"] = old["spec"]["finalizers"].clone();
+        }
         default(kind, &mut object);
         if kind.group.is_empty() && kind.kind == "Service" {
             carry_allocations(old, &mut object);

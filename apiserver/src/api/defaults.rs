@@ -77,6 +77,27 @@ fn default_pod_spec(spec: &mut Value) {
     }
 }
 
+/// A pod's container that limits a resource but does not request it requests its limit (as
+/// Kubernetes defaults pods, not templates).
+pub fn requests_from_limits(spec: &mut Value) {
+    for list in ["initContainers", "containers"] {
+        for c in spec[list].as_array_mut().into_iter().flatten() {
+            let Some(limits) = c["resources"]["limits"].as_object().cloned() else {
+                continue;
+            };
+            if limits.is_empty() || !c["resources"].is_object() {
+                continue;
+            }
+            if !c["resources"]["requests"].is_object() {
+                c["resources"]["requests"] = json!({});
+            }
+            for (resource, value) in limits {
+                set_default(&mut c["resources"]["requests"], &resource, value);
+            }
+        }
+    }
+}
+
 /// Kinds whose metadata carries a `generation` (bumped when the spec changes), as in
 /// Kubernetes; custom resources have one too.
 pub fn has_generation(kind: &KindInfo) -> bool {
@@ -246,6 +267,18 @@ fn default_fields(kind: &KindInfo, object: &mut Value) {
         if labels.is_object() {
             labels["kubernetes.io/metadata.name"] = json!(name);
         }
+        // The namespace controller's finalizer: content goes before the namespace does.
+        if object["spec"].is_null() {
+            object["spec"] = json!({});
+        }
+        set_default(
+            &mut object["spec"],
+            "finalizers",
+            json!([super::namespace::FINALIZER]),
+        );
+    }
+    if (kind.group, kind.kind) == ("", "LimitRange") {
+        super::limitrange::default_range(object);
     }
     if (kind.group, kind.kind) == ("", "ReplicationController") {
         // A ReplicationController without labels carries its template's.
@@ -257,7 +290,10 @@ fn default_fields(kind: &KindInfo, object: &mut Value) {
     }
     let spec = &mut object["spec"];
     match (kind.group, kind.kind) {
-        ("", "Pod") => default_pod_spec(spec),
+        ("", "Pod") => {
+            default_pod_spec(spec);
+            requests_from_limits(spec);
+        }
         ("apps", "Deployment") => {
             set_default(spec, "replicas", json!(1));
             default_update_strategy(

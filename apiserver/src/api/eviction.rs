@@ -64,7 +64,7 @@ pub async fn evict(call: &Call<'_>, name: &str, body: Body) -> Result<Response<B
             return Ok(success());
         }
         ops.extend(
-            deletion_ops(call.state, call.kind, &key, &pod.object)
+            deletion_ops(call.state, call.kind, &pod.object)
                 .await
                 .map_err(|e| call.storage_error(e))?,
         );

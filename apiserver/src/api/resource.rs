@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Response, StatusCode};
-use ferry_schema::kinds::{KINDS, KindInfo};
+use ferry_schema::kinds::KindInfo;
 use serde_json::{Value, json};
 
 use super::admission::FieldValidation;
@@ -128,6 +128,9 @@ pub async fn handle(
         }
         (Method::PUT, Some(name), None) => write::update(&call, &name, body, false).await,
         (Method::PUT, Some(name), Some("status")) => write::update(&call, &name, body, true).await,
+        (Method::PUT, Some(name), Some("finalize")) if is_namespace(call.kind) => {
+            finalize(&call, &name, body).await
+        }
         (Method::DELETE, Some(name), None) => delete(&call, &name, body).await,
         (Method::DELETE, None, None) => delete_collection(&call, body).await,
         (method, _, sub) => Err(ApiError::method_not_allowed(format!(
@@ -198,14 +201,46 @@ fn namespace_precondition(call: &Call<'_>) -> Option<WriteOp> {
     })
 }
 
-/// A NotFound about the request's namespace reads as the namespace being missing.
-fn create_error(call: &Call<'_>, error: crate::storage::StorageError) -> ApiError {
+/// A NotFound about the request's namespace reads as the namespace being missing; a
+/// terminating namespace refuses new content (403, as Kubernetes' NamespaceLifecycle).
+pub(crate) fn create_error(
+    call: &Call<'_>,
+    name: &str,
+    error: crate::storage::StorageError,
+) -> ApiError {
     match error {
         crate::storage::StorageError::NotFound(key) if key.resource == "namespaces" => {
             ApiError::not_found("", "namespaces", &key.name)
         }
+        crate::storage::StorageError::Terminating(key) => ApiError::forbidden(
+            call.kind.group,
+            call.kind.plural,
+            name,
+            &super::status::terminating_message(&key.name),
+        ),
         other => call.storage_error(other),
     }
+}
+
+/// Is the kind the core Namespace?
+pub(crate) fn is_namespace(kind: &KindInfo) -> bool {
+    kind.group.is_empty() && kind.kind == "Namespace"
+}
+
+/// `PUT namespaces/NAME/finalize`: replaces `spec.finalizers`; the namespace finisher deletes a
+/// terminating namespace left with neither content nor finalizers.
+async fn finalize(call: &Call<'_>, name: &str, body: Body) -> Result<Response<Body>, ApiError> {
+    let wanted = read_body(call, body).await?;
+    let pinned = expected_revision(&wanted)?;
+    let written = write::read_modify_write(call, &call.key(name), |stored| {
+        Ok(write::Made {
+            object: super::namespace::finalized(&stored.object, &wanted),
+            warnings: Vec::new(),
+            pinned,
+        })
+    })
+    .await?;
+    Ok(respond_object(call, StatusCode::OK, &written.object, &[]))
 }
 
 /// The request body as one object.
@@ -218,6 +253,19 @@ async fn create(call: &Call<'_>, body: Body) -> Result<Response<Body>, ApiError>
     let mut object = read_body(call, body).await?;
     if call.kind.group.is_empty() && call.kind.kind == "Pod" {
         super::priority::admit_pod(call.state.admission.priorities(), &mut object)?;
+        if let Some(namespace) = call.path.namespace.as_deref() {
+            let ranges: Vec<Value> = call
+                .state
+                .storage
+                .list(super::limitrange::RESOURCE, Some(namespace), None, 0)
+                .await
+                .map_err(|e| call.storage_error(e))?
+                .items
+                .into_iter()
+                .map(|s| s.object)
+                .collect();
+            super::limitrange::admit_pod(&ranges, &mut object)?;
+        }
     }
     let fv = FieldValidation::parse(call.q("fieldValidation"))?;
     let (mut object, warnings) =
@@ -228,36 +276,15 @@ async fn create(call: &Call<'_>, body: Body) -> Result<Response<Body>, ApiError>
     insert_new(call, object, warnings).await
 }
 
-/// What goes with the deletion of `object` (at `key`) in the same transaction: everything in
-/// a Namespace, and a Service's ClusterIP and NodePort reservations.
+/// What goes with the deletion of `object` in the same transaction: a Service's ClusterIP and
+/// NodePort reservations, a CustomResourceDefinition's objects. (A Namespace's content is
+/// [`super::namespace::deletion_ops`]'s.)
 pub(crate) async fn deletion_ops(
     state: &ApiState,
     kind: &KindInfo,
-    key: &ObjectKey,
     object: &Value,
 ) -> Result<Vec<WriteOp>, crate::storage::StorageError> {
     let mut ops = Vec::new();
-    if kind.group.is_empty() && kind.kind == "Namespace" {
-        for inner in KINDS.iter().filter(|k| k.namespaced) {
-            let page = state
-                .storage
-                .list(&storage_resource(inner), Some(&key.name), None, 0)
-                .await?;
-            for item in page.items {
-                let item_name = item.object["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
-                if inner.group.is_empty() && inner.kind == "Service" {
-                    ops.extend(release_reservations(&item.object));
-                }
-                ops.push(WriteOp::Delete {
-                    key: ObjectKey::new(storage_resource(inner), &key.name, item_name),
-                    expected: Some(item.revision),
-                });
-            }
-        }
-    }
     if kind.group.is_empty() && kind.kind == "Service" {
         ops.extend(release_reservations(object));
     }
@@ -361,7 +388,7 @@ pub async fn insert_new(
             // Another create took quota first: charge again from the new usage.
             Err(crate::storage::StorageError::Conflict { key, .. })
                 if super::quota::is_quota(&key) && attempt < 8 => {}
-            Err(e) => return Err(create_error(call, e)),
+            Err(e) => return Err(create_error(call, &name, e)),
         }
     };
     let created = changes
@@ -482,6 +509,9 @@ async fn delete(call: &Call<'_>, name: &str, body: Body) -> Result<Response<Body
     if options.dry_run {
         return Ok(respond_object(call, StatusCode::OK, &stored.object, &[]));
     }
+    if is_namespace(call.kind) {
+        return delete_namespace(call, stored).await;
+    }
     let mut ops = Vec::new();
     if finalized {
         // Finalizers hold the object: mark it, and whoever owns a finalizer finishes the job
@@ -524,7 +554,7 @@ async fn delete(call: &Call<'_>, name: &str, body: Body) -> Result<Response<Body
         ));
     }
     ops.extend(
-        deletion_ops(call.state, call.kind, &key, &stored.object)
+        deletion_ops(call.state, call.kind, &stored.object)
             .await
             .map_err(|e| call.storage_error(e))?,
     );
@@ -542,6 +572,40 @@ async fn delete(call: &Call<'_>, name: &str, body: Body) -> Result<Response<Body
     Ok(respond_object(call, StatusCode::OK, &last, &[]))
 }
 
+/// Deletes a namespace with its content, or marks it Terminating while finalizers hold some of
+/// it; re-plans when a concurrent write changed what it read.
+async fn delete_namespace(call: &Call<'_>, mut stored: Stored) -> Result<Response<Body>, ApiError> {
+    let name = stored.object["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let key = call.key(&name);
+    for attempt in 1.. {
+        let ops = super::namespace::deletion_ops(call.state, &key, &stored)
+            .await
+            .map_err(|e| call.storage_error(e))?;
+        if ops.is_empty() {
+            // Already terminating, and nothing moved since.
+            return Ok(respond_object(call, StatusCode::OK, &stored.object, &[]));
+        }
+        match call.state.storage.write(ops).await {
+            Ok(changes) => {
+                let own = changes
+                    .iter()
+                    .rev()
+                    .find(|c| c.key == key)
+                    .map_or_else(|| stored.object.clone(), |c| (*c.object).clone());
+                return Ok(respond_object(call, StatusCode::OK, &own, &[]));
+            }
+            Err(crate::storage::StorageError::Conflict { .. }) if attempt < write::ATTEMPTS => {
+                stored = fetch(call, &key).await?;
+            }
+            Err(e) => return Err(call.storage_error(e)),
+        }
+    }
+    Err(ApiError::conflict("", "namespaces", &name))
+}
+
 async fn delete_collection(call: &Call<'_>, body: Body) -> Result<Response<Body>, ApiError> {
     let options = DeleteOptions::read(call, body).await?;
     let items = list::select(call, 0, None).await?.items;
@@ -550,6 +614,34 @@ async fn delete_collection(call: &Call<'_>, body: Body) -> Result<Response<Body>
             call.kind,
             item["metadata"]["name"].as_str().unwrap_or_default(),
         )?;
+    }
+    if is_namespace(call.kind) && !options.dry_run {
+        // Each namespace goes with its content, one transaction per namespace.
+        for item in &items {
+            let name = item["metadata"]["name"].as_str().unwrap_or_default();
+            if let Some(stored) = call
+                .state
+                .storage
+                .get(&call.key(name))
+                .await
+                .map_err(|e| call.storage_error(e))?
+            {
+                delete_namespace(call, stored).await?;
+            }
+        }
+        let revision = call
+            .state
+            .storage
+            .revision()
+            .await
+            .map_err(|e| call.storage_error(e))?;
+        let list = json!({
+            "kind": "NamespaceList",
+            "apiVersion": "v1",
+            "metadata": {"resourceVersion": revision.to_string()},
+            "items": items,
+        });
+        return Ok(json_response(StatusCode::OK, &list, &[]));
     }
     let mut ops: Vec<WriteOp> = items
         .iter()

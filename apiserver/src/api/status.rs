@@ -34,6 +34,11 @@ pub struct ApiError {
     pub continue_token: Option<String>,
 }
 
+/// Why a terminating namespace refuses an object, in Kubernetes' words.
+pub fn terminating_message(namespace: &str) -> String {
+    format!("unable to create new content in namespace {namespace} because it is being terminated")
+}
+
 fn details(group: &str, kind: &str, name: &str) -> Option<Value> {
     Some(json!({"name": name, "group": group, "kind": kind}))
 }
@@ -199,6 +204,9 @@ impl ApiError {
             StorageError::Conflict { key, .. } => ApiError::conflict(group, resource, &key.name),
             StorageError::Expired { requested, oldest } => {
                 ApiError::expired(format!("too old resource version: {requested} ({oldest})"))
+            }
+            StorageError::Terminating(key) => {
+                ApiError::new(403, "Forbidden", terminating_message(&key.name))
             }
             StorageError::Unavailable(message) => ApiError::unavailable(message),
             StorageError::Corrupt(key, message) => {

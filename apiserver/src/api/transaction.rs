@@ -451,15 +451,23 @@ async fn admit_one(
             {
                 return Err(ApiError::conflict(kind.group, kind.plural, name));
             }
-            ops.extend(
-                resource::deletion_ops(state, kind, &key, &stored.object)
-                    .await
-                    .map_err(|e| ApiError::from_storage(e, kind.group, kind.plural))?,
-            );
-            ops.push(WriteOp::Delete {
-                key: key.clone(),
-                expected: Some(stored.revision),
-            });
+            if resource::is_namespace(kind) {
+                ops.extend(
+                    super::namespace::deletion_ops(state, &key, &stored)
+                        .await
+                        .map_err(|e| ApiError::from_storage(e, kind.group, kind.plural))?,
+                );
+            } else {
+                ops.extend(
+                    resource::deletion_ops(state, kind, &stored.object)
+                        .await
+                        .map_err(|e| ApiError::from_storage(e, kind.group, kind.plural))?,
+                );
+                ops.push(WriteOp::Delete {
+                    key: key.clone(),
+                    expected: Some(stored.revision),
+                });
+            }
             "deleted"
         }
         (Verb::Create, Some(_)) => {

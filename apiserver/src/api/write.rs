@@ -82,12 +82,14 @@ pub fn unchanged(old: &Value, new: &Value) -> bool {
 }
 
 /// The write that replaces an object: an update, except that an object being deleted whose
-/// last finalizer is now gone is deleted for good.
+/// last finalizer is now gone is deleted for good. A terminating namespace is only updated: its
+/// content goes first, and the namespace finisher deletes it.
 pub fn replacement(key: ObjectKey, object: Value, expected: Option<i64>) -> WriteOp {
     let finalizers = object["metadata"]["finalizers"]
         .as_array()
         .is_some_and(|f| !f.is_empty());
-    if object["metadata"]["deletionTimestamp"].is_string() && !finalizers {
+    let namespace = key.namespace.is_empty() && key.resource == "namespaces";
+    if object["metadata"]["deletionTimestamp"].is_string() && !finalizers && !namespace {
         WriteOp::Delete { key, expected }
     } else {
         WriteOp::Update {

@@ -2,6 +2,8 @@
 //!
 //! - `NotFound`, `AlreadyExists`, `Conflict`: the caller's preconditions failed; nothing was
 //!   written; the API answers 404 / 409.
+//! - `Terminating`: an object was to be created in a namespace being deleted; nothing was
+//!   written; the API answers 403.
 //! - `Expired`: a watch or list asked for a revision the change log no longer holds; 410.
 //! - `Unavailable`: the database could not be reached or failed mid-transaction; nothing was
 //!   written (the transaction rolled back); the API answers 503 and the client retries.
@@ -15,6 +17,9 @@ pub enum StorageError {
     /// The object does not exist.
     #[error("{0} not found")]
     NotFound(ObjectKey),
+    /// The namespace a new object was to go in is being deleted; nothing was written.
+    #[error("namespace {0} is being terminated")]
+    Terminating(ObjectKey),
     /// The object exists already.
     #[error("{0} already exists")]
     AlreadyExists(ObjectKey),

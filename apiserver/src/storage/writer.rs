@@ -224,7 +224,8 @@ fn plan(
                 Some((_, object)) if !object["metadata"]["deletionTimestamp"].is_string() => {
                     continue;
                 }
-                _ => return Err(StorageError::NotFound(key.clone())),
+                Some(_) => return Err(StorageError::Terminating(key.clone())),
+                None => return Err(StorageError::NotFound(key.clone())),
             }
         }
         let (event, object) = match (op, &current) {

@@ -31,6 +31,15 @@ pub enum ControllerError {
         #[source]
         source: SelectorError,
     },
+    /// The apiserver refused a create or delete the object needs (a quota, a LimitRange, an
+    /// invalid template); reported in the object's status and retried with back-off.
+    #[error("{what}: {message}")]
+    Refused {
+        /// The object.
+        what: String,
+        /// The refusal.
+        message: String,
+    },
     /// The object is not what a controller can act on.
     #[error("{what}: {message}")]
     Invalid {

@@ -95,6 +95,7 @@ async fn reconcile<K: Replicated>(
         None
     };
     let now = jiff::Timestamp::now();
+    let refused = failure.as_ref().map(|(_, message)| message.clone());
     let status = status::compute(&rs, &active, failure, now);
     if rs.status.as_ref() != Some(&status) {
         let mut body = json!({"status": status});
@@ -111,6 +112,13 @@ async fn reconcile<K: Replicated>(
             .map_err(|e| {
                 ControllerError::api("patch status of", format!("{} {key}", K::kind(&())), e)
             })?;
+    }
+    if let Some(message) = refused {
+        // Try again later, with back-off, not on the next event.
+        return Err(ControllerError::Refused {
+            what: format!("{} {key}", K::kind(&())),
+            message,
+        });
     }
     ctx.backoff.succeeded(&key);
     let min_ready = rs

@@ -43,17 +43,19 @@ pub fn compute(
         let old = previous
             .and_then(|s| s.conditions.as_deref())
             .and_then(|c| c.iter().find(|c| c.type_ == "ReplicaFailure"));
-        let since = old
-            .filter(|c| c.reason.as_deref() == Some(reason))
-            .and_then(|c| c.last_transition_time.clone())
-            .unwrap_or(Time(now));
-        conditions.push(ReplicaSetCondition {
-            type_: "ReplicaFailure".into(),
-            status: "True".into(),
-            reason: Some(reason.into()),
-            message: Some(message),
-            last_transition_time: Some(since),
-        });
+        // A failure already reported for the same reason stays as it was (as Kubernetes): the
+        // refusal's message names a generated pod and would change on every attempt, and each
+        // status write would wake the controller again.
+        match old.filter(|c| c.reason.as_deref() == Some(reason)) {
+            Some(old) => conditions.push(old.clone()),
+            None => conditions.push(ReplicaSetCondition {
+                type_: "ReplicaFailure".into(),
+                status: "True".into(),
+                reason: Some(reason.into()),
+                message: Some(message),
+                last_transition_time: Some(Time(now)),
+            }),
+        }
     }
     ReplicaSetStatus {
         replicas: active.len() as i32,
