@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use ferry_nodeagent::agent::{NodeAgent, NodeHandle};
 use ferry_nodeagent::config;
+use ferry_nodeagent::runtime::process::ProcessRuntime;
 use ferry_nodeagent::runtime::sim::{SimRuntime, SimTimings};
 
 use crate::serve::parse_duration;
@@ -14,6 +15,9 @@ use crate::serve::parse_duration;
 pub enum RuntimeKind {
     /// Hollow nodes: no processes (the role of KWOK and kubemark).
     Sim,
+    /// Each container a process of this host, started from the pod's command; pods share
+    /// the host's network.
+    Process,
 }
 
 /// How the nodes of this process look.
@@ -37,6 +41,10 @@ pub struct NodeOptions {
     /// Hollow containers of pods that are not restarted end after this long.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub sim_run_time: Duration,
+    /// Where nodes keep their pods' directories and logs, one folder per node (default:
+    /// /var/lib/ferry/nodes for `ferry node`, DATA_DIR/nodes for `ferry up`).
+    #[arg(long)]
+    pub root_dir: Option<std::path::PathBuf>,
     /// How often each node renews its Lease (the kubelet's 10 s).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub node_lease_renew_interval: Duration,
@@ -57,7 +65,13 @@ pub struct NodeArgs {
 
 impl NodeOptions {
     /// The node handles for `name` × `count`.
-    pub fn handles(&self, name: &str, count: usize) -> anyhow::Result<Vec<NodeHandle>> {
+    pub fn handles(
+        &self,
+        name: &str,
+        count: usize,
+        default_root: &std::path::Path,
+    ) -> anyhow::Result<Vec<NodeHandle>> {
+        let root = self.root_dir.as_deref().unwrap_or(default_root);
         let labels = config::parse_labels(&self.labels)?;
         let taints = config::parse_taints(&self.taints)?;
         let capacity = config::parse_capacity(&self.capacity, config::sim_capacity())?;
@@ -68,8 +82,12 @@ impl NodeOptions {
         Ok(config::nodes(name, count, &labels, &taints, &capacity)
             .into_iter()
             .map(|config| {
-                let runtime = match self.runtime {
+                let runtime: Arc<dyn ferry_nodeagent::runtime::Runtime> = match self.runtime {
                     RuntimeKind::Sim => Arc::new(SimRuntime::new(&config.pod_cidr, timings)),
+                    RuntimeKind::Process => Arc::new(ProcessRuntime::new(
+                        root.join(&config.name),
+                        &config.address,
+                    )),
                 };
                 NodeHandle { config, runtime }
             })
@@ -79,7 +97,11 @@ impl NodeOptions {
 
 /// Runs `ferry node` until SIGINT or SIGTERM.
 pub fn run(server: &str, args: NodeArgs) -> anyhow::Result<()> {
-    let handles = args.options.handles(&args.name, args.count)?;
+    let handles = args.options.handles(
+        &args.name,
+        args.count,
+        std::path::Path::new("/var/lib/ferry/nodes"),
+    )?;
     let renew = args.options.node_lease_renew_interval;
     crate::remote::run(server, |client, cancel| async move {
         tracing::info!(server, nodes = handles.len(), "ferry node starting");

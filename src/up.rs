@@ -312,7 +312,9 @@ pub fn up(args: UpArgs) -> anyhow::Result<()> {
         Some(n) => n.clone(),
         None => label_of(&crate::remote::hostname()),
     };
-    let nodes = args.node.handles(&node_name, args.nodes)?;
+    let nodes = args
+        .node
+        .handles(&node_name, args.nodes, &args.serve.data_dir.join("nodes"))?;
     let companion = GitOps {
         loops: args.loops.clone(),
         lease_renew: args.node.node_lease_renew_interval,

@@ -267,6 +267,8 @@ impl NodeAgent {
                 watcher::Event::Init | watcher::Event::InitDone => {}
             }
         }
+        // What the runtimes run on the host ends with the agent (a `process` node's pods).
+        futures::future::join_all(self.nodes.iter().map(|n| n.runtime.shutdown())).await;
         Ok(())
     }
 }

@@ -81,7 +81,8 @@ fn default_pod_spec(spec: &mut Value) {
 /// Kubernetes defaults pods, not templates).
 pub fn requests_from_limits(spec: &mut Value) {
     for list in ["initContainers", "containers"] {
-        for c in spec[list].as_array_mut().into_iter().flatten() {
+        let containers = spec.get_mut(list).and_then(Value::as_array_mut);
+        for c in containers.into_iter().flatten() {
             let Some(limits) = c["resources"]["limits"].as_object().cloned() else {
                 continue;
             };

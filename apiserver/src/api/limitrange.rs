@@ -37,7 +37,10 @@ fn items<'a>(ranges: &'a [Value], kind: &'a str) -> impl Iterator<Item = &'a Val
 /// Defaults a LimitRange item of type Container as Kubernetes does: a missing `default` from
 /// `max`, a missing `defaultRequest` from `default`, then from `min`.
 pub fn default_range(range: &mut Value) {
-    for item in range["spec"]["limits"].as_array_mut().into_iter().flatten() {
+    let limits = range
+        .pointer_mut("/spec/limits")
+        .and_then(Value::as_array_mut);
+    for item in limits.into_iter().flatten() {
         if item["type"].as_str() != Some("Container") {
             continue;
         }
@@ -80,7 +83,10 @@ pub fn default_pod(ranges: &[Value], pod: &mut Value) {
     }
     let mut notes = Vec::new();
     for (list, label) in CONTAINER_LISTS {
-        for container in pod["spec"][*list].as_array_mut().into_iter().flatten() {
+        let containers = pod
+            .pointer_mut(&format!("/spec/{list}"))
+            .and_then(Value::as_array_mut);
+        for container in containers.into_iter().flatten() {
             let name = container["name"].as_str().unwrap_or_default().to_owned();
             for (section, defaults, what) in [
                 ("requests", &requests, "request"),

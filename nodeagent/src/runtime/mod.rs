@@ -1,7 +1,9 @@
 //! The container runtime, shaped like CRI v1's RuntimeService: pod sandboxes, containers,
 //! their status, and exec. The pod workers drive any back end through it; `sim` (a hollow
-//! node) is here, `process` and `cri` come with the real-pods issue.
+//! node) and `process` (host processes) are here; `cri` comes next.
 
+pub mod crilog;
+pub mod process;
 pub mod sim;
 
 use std::collections::BTreeMap;
@@ -60,6 +62,10 @@ pub struct ContainerConfig {
     pub command: Vec<String>,
     /// Whether it is an init container (runs to completion before the others).
     pub init: bool,
+    /// Its environment, in order.
+    pub env: Vec<(String, String)>,
+    /// `workingDir`, when the spec sets one.
+    pub working_dir: Option<String>,
 }
 
 /// A container's state, as CRI reports it.
@@ -98,6 +104,8 @@ pub struct ContainerStatus {
     pub state: ContainerState,
     /// When its state will change by itself (a hollow container's planned exit), if known.
     pub changes_at: Option<Instant>,
+    /// Its log file (CRI format), when it writes one.
+    pub log_path: Option<std::path::PathBuf>,
 }
 
 /// The runtime.
@@ -140,5 +148,15 @@ pub trait Runtime: Send + Sync + 'static {
     /// the time it becomes ready; `None` leaves readiness to the pod's probes.
     fn readiness(&self, _id: &str) -> Option<(bool, Option<Instant>)> {
         None
+    }
+    /// Resolves once a container the caller last saw running has ended (at once if it has
+    /// already); a runtime that plans its changes (`changes_at`) never needs it.
+    fn changed(&self, _id: &str) -> BoxFuture<'static, ()> {
+        Box::pin(std::future::pending())
+    }
+    /// Ends what the runtime runs when the node agent shuts down (host processes go with
+    /// it); a runtime whose containers outlive the agent does nothing.
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
     }
 }

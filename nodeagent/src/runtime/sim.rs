@@ -156,6 +156,7 @@ impl SimRuntime {
             image: c.config.image.clone(),
             state,
             changes_at,
+            log_path: None,
         }
     }
 }
@@ -384,6 +385,8 @@ mod tests {
             image: "busybox".into(),
             command: Vec::new(),
             init: false,
+            env: Vec::new(),
+            working_dir: None,
         }
     }
 

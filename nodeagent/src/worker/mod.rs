@@ -2,6 +2,7 @@
 //! (sandbox, init containers in order, containers, restarts, the end) against the runtime, and
 //! writes the pod's status whenever what the kubelet would report changes.
 
+pub mod env;
 pub mod status;
 
 use std::sync::Arc;
@@ -24,6 +25,11 @@ use status::{ContainerReport, PodReport};
 /// A container restarted after a failure waits 10 s, doubling to 5 min (CrashLoopBackOff).
 const RESTART_BACKOFF: Duration = Duration::from_secs(10);
 const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(300);
+
+/// The wait before the restart that follows `restarts` earlier ones: 10 s doubling to 5 min.
+fn restart_backoff(restarts: u32) -> Duration {
+    (RESTART_BACKOFF * 2u32.pow(restarts.min(5))).min(MAX_RESTART_BACKOFF)
+}
 
 /// What the worker is told.
 #[derive(Debug)]
@@ -68,6 +74,8 @@ struct Slot {
     /// A restart is waiting until then.
     restart_at: Option<Instant>,
     last: Option<ContainerState>,
+    /// Whether it was running when last looked at (the worker then waits for it to end).
+    running: bool,
 }
 
 /// Drives one pod.
@@ -171,8 +179,25 @@ impl PodWorker {
             };
             self.report().await;
             let until = wake.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            // A container seen running wakes the worker when it ends.
+            let watched: Vec<_> = self
+                .init
+                .iter()
+                .chain(self.containers.iter())
+                .filter(|slot| slot.running)
+                .filter_map(|slot| slot.id.as_deref())
+                .map(|id| self.runtime.changed(id))
+                .collect();
+            let ended = async move {
+                if watched.is_empty() {
+                    std::future::pending::<()>().await;
+                } else {
+                    futures::future::select_all(watched).await;
+                }
+            };
             tokio::select! {
                 () = cancel.cancelled() => return,
+                () = ended => {}
                 update = updates.recv() => match update {
                     Some(PodUpdate::Changed(pod)) => self.pod = *pod,
                     Some(PodUpdate::Deleted) | None => {
@@ -216,10 +241,18 @@ impl PodWorker {
                     let slot = &self.init[next];
                     match &slot.id {
                         None => {
+                            // A failed init container waits out its back-off first.
+                            if let Some(at) = slot.restart_at
+                                && at > Instant::now()
+                            {
+                                return Ok(Some(at));
+                            }
                             self.start(&sandbox, &inits[next], true, next).await?;
                         }
                         Some(id) => {
                             let status = self.runtime.container_status(id).await?;
+                            self.init[next].running =
+                                matches!(status.state, ContainerState::Running { .. });
                             match status.state {
                                 ContainerState::Exited { exit_code: 0, .. } => {
                                     self.state = PodState::Initializing {
@@ -233,6 +266,8 @@ impl PodWorker {
                                     } else {
                                         let slot = &mut self.init[next];
                                         slot.last = Some(status.state);
+                                        slot.restart_at =
+                                            Some(Instant::now() + restart_backoff(slot.restarts));
                                         slot.restarts += 1;
                                         slot.id = None;
                                     }
@@ -259,8 +294,10 @@ impl PodWorker {
         init: bool,
         index: usize,
     ) -> Result<(), RuntimeError> {
+        let env = env::resolve(&self.pod, c, &sandbox.ip, &self.host_ip);
         let mut command = c.command.clone().unwrap_or_default();
         command.extend(c.args.clone().unwrap_or_default());
+        let command = command.iter().map(|a| env::expand(a, &env)).collect();
         let id = self
             .runtime
             .create_container(
@@ -270,6 +307,8 @@ impl PodWorker {
                     image: c.image.clone().unwrap_or_default(),
                     command,
                     init,
+                    env,
+                    working_dir: c.working_dir.clone().filter(|d| !d.is_empty()),
                 },
             )
             .await?;
@@ -284,8 +323,19 @@ impl PodWorker {
             "Created",
             format!("Created container: {}", c.name),
         );
-        self.runtime.start_container(&id).await?;
-        self.event("Normal", "Started", format!("Started container {}", c.name));
+        // A container that cannot start has ended (StartError); the restart policy and its
+        // back-off take it from there.
+        let started = match self.runtime.start_container(&id).await {
+            Ok(()) => {
+                self.event("Normal", "Started", format!("Started container {}", c.name));
+                true
+            }
+            Err(e) => {
+                tracing::warn!(pod = %name_of(&self.pod), container = %c.name, error = %e, "a container could not start");
+                self.event("Warning", "Failed", format!("Error: {e}"));
+                false
+            }
+        };
         let slot = if init {
             &mut self.init[index]
         } else {
@@ -293,6 +343,7 @@ impl PodWorker {
         };
         slot.id = Some(id);
         slot.restart_at = None;
+        slot.running = started;
         Ok(())
     }
 
@@ -320,6 +371,7 @@ impl PodWorker {
                 continue;
             };
             let status = self.runtime.container_status(&id).await?;
+            self.containers[i].running = matches!(status.state, ContainerState::Running { .. });
             if let Some(at) = status.changes_at {
                 wake = soonest(wake, at);
             }
@@ -332,8 +384,7 @@ impl PodWorker {
                 let restart = policy == "Always" || (policy == "OnFailure" && exit_code != 0);
                 if restart {
                     let slot = &mut self.containers[i];
-                    let backoff =
-                        (RESTART_BACKOFF * 2u32.pow(slot.restarts.min(5))).min(MAX_RESTART_BACKOFF);
+                    let backoff = restart_backoff(slot.restarts);
                     slot.last = Some(status.state.clone());
                     slot.restarts += 1;
                     slot.restart_at = Some(now + backoff);

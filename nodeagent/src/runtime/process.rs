@@ -1,0 +1,506 @@
+//! The `process` runtime: each container is a process of this host, started from the
+//! container's command (the image name is only recorded; the command must exist here). A
+//! sandbox is a directory under the node's root, `pods/<namespace>_<name>_<uid>/`, holding the
+//! containers' logs (`<container>/<restart>.log`, CRI format) the way the kubelet lays them
+//! out. Each container runs in a process group of its own, so that stopping it (SIGTERM, then
+//! SIGKILL after the grace period) reaches everything it started.
+//!
+//! This slice runs pods in the host's network namespace (the pod IP is the node's address);
+//! pod network namespaces through CNI, mount namespaces and cgroups come next.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use tokio::sync::watch;
+
+use super::{
+    ContainerConfig, ContainerState, ContainerStatus, Runtime, RuntimeError, SandboxConfig,
+    SandboxInfo, crilog,
+};
+
+fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// A sandbox: the pod's directory.
+#[derive(Debug, Clone)]
+struct Sandbox {
+    info: SandboxInfo,
+    dir: PathBuf,
+}
+
+/// One container's record.
+#[derive(Debug)]
+struct Proc {
+    sandbox: String,
+    config: ContainerConfig,
+    log: PathBuf,
+    state: ContainerState,
+    /// The process group, while it runs.
+    pid: Option<u32>,
+    /// Flips to true when the process has ended.
+    ended: watch::Sender<bool>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    sandboxes: HashMap<String, Sandbox>,
+    containers: HashMap<String, Proc>,
+    next: u64,
+}
+
+/// The runtime of one node.
+#[derive(Debug, Clone)]
+pub struct ProcessRuntime {
+    root: PathBuf,
+    address: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+fn poisoned() -> RuntimeError {
+    RuntimeError::Failed("the process runtime's state is poisoned".into())
+}
+
+/// Sends `signal` to the process group `pid` leads; a group already gone is no error.
+fn signal_group(pid: u32, signal: rustix::process::Signal) -> Result<(), RuntimeError> {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return Err(RuntimeError::Failed(format!("no such process {pid}")));
+    };
+    match rustix::process::kill_process_group(pid, signal) {
+        Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+        Err(e) => Err(RuntimeError::Failed(format!(
+            "signalling process group {pid:?}: {e}"
+        ))),
+    }
+}
+
+impl ProcessRuntime {
+    /// A runtime keeping its pods under `root`, whose pods answer at `address` (the node's:
+    /// they share the host's network).
+    pub fn new(root: impl Into<PathBuf>, address: &str) -> ProcessRuntime {
+        ProcessRuntime {
+            root: root.into(),
+            address: address.to_owned(),
+            inner: Arc::default(),
+        }
+    }
+
+    /// Where the node keeps its pods.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> Result<T, RuntimeError> {
+        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
+        Ok(f(&mut inner))
+    }
+
+    /// Marks a container ended with `exit_code` and `reason`.
+    fn ended(&self, id: &str, exit_code: i32, reason: &str) {
+        let done = self.with(|inner| {
+            if let Some(proc) = inner.containers.get_mut(id) {
+                let started_at = match &proc.state {
+                    ContainerState::Running { started_at } => started_at.clone(),
+                    _ => now(),
+                };
+                proc.state = ContainerState::Exited {
+                    started_at,
+                    finished_at: now(),
+                    exit_code,
+                    reason: reason.to_owned(),
+                };
+                proc.pid = None;
+                proc.ended.send_replace(true);
+            }
+        });
+        if done.is_err() {
+            tracing::error!(container = %id, "the process runtime's state is poisoned");
+        }
+    }
+
+    async fn start(&self, id: String) -> Result<(), RuntimeError> {
+        let (config, log, dir) = self.with(|inner| {
+            let proc = inner
+                .containers
+                .get(&id)
+                .ok_or_else(|| RuntimeError::NotFound(format!("container {id}")))?;
+            let dir = inner
+                .sandboxes
+                .get(&proc.sandbox)
+                .map(|s| s.dir.clone())
+                .ok_or_else(|| RuntimeError::NotFound(format!("sandbox {}", proc.sandbox)))?;
+            Ok::<_, RuntimeError>((proc.config.clone(), proc.log.clone(), dir))
+        })??;
+        let Some((program, args)) = config.command.split_first() else {
+            self.ended(&id, 128, "StartError");
+            return Err(RuntimeError::Failed(format!(
+                "container {} has no command: the process runtime runs the command of the pod spec, not an image's entrypoint",
+                config.name
+            )));
+        };
+        let file = crilog::open(&log)
+            .await
+            .map_err(|e| RuntimeError::Failed(format!("opening {}: {e}", log.display())))?;
+        let workdir = config
+            .working_dir
+            .as_ref()
+            .map_or_else(|| dir.clone(), PathBuf::from);
+        let mut command = tokio::process::Command::new(program);
+        command
+            .args(args)
+            .current_dir(&workdir)
+            .env_clear()
+            .envs(config.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                self.ended(&id, 128, "StartError");
+                return Err(RuntimeError::Failed(format!(
+                    "starting {program:?} for container {}: {e}",
+                    config.name
+                )));
+            }
+        };
+        let pid = child.id();
+        self.with(|inner| {
+            if let Some(proc) = inner.containers.get_mut(&id) {
+                proc.pid = pid;
+                proc.state = ContainerState::Running { started_at: now() };
+                proc.ended.send_replace(false);
+            }
+        })?;
+        let file = Arc::new(tokio::sync::Mutex::new(file));
+        let mut copies = Vec::new();
+        if let Some(out) = child.stdout.take() {
+            let file = file.clone();
+            copies.push(tokio::spawn(async move {
+                crilog::copy("stdout", out, &file).await
+            }));
+        }
+        if let Some(err) = child.stderr.take() {
+            let file = file.clone();
+            copies.push(tokio::spawn(async move {
+                crilog::copy("stderr", err, &file).await
+            }));
+        }
+        let runtime = self.clone();
+        tokio::spawn(async move {
+            let (code, reason) = match child.wait().await {
+                Ok(status) => {
+                    use std::os::unix::process::ExitStatusExt;
+                    let code = status
+                        .code()
+                        .or_else(|| status.signal().map(|s| 128 + s))
+                        .unwrap_or(128);
+                    (code, if code == 0 { "Completed" } else { "Error" })
+                }
+                Err(e) => {
+                    tracing::warn!(container = %id, error = %e, "waiting for a container failed");
+                    (128, "Error")
+                }
+            };
+            // The log has all the output before the end is reported.
+            for copy in copies {
+                match copy.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(container = %id, error = %e, "a container's log could not be written")
+                    }
+                    Err(e) => tracing::warn!(container = %id, error = %e, "a log copier failed"),
+                }
+            }
+            runtime.ended(&id, code, reason);
+        });
+        Ok(())
+    }
+
+    async fn stop(&self, id: String, grace: Duration) -> Result<(), RuntimeError> {
+        let (pid, mut ended) = self.with(|inner| {
+            inner
+                .containers
+                .get(&id)
+                .map(|p| (p.pid, p.ended.subscribe()))
+                .ok_or_else(|| RuntimeError::NotFound(format!("container {id}")))
+        })??;
+        let Some(pid) = pid else { return Ok(()) };
+        signal_group(pid, rustix::process::Signal::TERM)?;
+        let gone = tokio::time::timeout(grace, ended.wait_for(|e| *e))
+            .await
+            .is_ok();
+        if !gone {
+            tracing::info!(container = %id, grace_s = grace.as_secs(), "the container outlived its grace period; killing it");
+            signal_group(pid, rustix::process::Signal::KILL)?;
+            if tokio::time::timeout(Duration::from_secs(10), ended.wait_for(|e| *e))
+                .await
+                .is_err()
+            {
+                return Err(RuntimeError::Failed(format!(
+                    "container {id} did not end after SIGKILL"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops every container (the node agent is shutting down and its processes go with it).
+    pub async fn stop_all(&self, grace: Duration) {
+        let ids: Vec<String> = self
+            .with(|inner| inner.containers.keys().cloned().collect())
+            .unwrap_or_default();
+        let stops = ids.into_iter().map(|id| {
+            let runtime = self.clone();
+            async move {
+                if let Err(e) = runtime.stop(id.clone(), grace).await {
+                    tracing::warn!(container = %id, error = %e, "a container could not be stopped");
+                }
+            }
+        });
+        futures::future::join_all(stops).await;
+    }
+}
+
+impl Runtime for ProcessRuntime {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+
+    fn run_pod_sandbox(
+        &self,
+        config: SandboxConfig,
+    ) -> BoxFuture<'_, Result<SandboxInfo, RuntimeError>> {
+        async move {
+            let dir = self.root.join("pods").join(format!(
+                "{}_{}_{}",
+                config.namespace, config.name, config.uid
+            ));
+            tokio::fs::create_dir_all(&dir)
+                .await
+                .map_err(|e| RuntimeError::Failed(format!("creating {}: {e}", dir.display())))?;
+            let info = SandboxInfo {
+                id: format!("sandbox-{}", config.uid),
+                pod_uid: config.uid.clone(),
+                ip: self.address.clone(),
+                ready: true,
+            };
+            self.with(|inner| {
+                inner.sandboxes.insert(
+                    info.id.clone(),
+                    Sandbox {
+                        info: info.clone(),
+                        dir,
+                    },
+                );
+            })?;
+            Ok(info)
+        }
+        .boxed()
+    }
+
+    fn stop_pod_sandbox(&self, id: &str) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let id = id.to_owned();
+        async move {
+            let ids: Vec<String> = self.with(|inner| {
+                inner
+                    .containers
+                    .iter()
+                    .filter(|(_, p)| p.sandbox == id)
+                    .map(|(c, _)| c.clone())
+                    .collect()
+            })?;
+            for container in ids {
+                self.stop(container, Duration::from_secs(2)).await?;
+            }
+            self.with(|inner| {
+                if let Some(s) = inner.sandboxes.get_mut(&id) {
+                    s.info.ready = false;
+                }
+            })
+        }
+        .boxed()
+    }
+
+    fn remove_pod_sandbox(&self, id: &str) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let id = id.to_owned();
+        async move {
+            let dir = self.with(|inner| {
+                inner.containers.retain(|_, p| p.sandbox != id);
+                inner.sandboxes.remove(&id).map(|s| s.dir)
+            })?;
+            if let Some(dir) = dir
+                && let Err(e) = tokio::fs::remove_dir_all(&dir).await
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(RuntimeError::Failed(format!(
+                    "removing {}: {e}",
+                    dir.display()
+                )));
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn list_pod_sandboxes(&self) -> BoxFuture<'_, Result<Vec<SandboxInfo>, RuntimeError>> {
+        async move { self.with(|inner| inner.sandboxes.values().map(|s| s.info.clone()).collect()) }
+            .boxed()
+    }
+
+    fn create_container(
+        &self,
+        sandbox: &str,
+        config: ContainerConfig,
+    ) -> BoxFuture<'_, Result<String, RuntimeError>> {
+        let sandbox = sandbox.to_owned();
+        async move {
+            self.with(|inner| {
+                let dir = inner
+                    .sandboxes
+                    .get(&sandbox)
+                    .map(|s| s.dir.clone())
+                    .ok_or_else(|| RuntimeError::NotFound(format!("sandbox {sandbox}")))?;
+                // The kubelet's layout: one file per start of the container.
+                let starts = inner
+                    .containers
+                    .values()
+                    .filter(|p| p.sandbox == sandbox && p.config.name == config.name)
+                    .count();
+                inner.next += 1;
+                let id = format!("process-{}", inner.next);
+                let log = dir.join(&config.name).join(format!("{starts}.log"));
+                inner.containers.insert(
+                    id.clone(),
+                    Proc {
+                        sandbox,
+                        config,
+                        log,
+                        state: ContainerState::Created,
+                        pid: None,
+                        ended: watch::channel(false).0,
+                    },
+                );
+                Ok(id)
+            })?
+        }
+        .boxed()
+    }
+
+    fn start_container(&self, id: &str) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        self.start(id.to_owned()).boxed()
+    }
+
+    fn stop_container(&self, id: &str, grace: Duration) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        self.stop(id.to_owned(), grace).boxed()
+    }
+
+    fn remove_container(&self, id: &str) -> BoxFuture<'_, Result<(), RuntimeError>> {
+        let id = id.to_owned();
+        async move {
+            self.with(|inner| {
+                if inner.containers.get(&id).is_some_and(|p| p.pid.is_some()) {
+                    return Err(RuntimeError::Failed(format!(
+                        "container {id} is running: stop it first"
+                    )));
+                }
+                inner.containers.remove(&id);
+                Ok(())
+            })?
+        }
+        .boxed()
+    }
+
+    fn container_status(&self, id: &str) -> BoxFuture<'_, Result<ContainerStatus, RuntimeError>> {
+        let id = id.to_owned();
+        async move {
+            self.with(|inner| {
+                let proc = inner
+                    .containers
+                    .get(&id)
+                    .ok_or_else(|| RuntimeError::NotFound(format!("container {id}")))?;
+                Ok(ContainerStatus {
+                    id: id.clone(),
+                    name: proc.config.name.clone(),
+                    image: proc.config.image.clone(),
+                    state: proc.state.clone(),
+                    changes_at: None,
+                    log_path: Some(proc.log.clone()),
+                })
+            })?
+        }
+        .boxed()
+    }
+
+    fn exec_sync(
+        &self,
+        id: &str,
+        command: Vec<String>,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<(i32, String), RuntimeError>> {
+        let id = id.to_owned();
+        async move {
+            let (env, dir) = self.with(|inner| {
+                let proc = inner
+                    .containers
+                    .get(&id)
+                    .ok_or_else(|| RuntimeError::NotFound(format!("container {id}")))?;
+                let dir = inner.sandboxes.get(&proc.sandbox).map(|s| s.dir.clone());
+                Ok::<_, RuntimeError>((proc.config.env.clone(), dir))
+            })??;
+            let Some((program, args)) = command.split_first() else {
+                return Err(RuntimeError::Failed("exec of an empty command".into()));
+            };
+            let mut cmd = tokio::process::Command::new(program);
+            cmd.args(args)
+                .env_clear()
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .stdin(Stdio::null())
+                .kill_on_drop(true);
+            if let Some(dir) = dir {
+                cmd.current_dir(dir);
+            }
+            let output = tokio::time::timeout(timeout, cmd.output())
+                .await
+                .map_err(|_| RuntimeError::Failed(format!("command timed out after {timeout:?}")))?
+                .map_err(|e| RuntimeError::Failed(format!("exec {program:?}: {e}")))?;
+            let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&output.stderr));
+            Ok((output.status.code().unwrap_or(128), text))
+        }
+        .boxed()
+    }
+
+    fn changed(&self, id: &str) -> BoxFuture<'static, ()> {
+        let ended = self
+            .with(|inner| inner.containers.get(id).map(|p| p.ended.subscribe()))
+            .ok()
+            .flatten();
+        async move {
+            match ended {
+                Some(mut ended) => {
+                    if ended.wait_for(|e| *e).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        }
+        .boxed()
+    }
+
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        self.stop_all(Duration::from_secs(10)).boxed()
+    }
+}

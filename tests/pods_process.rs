@@ -1,0 +1,193 @@
+//! Pods run for real on the `process` runtime (`ferry up --runtime process`), driven with the
+//! real kubectl: a container's command runs with its environment, its output lands in the
+//! node's CRI-format log files, a crashing container backs off (`CrashLoopBackOff`, its last
+//! exit code kept), a command that does not exist is a StartError, a pod with
+//! `restartPolicy: Never` that exits 0 Succeeds, a deleted pod's processes end, and SIGTERM to
+//! `ferry up` ends every process it started.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use ferry_testkit::appliance::Appliance;
+use ferry_testkit::ferry::wait_for;
+
+fn ferry_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_ferry"))
+}
+
+/// A marker no other process of the machine has in its command line.
+fn marker() -> String {
+    format!("{}", 40_000 + std::process::id() % 20_000)
+}
+
+fn running(pattern: &str) -> bool {
+    Command::new("pgrep")
+        .args(["-f", pattern])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Every `*.log` under `dir`.
+fn logs_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(logs_under(&path));
+        } else if path.extension().is_some_and(|e| e == "log") {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn pod_yaml(seconds: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: hello
+spec:
+  containers:
+  - name: web
+    image: busybox
+    command: [sh, -c, 'echo hello $(WHO) from $MY_NAME; echo warning >&2; exec sleep {seconds}']
+    env:
+    - {{name: WHO, value: world}}
+    - name: MY_NAME
+      valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}
+  - name: crash
+    image: busybox
+    command: [sh, -c, 'echo crashing; exit 3']
+  - name: missing
+    image: busybox
+    command: [/no/such/program]
+"#
+    )
+}
+
+const ONCE: &str = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: once
+spec:
+  restartPolicy: Never
+  containers:
+  - name: job
+    image: busybox
+    command: [sh, -c, 'echo done']
+"#;
+
+#[test]
+fn pods_run_as_host_processes() {
+    let Some(mut a) = Appliance::up(
+        ferry_binary(),
+        &["--runtime", "process", "--node-name", "local"],
+    ) else {
+        return;
+    };
+    let k = &a.kubectl;
+    wait_for(Duration::from_secs(60), "the node registered", || {
+        k.run(&["get", "node", "local"])
+            .status
+            .success()
+            .then_some(())
+    });
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "node/local",
+        "--timeout=60s",
+    ]);
+    let seconds = marker();
+    k.ok_stdin(&["apply", "-f", "-"], &pod_yaml(&seconds));
+    let pattern = format!("sleep {seconds}");
+
+    // The container runs, with its environment, and its output is in the node's log files.
+    wait_for(Duration::from_secs(60), "the container running", || {
+        let state = k.ok(&[
+            "get",
+            "pod",
+            "hello",
+            "-o",
+            "jsonpath={.status.containerStatuses[?(@.name==\"web\")].state.running.startedAt}",
+        ]);
+        (!state.is_empty() && running(&pattern)).then_some(())
+    });
+    assert_eq!(
+        k.ok(&["get", "pod", "hello", "-o", "jsonpath={.status.podIP}"]),
+        "127.0.0.1"
+    );
+    let nodes = a.dir.path().join("data").join("nodes").join("local");
+    let log = wait_for(Duration::from_secs(30), "the web container's log", || {
+        logs_under(&nodes)
+            .into_iter()
+            .find(|p| p.parent().is_some_and(|d| d.ends_with("web")))
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .filter(|t| t.contains("hello world from hello"))
+    });
+    assert!(log.contains(" stdout F hello world from hello"), "{log}");
+    assert!(log.contains(" stderr F warning"), "{log}");
+
+    // The crashing container backs off and keeps its last exit code; the missing program is
+    // a StartError.
+    let crash = wait_for(Duration::from_secs(60), "CrashLoopBackOff", || {
+        let text = k.ok(&[
+            "get",
+            "pod",
+            "hello",
+            "-o",
+            "jsonpath={.status.containerStatuses[?(@.name==\"crash\")].state.waiting.reason} {.status.containerStatuses[?(@.name==\"crash\")].lastState.terminated.exitCode}",
+        ]);
+        (text == "CrashLoopBackOff 3").then_some(text)
+    });
+    assert_eq!(crash, "CrashLoopBackOff 3");
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "pod",
+            "hello",
+            "-o",
+            "jsonpath={.status.containerStatuses[?(@.name==\"missing\")].lastState.terminated.reason}",
+        ]),
+        "StartError"
+    );
+    let described = k.ok(&["describe", "pod", "hello"]);
+    assert!(described.contains("/no/such/program"), "{described}");
+
+    // Run once, to completion.
+    k.ok_stdin(&["apply", "-f", "-"], ONCE);
+    wait_for(Duration::from_secs(60), "the pod Succeeded", || {
+        (k.ok(&["get", "pod", "once", "-o", "jsonpath={.status.phase}"]) == "Succeeded")
+            .then_some(())
+    });
+
+    // A deleted pod's processes end.
+    k.ok(&["delete", "pod", "hello"]);
+    wait_for(Duration::from_secs(30), "the pod's process ended", || {
+        (!running(&pattern)).then_some(())
+    });
+
+    // SIGTERM to the appliance ends what it started.
+    k.ok_stdin(&["apply", "-f", "-"], &pod_yaml(&seconds));
+    wait_for(
+        Duration::from_secs(60),
+        "the container running again",
+        || running(&pattern).then_some(()),
+    );
+    let pid = a.server.pid().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    wait_for(Duration::from_secs(30), "ferry up stopped", || {
+        a.server.try_wait().ok().flatten()
+    });
+    assert!(!running(&pattern), "a pod's process outlived ferry up");
+}
