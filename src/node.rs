@@ -45,6 +45,11 @@ pub struct NodeOptions {
     /// /var/lib/ferry/nodes for `ferry node`, DATA_DIR/nodes for `ferry up`).
     #[arg(long)]
     pub root_dir: Option<std::path::PathBuf>,
+    /// Where the node endpoint (container logs, for `kubectl logs`) listens, for runtimes that
+    /// run real containers (default: 127.0.0.1:10250 for `ferry node`, a free loopback port
+    /// for `ferry up`).
+    #[arg(long)]
+    pub endpoint_listen: Option<std::net::SocketAddr>,
     /// How often each node renews its Lease (the kubelet's 10 s).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub node_lease_renew_interval: Duration,
@@ -95,20 +100,40 @@ impl NodeOptions {
     }
 }
 
+impl NodeOptions {
+    /// The node endpoint's address and the log roots of `handles`, when their runtime runs
+    /// real containers (`default` when no address was given).
+    pub fn endpoint(
+        &self,
+        handles: &[NodeHandle],
+        default_root: &std::path::Path,
+        default: &str,
+    ) -> Option<(std::net::SocketAddr, Vec<std::path::PathBuf>)> {
+        if self.runtime == RuntimeKind::Sim {
+            return None;
+        }
+        let root = self.root_dir.as_deref().unwrap_or(default_root);
+        let addr = self.endpoint_listen.or_else(|| default.parse().ok())?;
+        Some((
+            addr,
+            handles.iter().map(|h| root.join(&h.config.name)).collect(),
+        ))
+    }
+}
+
 /// Runs `ferry node` until SIGINT or SIGTERM.
 pub fn run(server: &str, args: NodeArgs) -> anyhow::Result<()> {
-    let handles = args.options.handles(
-        &args.name,
-        args.count,
-        std::path::Path::new("/var/lib/ferry/nodes"),
-    )?;
+    let root = std::path::Path::new("/var/lib/ferry/nodes");
+    let handles = args.options.handles(&args.name, args.count, root)?;
+    let endpoint = args.options.endpoint(&handles, root, "127.0.0.1:10250");
     let renew = args.options.node_lease_renew_interval;
     crate::remote::run(server, |client, cancel| async move {
         tracing::info!(server, nodes = handles.len(), "ferry node starting");
-        NodeAgent::new(client, handles)
-            .heartbeat_every(renew)
-            .run(cancel)
-            .await?;
+        let mut agent = NodeAgent::new(client, handles).heartbeat_every(renew);
+        if let Some((addr, roots)) = endpoint {
+            agent = agent.serve_endpoint(addr, roots);
+        }
+        agent.run(cancel).await?;
         Ok(())
     })
 }

@@ -40,24 +40,39 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     ferry_schema::duration::parse(text).map_err(|e| e.to_string())
 }
 
+/// What a companion started: extra routes to serve, and tasks to wait for at shutdown (after
+/// the shutdown token fired).
+pub struct Started {
+    /// Routes served beside the API.
+    pub routes: axum::Router,
+    /// Tasks that finish their own shutdown (the nodes stopping their pods' processes).
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
 /// What runs next to the API in the same process (the GitOps engine of `ferry up`).
 pub trait Companion {
-    /// Starts, given the API state and the shutdown token; returns extra routes to serve.
+    /// Starts, given the API state and the shutdown token.
     fn start(
         self,
         state: Arc<ApiState>,
         cancel: CancellationToken,
-    ) -> impl std::future::Future<Output = anyhow::Result<axum::Router>> + Send;
+    ) -> impl std::future::Future<Output = anyhow::Result<Started>> + Send;
 }
 
 /// No companion: `ferry apiserver`.
 pub struct Alone;
 
 impl Companion for Alone {
-    async fn start(self, _: Arc<ApiState>, _: CancellationToken) -> anyhow::Result<axum::Router> {
-        Ok(axum::Router::new())
+    async fn start(self, _: Arc<ApiState>, _: CancellationToken) -> anyhow::Result<Started> {
+        Ok(Started {
+            routes: axum::Router::new(),
+            tasks: Vec::new(),
+        })
     }
 }
+
+/// How long companions' tasks get to finish after the server stopped.
+const COMPANION_DRAIN: Duration = Duration::from_secs(20);
 
 /// Serves the API (and `companion`) until SIGTERM or Ctrl-C.
 pub fn run(
@@ -119,7 +134,10 @@ pub fn run(
         ferry_apiserver::bootstrap::kubernetes_service(&storage, &state.admission, &ranges, addr)
             .await
             .context("creating the kubernetes Service")?;
-        let extra = companion.start(state.clone(), cancel.clone()).await?;
+        let Started {
+            routes: extra,
+            tasks,
+        } = companion.start(state.clone(), cancel.clone()).await?;
         println!(
             "ferry {label} listening on http://{addr} ({})",
             db.split('?').next().unwrap_or_default()
@@ -145,6 +163,17 @@ pub fn run(
         )
         .await?;
         cancel.cancel();
+        let deadline = tokio::time::Instant::now() + COMPANION_DRAIN;
+        for task in tasks {
+            match tokio::time::timeout_at(deadline, task).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "a companion task ended abnormally"),
+                Err(_) => tracing::warn!(
+                    deadline_s = COMPANION_DRAIN.as_secs(),
+                    "a companion task did not finish in time"
+                ),
+            }
+        }
         if let Err(error) = compactor.await {
             tracing::warn!(%error, "the compactor ended abnormally");
         }

@@ -180,6 +180,8 @@ fn source_object(args: &UpArgs) -> anyhow::Result<Value> {
 struct GitOps {
     /// The in-process nodes.
     nodes: Vec<ferry_nodeagent::agent::NodeHandle>,
+    /// Their kubelet endpoint's address and log roots, when they run real containers.
+    endpoint: Option<(std::net::SocketAddr, Vec<PathBuf>)>,
     /// The control loops' settings.
     loops: crate::controller::LoopSettings,
     /// How often the nodes renew their Leases.
@@ -222,7 +224,7 @@ impl Companion for GitOps {
         self,
         state: Arc<ApiState>,
         cancel: CancellationToken,
-    ) -> anyhow::Result<axum::Router> {
+    ) -> anyhow::Result<crate::serve::Started> {
         state.metrics.register(ferry_apiserver::api::metrics::Counter {
             name: "ferry_gitops_failed_writes_total",
             help: "Cluster writes of the GitOps engine that failed (each try), by what was written.",
@@ -247,9 +249,13 @@ impl Companion for GitOps {
             scheduler_metrics,
             cancel.clone(),
         ));
-        let agent = NodeAgent::new(client.clone(), self.nodes).heartbeat_every(self.lease_renew);
+        let mut agent =
+            NodeAgent::new(client.clone(), self.nodes).heartbeat_every(self.lease_renew);
+        if let Some(endpoint) = self.endpoint {
+            agent = agent.serve_endpoint(endpoint.0, endpoint.1);
+        }
         let agent_cancel = cancel.clone();
-        tokio::spawn(async move {
+        let nodes = tokio::spawn(async move {
             if let Err(e) = agent.run(agent_cancel).await {
                 tracing::error!(error = %e, "the nodes stopped");
             }
@@ -268,7 +274,10 @@ impl Companion for GitOps {
                 webhooks,
                 secret: self.secret.map(Arc::new),
             });
-        Ok(hooks)
+        Ok(crate::serve::Started {
+            routes: hooks,
+            tasks: vec![nodes],
+        })
     }
 }
 
@@ -312,13 +321,14 @@ pub fn up(args: UpArgs) -> anyhow::Result<()> {
         Some(n) => n.clone(),
         None => label_of(&crate::remote::hostname()),
     };
-    let nodes = args
-        .node
-        .handles(&node_name, args.nodes, &args.serve.data_dir.join("nodes"))?;
+    let roots = args.serve.data_dir.join("nodes");
+    let nodes = args.node.handles(&node_name, args.nodes, &roots)?;
+    let endpoint = args.node.endpoint(&nodes, &roots, "127.0.0.1:0");
     let companion = GitOps {
         loops: args.loops.clone(),
         lease_renew: args.node.node_lease_renew_interval,
         nodes,
+        endpoint,
         source,
         settings,
         secret,

@@ -157,6 +157,42 @@ fn pods_run_as_host_processes() {
         ]),
         "StartError"
     );
+    // kubectl logs reads them back through the apiserver and the node's endpoint.
+    // (stdout and stderr are two pipes: their lines may interleave either way)
+    let logs = k.ok(&["logs", "hello", "-c", "web"]);
+    let mut lines: Vec<&str> = logs.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["hello world from hello", "warning"], "{logs}");
+    assert_eq!(
+        k.ok(&["logs", "hello", "-c", "crash", "--tail=1"]),
+        "crashing\n"
+    );
+    let stamped = k.ok(&[
+        "logs",
+        "hello",
+        "-c",
+        "web",
+        "--timestamps",
+        "--limit-bytes=60",
+    ]);
+    // Two stamped lines are longer than 60 bytes: the answer is cut at exactly 60.
+    assert!(
+        stamped.len() == 60 && stamped.starts_with("20") && stamped.contains("Z "),
+        "{stamped}"
+    );
+    // kubectl picks the first container itself; the API asks for one.
+    let err = k.fails(&["get", "--raw", "/api/v1/namespaces/default/pods/hello/log"]);
+    assert!(
+        err.contains(
+            "a container name must be specified for pod hello, choose one of: [web crash missing]"
+        ),
+        "{err}"
+    );
+    let err = k.fails(&["logs", "hello", "-c", "nope"]);
+    assert!(
+        err.contains("container nope is not valid for pod hello"),
+        "{err}"
+    );
     let described = k.ok(&["describe", "pod", "hello"]);
     assert!(described.contains("/no/such/program"), "{described}");
 
@@ -166,6 +202,8 @@ fn pods_run_as_host_processes() {
         (k.ok(&["get", "pod", "once", "-o", "jsonpath={.status.phase}"]) == "Succeeded")
             .then_some(())
     });
+    // Following the log of a container that has ended returns once it is read.
+    assert_eq!(k.ok(&["logs", "-f", "once"]), "done\n");
 
     // A deleted pod's processes end.
     k.ok(&["delete", "pod", "hello"]);

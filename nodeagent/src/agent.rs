@@ -42,6 +42,14 @@ pub enum AgentError {
         /// The apiserver's refusal.
         error: kube::Error,
     },
+    /// The kubelet endpoint cannot listen.
+    #[error("the node endpoint cannot listen on {addr}: {error}")]
+    Endpoint {
+        /// Where it was to listen.
+        addr: std::net::SocketAddr,
+        /// Why not.
+        error: std::io::Error,
+    },
 }
 
 /// Runs `nodes` against the apiserver `client` talks to.
@@ -49,6 +57,8 @@ pub struct NodeAgent {
     client: kube::Client,
     nodes: Vec<NodeHandle>,
     heartbeat: Duration,
+    /// Where the kubelet endpoint listens, with the node roots whose logs it serves.
+    endpoint: Option<(std::net::SocketAddr, Vec<std::path::PathBuf>)>,
 }
 
 impl NodeAgent {
@@ -58,7 +68,19 @@ impl NodeAgent {
             client,
             nodes,
             heartbeat: heartbeat::RENEW_EVERY,
+            endpoint: None,
         }
+    }
+
+    /// Serves the kubelet endpoint (container logs under `roots`) on `addr`; the nodes report
+    /// the port it got.
+    pub fn serve_endpoint(
+        mut self,
+        addr: std::net::SocketAddr,
+        roots: Vec<std::path::PathBuf>,
+    ) -> NodeAgent {
+        self.endpoint = Some((addr, roots));
+        self
     }
 
     /// Renews Leases this often instead of every 10 s (tests).
@@ -173,7 +195,19 @@ impl NodeAgent {
     }
 
     /// Registers the nodes, then runs until `cancel` fires.
-    pub async fn run(self, cancel: CancellationToken) -> Result<(), AgentError> {
+    pub async fn run(mut self, cancel: CancellationToken) -> Result<(), AgentError> {
+        if let Some((addr, roots)) = self.endpoint.take() {
+            let (listener, bound) = crate::server::bind(addr)
+                .await
+                .map_err(|error| AgentError::Endpoint { addr, error })?;
+            for node in &mut self.nodes {
+                node.config.kubelet_port = bound.port();
+            }
+            let runtimes = self.nodes.iter().map(|n| n.runtime.clone()).collect();
+            let kubelet = crate::server::Kubelet::new(crate::logs::LogFiles::new(roots), runtimes);
+            tracing::info!(%bound, "node endpoint listening");
+            tokio::spawn(crate::server::serve(listener, kubelet, cancel.clone()));
+        }
         let started = std::time::Instant::now();
         let registered = self.register_all(&cancel).await?;
         if cancel.is_cancelled() {

@@ -38,6 +38,8 @@ pub struct NodeConfig {
     pub pod_cidr: String,
     /// Its address.
     pub address: String,
+    /// The port of its kubelet endpoint (logs), as the Node reports it.
+    pub kubelet_port: u16,
 }
 
 /// Parses `k=v,k2=v2`.
@@ -115,6 +117,7 @@ pub fn nodes(
             capacity: capacity.clone(),
             pod_cidr: format!("10.{}.{}.0/24", 128 + i / 256, i % 256),
             address: "127.0.0.1".to_owned(),
+            kubelet_port: 10250,
         })
         .collect()
 }

@@ -3,17 +3,21 @@
 //! - [`config`]: a node as the command line describes it (name, labels, taints, capacity).
 //! - [`node`]: the Node object it registers, with capacity, addresses and conditions.
 //! - [`heartbeat`]: Lease renewal in `kube-node-lease` for every node of the process.
-//! - [`runtime`]: the container runtime trait, shaped like CRI v1, and its `sim` back end (a
-//!   hollow node: no processes). The `process` and `cri` back ends come with the real-pods
-//!   issue.
+//! - [`runtime`]: the container runtime trait, shaped like CRI v1, with its `sim` back end (a
+//!   hollow node: no processes) and `process` (containers as host processes). `cri` comes
+//!   next.
 //! - [`worker`]: one pod's lifecycle on its node (an explicit state machine), and the status
 //!   it writes as the kubelet writes it.
 //! - [`agent`]: the nodes of one process (one, or `--count N` hollow ones) sharing one client,
 //!   one watch of the pods bound to them and one heartbeat loop.
+//! - [`logs`] and [`server`]: container logs read back from the CRI-format files, served on
+//!   the node's kubelet endpoint for the apiserver's `pods/log`.
 
 pub mod agent;
 pub mod config;
 pub mod heartbeat;
+pub mod logs;
 pub mod node;
 pub mod runtime;
+pub mod server;
 pub mod worker;

@@ -89,7 +89,7 @@ pub fn node_status(config: &NodeConfig, runtime: &str) -> Value {
             {"type": "InternalIP", "address": config.address},
             {"type": "Hostname", "address": config.name},
         ],
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": config.kubelet_port}},
         "nodeInfo": {
             "machineID": "", "systemUUID": "", "bootID": "",
             "kernelVersion": "", "osImage": "ferry",

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod namespace;
 pub mod openapi;
 pub mod path;
+pub mod podlog;
 pub mod priority;
 pub mod protobuf;
 pub mod quota;

@@ -107,6 +107,11 @@ pub async fn handle(
             }
         }
         (Method::GET, Some(name), None | Some("status")) => get(&call, &name).await,
+        (Method::GET, Some(name), Some("log"))
+            if call.kind.group.is_empty() && call.kind.kind == "Pod" =>
+        {
+            super::podlog::log(&call, &name).await
+        }
         (Method::GET, Some(name), Some("scale")) if call.has_scale() => {
             subresource::get_scale(&call, &name).await
         }

@@ -154,6 +154,11 @@ pub trait Runtime: Send + Sync + 'static {
     fn changed(&self, _id: &str) -> BoxFuture<'static, ()> {
         Box::pin(std::future::pending())
     }
+    /// Whether a running container writes the log file at `path` (a followed log ends when
+    /// this turns false).
+    fn writes_log(&self, _path: &std::path::Path) -> bool {
+        false
+    }
     /// Ends what the runtime runs when the node agent shuts down (host processes go with
     /// it); a runtime whose containers outlive the agent does nothing.
     fn shutdown(&self) -> BoxFuture<'_, ()> {

@@ -500,6 +500,16 @@ impl Runtime for ProcessRuntime {
         .boxed()
     }
 
+    fn writes_log(&self, path: &Path) -> bool {
+        self.with(|inner| {
+            inner
+                .containers
+                .values()
+                .any(|p| p.log == path && p.pid.is_some())
+        })
+        .unwrap_or(false)
+    }
+
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         self.stop_all(Duration::from_secs(10)).boxed()
     }

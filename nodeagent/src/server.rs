@@ -1,0 +1,111 @@
+//! The node agent's HTTP endpoint, on the port a node reports as its kubelet endpoint: the
+//! kubelet's `containerLogs/{namespace}/{pod}/{container}` read API (the options of
+//! [`crate::logs`]), which the apiserver's `pods/log` proxies to. One endpoint serves every
+//! node of the process.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::logs::{self, LogError, LogFiles, LogOptions, Writing};
+use crate::runtime::Runtime;
+
+/// What the endpoint reads from.
+#[derive(Clone)]
+pub struct Kubelet {
+    files: LogFiles,
+    runtimes: Vec<Arc<dyn Runtime>>,
+}
+
+impl Kubelet {
+    /// An endpoint over the nodes' log roots and runtimes.
+    pub fn new(files: LogFiles, runtimes: Vec<Arc<dyn Runtime>>) -> Kubelet {
+        Kubelet { files, runtimes }
+    }
+
+    /// The routes.
+    pub fn router(self) -> Router {
+        Router::new()
+            .route(
+                "/containerLogs/{namespace}/{pod}/{container}",
+                get(container_logs),
+            )
+            .with_state(self)
+    }
+}
+
+fn plain(code: StatusCode, message: String) -> Response {
+    (code, [(header::CONTENT_TYPE, "text/plain")], message).into_response()
+}
+
+fn refusal(error: LogError) -> Response {
+    let code = match &error {
+        LogError::NotFound(_) => StatusCode::NOT_FOUND,
+        LogError::NotStarted(_) | LogError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        LogError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    plain(code, error.to_string())
+}
+
+async fn container_logs(
+    State(kubelet): State<Kubelet>,
+    Path((namespace, pod, container)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let query: HashMap<String, String> =
+        form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let options = match LogOptions::from_query(&query) {
+        Ok(o) => o,
+        Err(e) => return refusal(e),
+    };
+    let path = match kubelet
+        .files
+        .find(&namespace, &pod, &container, options.previous)
+    {
+        Ok(p) => p,
+        Err(e) => return refusal(e),
+    };
+    tracing::debug!(%namespace, %pod, %container, follow = options.follow, "serving a container log");
+    let runtimes = kubelet.runtimes.clone();
+    let writing: Writing =
+        Arc::new(move |p: &std::path::Path| runtimes.iter().any(|r| r.writes_log(p)));
+    let body = logs::stream(path, options, writing).map(|chunk| {
+        chunk.map_err(|e| {
+            tracing::warn!(error = %e, "a container log stream failed");
+            std::io::Error::other(e.to_string())
+        })
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|e| plain(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+/// Binds the endpoint's listener.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    Ok((listener, bound))
+}
+
+/// Serves until `cancel` fires.
+pub async fn serve(listener: tokio::net::TcpListener, kubelet: Kubelet, cancel: CancellationToken) {
+    let app = kubelet.router();
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "the node endpoint stopped");
+    }
+}
