@@ -64,14 +64,21 @@ fn daemons_follow_nodes_labels_and_templates() {
         "agent",
         &["sim-0 agent:1", "sim-1 agent:1", "sim-2 agent:1"],
     );
-    let counts = k.ok(&[
-        "get",
-        "daemonset",
-        "agent",
-        "-o",
-        "jsonpath={.status.desiredNumberScheduled} {.status.currentNumberScheduled} {.status.numberReady} {.status.updatedNumberScheduled} {.status.numberAvailable}",
-    ]);
-    assert_eq!(counts, "3 3 3 3 3");
+    // (the counters settle with the pods' last status writes)
+    wait_for(
+        Duration::from_secs(30),
+        "the status counts every daemon",
+        || {
+            let counts = k.ok(&[
+            "get",
+            "daemonset",
+            "agent",
+            "-o",
+            "jsonpath={.status.desiredNumberScheduled} {.status.currentNumberScheduled} {.status.numberReady} {.status.updatedNumberScheduled} {.status.numberAvailable}",
+        ]);
+            (counts == "3 3 3 3 3").then_some(())
+        },
+    );
 
     // A fourth node joins: it gets its daemon.
     let mut late = a.node(&["--name", "late"]);

@@ -3,7 +3,8 @@
 //! node's CRI-format log files, a crashing container backs off (`CrashLoopBackOff`, its last
 //! exit code kept), a command that does not exist is a StartError, a pod with
 //! `restartPolicy: Never` that exits 0 Succeeds, a deleted pod's processes end, and SIGTERM to
-//! `ferry up` ends every process it started.
+//! `ferry up` ends every process it started. Probes: HTTP and exec readiness, a TCP startup
+//! gate, an exec liveness probe that restarts its container, and the Service's endpoints.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,9 +17,9 @@ fn ferry_binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_ferry"))
 }
 
-/// A marker no other process of the machine has in its command line.
-fn marker() -> String {
-    format!("{}", 40_000 + std::process::id() % 20_000)
+/// A marker no other process of the machine (nor the other test) has in its command line.
+fn marker(test: u32) -> String {
+    format!("{}", 40_000 + (std::process::id() % 10_000) * 2 + test)
 }
 
 fn running(pattern: &str) -> bool {
@@ -104,7 +105,7 @@ fn pods_run_as_host_processes() {
         "node/local",
         "--timeout=60s",
     ]);
-    let seconds = marker();
+    let seconds = marker(0);
     k.ok_stdin(&["apply", "-f", "-"], &pod_yaml(&seconds));
     let pattern = format!("sleep {seconds}");
 
@@ -228,4 +229,149 @@ fn pods_run_as_host_processes() {
         a.server.try_wait().ok().flatten()
     });
     assert!(!running(&pattern), "a pod's process outlived ferry up");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn probed(port: u16, seconds: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {{app: web}}
+  ports: [{{port: 80, targetPort: http}}]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+  labels: {{app: web}}
+spec:
+  containers:
+  - name: server
+    image: python
+    command: [python3, -m, http.server, "{port}", --bind, 127.0.0.1]
+    ports: [{{name: http, containerPort: {port}}}]
+    readinessProbe:
+      httpGet: {{path: /, port: http}}
+      periodSeconds: 1
+  - name: gated
+    image: busybox
+    command: [sh, -c, 'sleep 2; touch ready; exec sleep {seconds}']
+    startupProbe:
+      tcpSocket: {{port: {port}}}
+      periodSeconds: 1
+      failureThreshold: 30
+    readinessProbe:
+      exec: {{command: [test, -f, ready]}}
+      periodSeconds: 1
+  - name: mortal
+    image: busybox
+    command: [sh, -c, 'touch alive; sleep 2; rm alive; exec sleep {seconds}']
+    livenessProbe:
+      exec: {{command: [test, -f, alive]}}
+      periodSeconds: 1
+      failureThreshold: 2
+"#
+    )
+}
+
+#[test]
+fn probes_decide_readiness_and_restart_containers() {
+    let Some(mut a) = Appliance::up(
+        ferry_binary(),
+        &["--runtime", "process", "--node-name", "local"],
+    ) else {
+        return;
+    };
+    let k = &a.kubectl;
+    wait_for(Duration::from_secs(60), "the node registered", || {
+        k.run(&["get", "node", "local"])
+            .status
+            .success()
+            .then_some(())
+    });
+    let port = free_port();
+    let seconds = marker(1);
+    k.ok_stdin(&["apply", "-f", "-"], &probed(port, &seconds));
+
+    // Not ready until the exec readiness probe finds its file (after 2 s); the HTTP server's
+    // readiness and the startup gate pass before.
+    let ready = |name: &str| {
+        k.ok(&[
+            "get",
+            "pod",
+            "web",
+            "-o",
+            &format!("jsonpath={{.status.containerStatuses[?(@.name==\"{name}\")].ready}}"),
+        ])
+    };
+    wait_for(Duration::from_secs(30), "the server ready", || {
+        (ready("server") == "true").then_some(())
+    });
+    k.ok(&["wait", "--for=condition=Ready", "pod/web", "--timeout=30s"]);
+    assert_eq!(ready("gated"), "true");
+    // Ready, it is an address of its Service.
+    wait_for(
+        Duration::from_secs(30),
+        "the pod in its Service's endpoints",
+        || {
+            (k.ok(&[
+                "get",
+                "endpoints",
+                "web",
+                "-o",
+                "jsonpath={.subsets[0].addresses[0].ip}",
+            ]) == "127.0.0.1")
+                .then_some(())
+        },
+    );
+
+    // The liveness probe fails once its file is gone: the container is killed and restarted.
+    wait_for(
+        Duration::from_secs(30),
+        "the mortal container restarted",
+        || {
+            let restarts = k.ok(&[
+                "get",
+                "pod",
+                "web",
+                "-o",
+                "jsonpath={.status.containerStatuses[?(@.name==\"mortal\")].restartCount}",
+            ]);
+            (restarts.parse::<u32>().unwrap_or(0) >= 1).then_some(())
+        },
+    );
+    let events = k.ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=web",
+    ]);
+    assert!(
+        events.contains("Liveness probe failed")
+            && events.contains("failed liveness probe, will be restarted"),
+        "{events}"
+    );
+
+    k.ok(&["delete", "pod", "web"]);
+    let pattern = format!("sleep {seconds}");
+    wait_for(Duration::from_secs(30), "the pod's processes ended", || {
+        (!running(&pattern) && !running(&format!("http.server {port}"))).then_some(())
+    });
+    let pid = a.server.pid().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill -TERM");
+    wait_for(Duration::from_secs(30), "ferry up stopped", || {
+        a.server.try_wait().ok().flatten()
+    });
 }

@@ -3,6 +3,7 @@
 //! writes the pod's status whenever what the kubelet would report changes.
 
 pub mod env;
+pub mod probe;
 pub mod status;
 
 use std::sync::Arc;
@@ -76,6 +77,8 @@ struct Slot {
     last: Option<ContainerState>,
     /// Whether it was running when last looked at (the worker then waits for it to end).
     running: bool,
+    /// Its probes (app containers).
+    probes: probe::ContainerProbes,
 }
 
 /// Drives one pod.
@@ -344,6 +347,13 @@ impl PodWorker {
         slot.id = Some(id);
         slot.restart_at = None;
         slot.running = started;
+        if !init {
+            let (probes, problems) = probe::ContainerProbes::of(c, Instant::now());
+            slot.probes = probes;
+            for problem in problems {
+                self.event("Warning", "Unhealthy", format!("{}: {problem}", c.name));
+            }
+        }
         Ok(())
     }
 
@@ -379,6 +389,38 @@ impl PodWorker {
                 && ready_at > now
             {
                 wake = soonest(wake, ready_at);
+            }
+            // Probes, where the runtime does not decide readiness itself (hollow nodes do).
+            if matches!(status.state, ContainerState::Running { .. })
+                && self.runtime.readiness(&id).is_none()
+            {
+                let runtime = self.runtime.clone();
+                let tick = self.containers[i]
+                    .probes
+                    .tick(runtime.as_ref(), &id, &sandbox.ip, now)
+                    .await;
+                for message in tick.unhealthy {
+                    self.event("Warning", "Unhealthy", message);
+                }
+                if let Some(at) = tick.wake {
+                    wake = soonest(wake, at);
+                }
+                if let Some(which) = tick.kill {
+                    self.event(
+                        "Normal",
+                        "Killing",
+                        format!(
+                            "Container {} failed {which} probe, will be restarted",
+                            c.name
+                        ),
+                    );
+                    let grace = Duration::from_secs(
+                        spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64,
+                    );
+                    // It ends, its end wakes the worker, and the restart policy restarts it.
+                    self.runtime.stop_container(&id, grace).await?;
+                    continue;
+                }
             }
             if let ContainerState::Exited { exit_code, .. } = status.state {
                 let restart = policy == "Always" || (policy == "OnFailure" && exit_code != 0);
@@ -453,7 +495,7 @@ impl PodWorker {
             (Some(id), Some(s)) if matches!(s.state, ContainerState::Running { .. }) => self
                 .runtime
                 .readiness(id)
-                .map_or(c.readiness_probe.is_none(), |(ready, _)| ready),
+                .map_or(slot.probes.ready(), |(ready, _)| ready),
             _ => false,
         };
         let waiting = slot.restart_at.map(|_| {
