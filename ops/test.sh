@@ -72,6 +72,19 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   install_server postgresql postgresql "the PostgreSQL half of the storage, kubectl and GitOps suites"
 fi
 
+# The CNI plugins (bridge, host-local): as root, the process runtime gives each pod a network
+# namespace of its own on a bridge (tests/pods_process.rs checks the pod IPs and reaches them).
+if [ "$(id -u)" = "0" ] && [ ! -x /usr/lib/cni/bridge ]; then
+  if can_apt; then
+    apt_install containernetworking-plugins
+  fi
+  if [ ! -x /usr/lib/cni/bridge ] && [ "${CI:-}" = "true" ]; then
+    echo "test.sh: containernetworking-plugins is required (pod networks of the process runtime) and cannot be installed" >&2
+    exit 1
+  fi
+fi
+need ip "puts the process runtime's pods in network namespaces (iproute2)" || true
+
 # The official Python kubernetes client: the apiserver suite drives it (paging a selector list,
 # reading Status bodies). Installed from PyPI into target/client-venv, once.
 if command -v python3 >/dev/null 2>&1; then

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use ferry_nodeagent::agent::{NodeAgent, NodeHandle};
 use ferry_nodeagent::config;
+use ferry_nodeagent::runtime::network::CniBridge;
 use ferry_nodeagent::runtime::process::ProcessRuntime;
 use ferry_nodeagent::runtime::sim::{SimRuntime, SimTimings};
 
@@ -45,6 +46,10 @@ pub struct NodeOptions {
     /// /var/lib/ferry/nodes for `ferry node`, DATA_DIR/nodes for `ferry up`).
     #[arg(long)]
     pub root_dir: Option<std::path::PathBuf>,
+    /// The pod CIDR of the node (one node only; default 10.128.N.0/24 for the N-th node of
+    /// the process). With `--runtime process` as root, pods get their IPs from it on a bridge.
+    #[arg(long)]
+    pub pod_cidr: Option<String>,
     /// Where the node endpoint (container logs, for `kubectl logs`) listens, for runtimes that
     /// run real containers (default: 127.0.0.1:10250 for `ferry node`, a free loopback port
     /// for `ferry up`).
@@ -68,6 +73,13 @@ pub struct NodeArgs {
     pub options: NodeOptions,
 }
 
+/// Whether `text` is an IPv4 CIDR (`10.200.0.0/24`).
+fn valid_cidr(text: &str) -> bool {
+    text.split_once('/').is_some_and(|(ip, bits)| {
+        ip.parse::<std::net::Ipv4Addr>().is_ok() && bits.parse::<u8>().is_ok_and(|b| b <= 32)
+    })
+}
+
 impl NodeOptions {
     /// The node handles for `name` × `count`.
     pub fn handles(
@@ -84,15 +96,35 @@ impl NodeOptions {
             start_delay: self.sim_start_delay,
             run_time: self.sim_run_time,
         };
-        Ok(config::nodes(name, count, &labels, &taints, &capacity)
+        let mut configs = config::nodes(name, count, &labels, &taints, &capacity);
+        if let Some(cidr) = &self.pod_cidr {
+            anyhow::ensure!(
+                configs.len() == 1,
+                "--pod-cidr gives one node its CIDR; this process runs {}",
+                configs.len()
+            );
+            anyhow::ensure!(
+                valid_cidr(cidr),
+                "--pod-cidr: {cidr:?} is not an IPv4 CIDR such as 10.200.0.0/24"
+            );
+            configs[0].pod_cidr = cidr.clone();
+        }
+        Ok(configs
             .into_iter()
             .map(|config| {
                 let runtime: Arc<dyn ferry_nodeagent::runtime::Runtime> = match self.runtime {
                     RuntimeKind::Sim => Arc::new(SimRuntime::new(&config.pod_cidr, timings)),
-                    RuntimeKind::Process => Arc::new(ProcessRuntime::new(
-                        root.join(&config.name),
-                        &config.address,
-                    )),
+                    RuntimeKind::Process => {
+                        let dir = root.join(&config.name);
+                        let runtime = ProcessRuntime::new(&dir, &config.address);
+                        match CniBridge::new(&config.pod_cidr, &dir.join("cni")) {
+                            Ok(bridge) => Arc::new(runtime.with_network(Arc::new(bridge))),
+                            Err(why) => {
+                                tracing::warn!(node = %config.name, reason = %why, "pods share the host's network: their IP is the node's, and two pods cannot listen on one port");
+                                Arc::new(runtime)
+                            }
+                        }
+                    }
                 };
                 NodeHandle { config, runtime }
             })

@@ -22,6 +22,41 @@ fn marker(test: u32) -> String {
     format!("{}", 40_000 + (std::process::id() % 10_000) * 2 + test)
 }
 
+/// A pod CIDR of the test's own, so that parallel appliances never share a bridge or an address.
+fn pod_cidr(test: u32) -> String {
+    format!("10.{}.{}.0/24", 200 + test, std::process::id() % 250)
+}
+
+/// Whether pods get network namespaces of their own here (root, with the CNI plugins); CI
+/// runs as root and installs them.
+fn own_network() -> bool {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let plugins = Path::new("/usr/lib/cni/bridge").exists();
+    if std::env::var_os("CI").is_some() {
+        assert!(
+            root && plugins,
+            "CI runs as root with containernetworking-plugins installed"
+        );
+    }
+    root && plugins
+}
+
+/// The network namespaces left on the host for the pods `uids`.
+fn namespaces_left(uids: &[String]) -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("ip netns list");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| uids.iter().any(|u| l.contains(u.as_str())))
+        .map(str::to_owned)
+        .collect()
+}
+
 fn running(pattern: &str) -> bool {
     Command::new("pgrep")
         .args(["-f", pattern])
@@ -86,9 +121,17 @@ spec:
 
 #[test]
 fn pods_run_as_host_processes() {
+    let cidr = pod_cidr(0);
     let Some(mut a) = Appliance::up(
         ferry_binary(),
-        &["--runtime", "process", "--node-name", "local"],
+        &[
+            "--runtime",
+            "process",
+            "--node-name",
+            "local",
+            "--pod-cidr",
+            &cidr,
+        ],
     ) else {
         return;
     };
@@ -120,10 +163,17 @@ fn pods_run_as_host_processes() {
         ]);
         (!state.is_empty() && running(&pattern)).then_some(())
     });
-    assert_eq!(
-        k.ok(&["get", "pod", "hello", "-o", "jsonpath={.status.podIP}"]),
-        "127.0.0.1"
-    );
+    // Its own network namespace and an address of the node's pod CIDR (as root), else the
+    // host's network.
+    let ip = k.ok(&["get", "pod", "hello", "-o", "jsonpath={.status.podIP}"]);
+    let uid = k.ok(&["get", "pod", "hello", "-o", "jsonpath={.metadata.uid}"]);
+    if own_network() {
+        let prefix = cidr.trim_end_matches("0/24");
+        assert!(ip.starts_with(prefix), "{ip} is not in {cidr}");
+        assert_eq!(namespaces_left(std::slice::from_ref(&uid)).len(), 1);
+    } else {
+        assert_eq!(ip, "127.0.0.1");
+    }
     let nodes = a.dir.path().join("data").join("nodes").join("local");
     let log = wait_for(Duration::from_secs(30), "the web container's log", || {
         logs_under(&nodes)
@@ -206,10 +256,10 @@ fn pods_run_as_host_processes() {
     // Following the log of a container that has ended returns once it is read.
     assert_eq!(k.ok(&["logs", "-f", "once"]), "done\n");
 
-    // A deleted pod's processes end.
+    // A deleted pod's processes end, and its network namespace goes.
     k.ok(&["delete", "pod", "hello"]);
     wait_for(Duration::from_secs(30), "the pod's process ended", || {
-        (!running(&pattern)).then_some(())
+        (!running(&pattern) && namespaces_left(std::slice::from_ref(&uid)).is_empty()).then_some(())
     });
 
     // SIGTERM to the appliance ends what it started.
@@ -219,6 +269,7 @@ fn pods_run_as_host_processes() {
         "the container running again",
         || running(&pattern).then_some(()),
     );
+    let again = k.ok(&["get", "pod", "hello", "-o", "jsonpath={.metadata.uid}"]);
     let pid = a.server.pid().to_string();
     let status = Command::new("kill")
         .args(["-TERM", &pid])
@@ -229,6 +280,7 @@ fn pods_run_as_host_processes() {
         a.server.try_wait().ok().flatten()
     });
     assert!(!running(&pattern), "a pod's process outlived ferry up");
+    assert_eq!(namespaces_left(&[again]), Vec::<String>::new());
 }
 
 fn free_port() -> u16 {
@@ -257,7 +309,7 @@ spec:
   containers:
   - name: server
     image: python
-    command: [python3, -m, http.server, "{port}", --bind, 127.0.0.1]
+    command: [python3, -m, http.server, "{port}"]
     ports: [{{name: http, containerPort: {port}}}]
     readinessProbe:
       httpGet: {{path: /, port: http}}
@@ -285,9 +337,17 @@ spec:
 
 #[test]
 fn probes_decide_readiness_and_restart_containers() {
+    let cidr = pod_cidr(1);
     let Some(mut a) = Appliance::up(
         ferry_binary(),
-        &["--runtime", "process", "--node-name", "local"],
+        &[
+            "--runtime",
+            "process",
+            "--node-name",
+            "local",
+            "--pod-cidr",
+            &cidr,
+        ],
     ) else {
         return;
     };
@@ -319,19 +379,34 @@ fn probes_decide_readiness_and_restart_containers() {
     k.ok(&["wait", "--for=condition=Ready", "pod/web", "--timeout=30s"]);
     assert_eq!(ready("gated"), "true");
     // Ready, it is an address of its Service.
+    let ip = k.ok(&["get", "pod", "web", "-o", "jsonpath={.status.podIP}"]);
     wait_for(
         Duration::from_secs(30),
         "the pod in its Service's endpoints",
         || {
-            (k.ok(&[
+            let listed = k.ok(&[
                 "get",
                 "endpoints",
                 "web",
                 "-o",
                 "jsonpath={.subsets[0].addresses[0].ip}",
-            ]) == "127.0.0.1")
-                .then_some(())
+            ]);
+            (listed == ip).then_some(())
         },
+    );
+    // The host reaches the server at the pod's IP.
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            &format!("import urllib.request; print(urllib.request.urlopen('http://{ip}:{port}/', timeout=5).status)"),
+        ])
+        .output()
+        .expect("python3");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "200",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 
     // The liveness probe fails once its file is gone: the container is killed and restarted.

@@ -3,6 +3,7 @@
 //! node) and `process` (host processes) are here; `cri` comes next.
 
 pub mod crilog;
+pub mod network;
 pub mod process;
 pub mod sim;
 

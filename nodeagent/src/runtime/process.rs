@@ -5,8 +5,8 @@
 //! out. Each container runs in a process group of its own, so that stopping it (SIGTERM, then
 //! SIGKILL after the grace period) reaches everything it started.
 //!
-//! This slice runs pods in the host's network namespace (the pod IP is the node's address);
-//! pod network namespaces through CNI, mount namespaces and cgroups come next.
+//! Pods get their network from a [`PodNetwork`]: a namespace of their own on a CNI bridge (as
+//! root), or the host's. Mount namespaces for volumes and cgroups come next.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +18,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 
+use super::network::{HostNetwork, PodNet, PodNetwork, wrap};
 use super::{
     ContainerConfig, ContainerState, ContainerStatus, Runtime, RuntimeError, SandboxConfig,
     SandboxInfo, crilog,
@@ -29,11 +30,12 @@ fn now() -> String {
         .to_string()
 }
 
-/// A sandbox: the pod's directory.
+/// A sandbox: the pod's directory and network.
 #[derive(Debug, Clone)]
 struct Sandbox {
     info: SandboxInfo,
     dir: PathBuf,
+    net: PodNet,
 }
 
 /// One container's record.
@@ -60,7 +62,7 @@ struct Inner {
 #[derive(Debug, Clone)]
 pub struct ProcessRuntime {
     root: PathBuf,
-    address: String,
+    network: Arc<dyn PodNetwork>,
     inner: Arc<Mutex<Inner>>,
 }
 
@@ -84,15 +86,42 @@ fn signal_group(pid: u32, signal: rustix::process::Signal) -> Result<(), Runtime
     }
 }
 
+/// Where `program` is: a path (relative to `workdir`), or a name looked up in the `PATH` of
+/// `env`; `None` when it is not an executable file.
+fn find_program(program: &str, env: &[(String, String)], workdir: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let path = workdir.join(program);
+        return executable(&path).then_some(path);
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map_or("/usr/local/bin:/usr/bin:/bin", |(_, v)| v.as_str());
+    path.split(':')
+        .map(|dir| Path::new(dir).join(program))
+        .find(|p| executable(p))
+}
+
 impl ProcessRuntime {
-    /// A runtime keeping its pods under `root`, whose pods answer at `address` (the node's:
-    /// they share the host's network).
+    /// A runtime keeping its pods under `root`, whose pods share the host's network and
+    /// answer at `address` (the node's).
     pub fn new(root: impl Into<PathBuf>, address: &str) -> ProcessRuntime {
         ProcessRuntime {
             root: root.into(),
-            address: address.to_owned(),
+            network: Arc::new(HostNetwork::new(address)),
             inner: Arc::default(),
         }
+    }
+
+    /// The same, giving pods their network through `network`.
+    pub fn with_network(mut self, network: Arc<dyn PodNetwork>) -> ProcessRuntime {
+        self.network = network;
+        self
     }
 
     /// Where the node keeps its pods.
@@ -129,32 +158,48 @@ impl ProcessRuntime {
     }
 
     async fn start(&self, id: String) -> Result<(), RuntimeError> {
-        let (config, log, dir) = self.with(|inner| {
+        let (config, log, dir, net) = self.with(|inner| {
             let proc = inner
                 .containers
                 .get(&id)
                 .ok_or_else(|| RuntimeError::NotFound(format!("container {id}")))?;
-            let dir = inner
+            let sandbox = inner
                 .sandboxes
                 .get(&proc.sandbox)
-                .map(|s| s.dir.clone())
                 .ok_or_else(|| RuntimeError::NotFound(format!("sandbox {}", proc.sandbox)))?;
-            Ok::<_, RuntimeError>((proc.config.clone(), proc.log.clone(), dir))
+            Ok::<_, RuntimeError>((
+                proc.config.clone(),
+                proc.log.clone(),
+                sandbox.dir.clone(),
+                sandbox.net.clone(),
+            ))
         })??;
-        let Some((program, args)) = config.command.split_first() else {
+        if config.command.is_empty() {
             self.ended(&id, 128, "StartError");
             return Err(RuntimeError::Failed(format!(
                 "container {} has no command: the process runtime runs the command of the pod spec, not an image's entrypoint",
                 config.name
             )));
-        };
-        let file = crilog::open(&log)
-            .await
-            .map_err(|e| RuntimeError::Failed(format!("opening {}: {e}", log.display())))?;
+        }
         let workdir = config
             .working_dir
             .as_ref()
             .map_or_else(|| dir.clone(), PathBuf::from);
+        // Found before it is wrapped (`ip netns exec` would only fail after starting).
+        if find_program(&config.command[0], &config.env, &workdir).is_none() {
+            self.ended(&id, 128, "StartError");
+            return Err(RuntimeError::Failed(format!(
+                "starting {:?} for container {}: executable file not found in $PATH or not executable",
+                config.command[0], config.name
+            )));
+        }
+        let command = wrap(&net, &config.command);
+        let Some((program, args)) = command.split_first() else {
+            return Err(RuntimeError::Failed("an empty command".into()));
+        };
+        let file = crilog::open(&log)
+            .await
+            .map_err(|e| RuntimeError::Failed(format!("opening {}: {e}", log.display())))?;
         let mut command = tokio::process::Command::new(program);
         command
             .args(args)
@@ -170,8 +215,8 @@ impl ProcessRuntime {
             Err(e) => {
                 self.ended(&id, 128, "StartError");
                 return Err(RuntimeError::Failed(format!(
-                    "starting {program:?} for container {}: {e}",
-                    config.name
+                    "starting {:?} for container {}: {e}",
+                    config.command[0], config.name
                 )));
             }
         };
@@ -270,6 +315,21 @@ impl ProcessRuntime {
             }
         });
         futures::future::join_all(stops).await;
+        let uids: Vec<String> = self
+            .with(|inner| {
+                inner
+                    .sandboxes
+                    .values()
+                    .map(|s| s.info.pod_uid.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for uid in uids {
+            if let Err(e) = self.network.detach(&uid).await {
+                tracing::warn!(pod = %uid, error = %e, "a pod's network could not be removed");
+            }
+        }
+        self.network.close().await;
     }
 }
 
@@ -290,10 +350,11 @@ impl Runtime for ProcessRuntime {
             tokio::fs::create_dir_all(&dir)
                 .await
                 .map_err(|e| RuntimeError::Failed(format!("creating {}: {e}", dir.display())))?;
+            let net = self.network.attach(&config.uid).await?;
             let info = SandboxInfo {
                 id: format!("sandbox-{}", config.uid),
                 pod_uid: config.uid.clone(),
-                ip: self.address.clone(),
+                ip: net.ip.clone(),
                 ready: true,
             };
             self.with(|inner| {
@@ -302,6 +363,7 @@ impl Runtime for ProcessRuntime {
                     Sandbox {
                         info: info.clone(),
                         dir,
+                        net,
                     },
                 );
             })?;
@@ -324,11 +386,16 @@ impl Runtime for ProcessRuntime {
             for container in ids {
                 self.stop(container, Duration::from_secs(2)).await?;
             }
-            self.with(|inner| {
-                if let Some(s) = inner.sandboxes.get_mut(&id) {
+            let uid = self.with(|inner| {
+                inner.sandboxes.get_mut(&id).map(|s| {
                     s.info.ready = false;
-                }
-            })
+                    s.info.pod_uid.clone()
+                })
+            })?;
+            if let Some(uid) = uid {
+                self.network.detach(&uid).await?;
+            }
+            Ok(())
         }
         .boxed()
     }
@@ -336,10 +403,14 @@ impl Runtime for ProcessRuntime {
     fn remove_pod_sandbox(&self, id: &str) -> BoxFuture<'_, Result<(), RuntimeError>> {
         let id = id.to_owned();
         async move {
-            let dir = self.with(|inner| {
+            let removed = self.with(|inner| {
                 inner.containers.retain(|_, p| p.sandbox != id);
-                inner.sandboxes.remove(&id).map(|s| s.dir)
+                inner.sandboxes.remove(&id)
             })?;
+            if let Some(sandbox) = &removed {
+                self.network.detach(&sandbox.info.pod_uid).await?;
+            }
+            let dir = removed.map(|s| s.dir);
             if let Some(dir) = dir
                 && let Err(e) = tokio::fs::remove_dir_all(&dir).await
                 && e.kind() != std::io::ErrorKind::NotFound
@@ -451,14 +522,22 @@ impl Runtime for ProcessRuntime {
     ) -> BoxFuture<'_, Result<(i32, String), RuntimeError>> {
         let id = id.to_owned();
         async move {
-            let (env, dir) = self.with(|inner| {
+            let (env, sandbox) = self.with(|inner| {
                 let proc = inner
                     .containers
                     .get(&id)
                     .ok_or_else(|| RuntimeError::NotFound(format!("container {id}")))?;
-                let dir = inner.sandboxes.get(&proc.sandbox).map(|s| s.dir.clone());
-                Ok::<_, RuntimeError>((proc.config.env.clone(), dir))
+                let sandbox = inner.sandboxes.get(&proc.sandbox).cloned();
+                Ok::<_, RuntimeError>((proc.config.env.clone(), sandbox))
             })??;
+            if command.is_empty() {
+                return Err(RuntimeError::Failed("exec of an empty command".into()));
+            }
+            let dir = sandbox.as_ref().map(|s| s.dir.clone());
+            let command = match &sandbox {
+                Some(s) => wrap(&s.net, &command),
+                None => command,
+            };
             let Some((program, args)) = command.split_first() else {
                 return Err(RuntimeError::Failed("exec of an empty command".into()));
             };
