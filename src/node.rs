@@ -112,6 +112,8 @@ impl NodeOptions {
         Ok(configs
             .into_iter()
             .map(|config| {
+                let volumes = (self.runtime == RuntimeKind::Process)
+                    .then(|| root.join(&config.name).join("volumes"));
                 let runtime: Arc<dyn ferry_nodeagent::runtime::Runtime> = match self.runtime {
                     RuntimeKind::Sim => Arc::new(SimRuntime::new(&config.pod_cidr, timings)),
                     RuntimeKind::Process => {
@@ -126,7 +128,11 @@ impl NodeOptions {
                         }
                     }
                 };
-                NodeHandle { config, runtime }
+                NodeHandle {
+                    config,
+                    runtime,
+                    volumes,
+                }
             })
             .collect())
     }

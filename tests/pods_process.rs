@@ -450,3 +450,162 @@ fn probes_decide_readiness_and_restart_containers() {
         a.server.try_wait().ok().flatten()
     });
 }
+
+fn volumes_yaml(mnt: &str, seconds: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata: {{name: cfg}}
+data: {{greeting: hello}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: sec}}
+stringData: {{token: s3cr3t}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: vols}}
+spec:
+  containers:
+  - name: reader
+    image: busybox
+    command: [sh, -c, 'cat {mnt}/config/greeting; echo; cat {mnt}/secret/tok; echo; stat -c %a {mnt}/secret/tok; cat {mnt}/info/name; echo; echo shared > {mnt}/scratch/file; pwd; exec sleep {seconds}']
+    workingDir: {mnt}/scratch
+    volumeMounts:
+    - {{name: config, mountPath: {mnt}/config}}
+    - {{name: secret, mountPath: {mnt}/secret}}
+    - {{name: info, mountPath: {mnt}/info}}
+    - {{name: scratch, mountPath: {mnt}/scratch}}
+  - name: peer
+    image: busybox
+    command: [sh, -c, 'while [ ! -f {mnt}/other/file ]; do sleep 0.2; done; cat {mnt}/other/file; exec sleep {seconds}']
+    volumeMounts:
+    - {{name: scratch, mountPath: {mnt}/other}}
+  volumes:
+  - name: config
+    configMap: {{name: cfg}}
+  - name: secret
+    secret:
+      secretName: sec
+      items: [{{key: token, path: tok, mode: 0400}}]
+  - name: info
+    downwardAPI:
+      items: [{{path: name, fieldRef: {{fieldPath: metadata.name}}}}]
+  - name: scratch
+    emptyDir: {{}}
+"#
+    )
+}
+
+fn waiting_yaml(mnt: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: waiting}}
+spec:
+  containers:
+  - name: c
+    image: busybox
+    command: [sh, -c, 'echo started; exec sleep 600']
+    volumeMounts: [{{name: late, mountPath: {mnt}/late}}]
+  volumes:
+  - name: late
+    configMap: {{name: late}}
+"#
+    )
+}
+
+#[test]
+fn volumes_are_mounted_where_the_pod_says() {
+    let cidr = pod_cidr(2);
+    let Some(mut a) = Appliance::up(
+        ferry_binary(),
+        &[
+            "--runtime",
+            "process",
+            "--node-name",
+            "local",
+            "--pod-cidr",
+            &cidr,
+        ],
+    ) else {
+        return;
+    };
+    if !own_network() {
+        // Mount namespaces need root (CI runs as root; own_network asserts it there).
+        return;
+    }
+    let k = &a.kubectl;
+    wait_for(Duration::from_secs(60), "the node registered", || {
+        k.run(&["get", "node", "local"])
+            .status
+            .success()
+            .then_some(())
+    });
+    let mnt = a.dir.path().join("mnt").display().to_string();
+    let seconds = marker(2);
+    k.ok_stdin(&["apply", "-f", "-"], &volumes_yaml(&mnt, &seconds));
+    let reader = wait_for(Duration::from_secs(60), "the reader's output", || {
+        let out = k.run(&["logs", "vols", "-c", "reader"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (text.lines().count() >= 5).then_some(text)
+    });
+    assert_eq!(
+        reader,
+        format!("hello\ns3cr3t\n400\nvols\n{mnt}/scratch\n"),
+        "configMap, secret item with its mode, downwardAPI, and the working directory on a volume"
+    );
+    let peer = wait_for(Duration::from_secs(30), "the peer's output", || {
+        let text = k.ok(&["logs", "vols", "-c", "peer"]);
+        (!text.is_empty()).then_some(text)
+    });
+    assert_eq!(
+        peer, "shared\n",
+        "an emptyDir is shared by the pod's containers"
+    );
+    // The mounts are the pod's own: the host sees none of them.
+    assert!(!Path::new(&mnt).join("config").join("greeting").exists());
+
+    // A volume whose ConfigMap is missing holds the pod until the ConfigMap exists.
+    k.ok_stdin(&["apply", "-f", "-"], &waiting_yaml(&mnt));
+    wait_for(Duration::from_secs(30), "FailedMount", || {
+        let events = k.ok(&[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=waiting",
+        ]);
+        events
+            .contains("MountVolume.SetUp failed for volume \"late\" : configmap \"late\" not found")
+            .then_some(())
+    });
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "pod",
+            "waiting",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].state.waiting.reason}"
+        ]),
+        "ContainerCreating"
+    );
+    k.ok(&["create", "configmap", "late", "--from-literal=k=v"]);
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/waiting",
+        "--timeout=30s",
+    ]);
+
+    k.ok(&["delete", "pod", "vols", "waiting"]);
+    let pid = a.server.pid().to_string();
+    Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill -TERM");
+    wait_for(Duration::from_secs(30), "ferry up stopped", || {
+        a.server.try_wait().ok().flatten()
+    });
+    assert!(!running(&format!("sleep {seconds}")));
+}

@@ -29,6 +29,8 @@ pub struct NodeHandle {
     pub config: NodeConfig,
     /// Its runtime.
     pub runtime: Arc<dyn Runtime>,
+    /// Where it makes its pods' volumes (real runtimes; hollow nodes make none).
+    pub volumes: Option<std::path::PathBuf>,
 }
 
 /// What can stop an agent.
@@ -232,14 +234,25 @@ impl NodeAgent {
                 .collect(),
             cancel.clone(),
         ));
-        let by_name: HashMap<String, (Arc<dyn Runtime>, String, Recorder)> = self
+        type Placement = (
+            Arc<dyn Runtime>,
+            String,
+            Recorder,
+            Option<std::path::PathBuf>,
+        );
+        let by_name: HashMap<String, Placement> = self
             .nodes
             .iter()
             .map(|n| {
                 let recorder = Recorder::new(self.client.clone(), "kubelet", &n.config.name);
                 (
                     n.config.name.clone(),
-                    (n.runtime.clone(), n.config.address.clone(), recorder),
+                    (
+                        n.runtime.clone(),
+                        n.config.address.clone(),
+                        recorder,
+                        n.volumes.clone(),
+                    ),
                 )
             })
             .collect();
@@ -273,7 +286,7 @@ impl NodeAgent {
                     let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
                         continue;
                     };
-                    let Some((runtime, address, recorder)) = by_name.get(&node) else {
+                    let Some((runtime, address, recorder, volumes)) = by_name.get(&node) else {
                         continue;
                     };
                     let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -285,8 +298,12 @@ impl NodeAgent {
                     }
                     let (tx, rx) = mpsc::channel(8);
                     let span = tracing::debug_span!("pod", node = %node, pod = %pod.metadata.name.as_deref().unwrap_or_default());
-                    let worker = PodWorker::new(pod, runtime.clone(), self.client.clone(), address)
-                        .with_events(recorder.clone());
+                    let mut worker =
+                        PodWorker::new(pod, runtime.clone(), self.client.clone(), address)
+                            .with_events(recorder.clone());
+                    if let Some(root) = volumes {
+                        worker = worker.with_volumes(root.clone());
+                    }
                     tokio::spawn(worker.run(rx, cancel.child_token()).instrument(span));
                     workers.insert(uid, tx);
                 }

@@ -29,6 +29,7 @@ fn container(name: &str, script: &str) -> ContainerConfig {
             ("WHO".into(), "world".into()),
         ],
         working_dir: None,
+        mounts: Vec::new(),
     }
 }
 

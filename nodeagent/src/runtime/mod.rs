@@ -3,6 +3,7 @@
 //! node) and `process` (host processes) are here; `cri` comes next.
 
 pub mod crilog;
+pub mod mounts;
 pub mod network;
 pub mod process;
 pub mod sim;
@@ -67,6 +68,8 @@ pub struct ContainerConfig {
     pub env: Vec<(String, String)>,
     /// `workingDir`, when the spec sets one.
     pub working_dir: Option<String>,
+    /// The volumes it mounts.
+    pub mounts: Vec<mounts::Mount>,
 }
 
 /// A container's state, as CRI reports it.

@@ -63,6 +63,8 @@ struct Inner {
 pub struct ProcessRuntime {
     root: PathBuf,
     network: Arc<dyn PodNetwork>,
+    /// Whether mount namespaces can be made (root).
+    can_mount: bool,
     inner: Arc<Mutex<Inner>>,
 }
 
@@ -114,6 +116,7 @@ impl ProcessRuntime {
         ProcessRuntime {
             root: root.into(),
             network: Arc::new(HostNetwork::new(address)),
+            can_mount: rustix::process::geteuid().is_root(),
             inner: Arc::default(),
         }
     }
@@ -193,7 +196,20 @@ impl ProcessRuntime {
                 config.command[0], config.name
             )));
         }
-        let command = wrap(&net, &config.command);
+        // Mounts need a mount namespace, which only root can make; the command then runs in
+        // the pod's network (an `ip netns exec` around it all).
+        let mounts = if self.can_mount {
+            config.mounts.as_slice()
+        } else {
+            if !config.mounts.is_empty() {
+                tracing::warn!(container = %config.name, "not root: the container's volumes are not mounted");
+            }
+            &[]
+        };
+        let command = wrap(
+            &net,
+            &super::mounts::wrap(mounts, &workdir, &config.command),
+        );
         let Some((program, args)) = command.split_first() else {
             return Err(RuntimeError::Failed("an empty command".into()));
         };
@@ -203,7 +219,8 @@ impl ProcessRuntime {
         let mut command = tokio::process::Command::new(program);
         command
             .args(args)
-            .current_dir(&workdir)
+            // (a working directory on a volume exists only once mounted: the wrapper enters it)
+            .current_dir(if workdir.is_dir() { &workdir } else { &dir })
             .env_clear()
             .envs(config.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())

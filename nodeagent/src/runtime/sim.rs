@@ -387,6 +387,7 @@ mod tests {
             init: false,
             env: Vec::new(),
             working_dir: None,
+            mounts: Vec::new(),
         }
     }
 

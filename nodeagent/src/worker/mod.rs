@@ -5,6 +5,7 @@
 pub mod env;
 pub mod probe;
 pub mod status;
+pub mod volumes;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,6 +95,10 @@ pub struct PodWorker {
     last_status: Value,
     /// The kubelet's Events (Pulled, Created, Started, Killing, BackOff), when recorded.
     events: Option<Recorder>,
+    /// Where the node makes pods' volumes (real runtimes); hollow nodes make none.
+    volume_root: Option<std::path::PathBuf>,
+    /// The pod's volumes, once made.
+    prepared: Vec<volumes::Prepared>,
 }
 
 impl std::fmt::Debug for PodWorker {
@@ -138,7 +143,76 @@ impl PodWorker {
             host_ip: host_ip.to_owned(),
             state: PodState::Pending,
             events: None,
+            volume_root: None,
+            prepared: Vec::new(),
         }
+    }
+
+    /// Makes the pod's volumes under `root` before its containers start.
+    pub fn with_volumes(mut self, root: std::path::PathBuf) -> PodWorker {
+        self.volume_root = Some(root);
+        self
+    }
+
+    /// Makes every volume of the pod; a failure is reported and tried again later.
+    async fn make_volumes(&mut self) -> Result<bool, RuntimeError> {
+        let Some(root) = self.volume_root.clone() else {
+            return Ok(true);
+        };
+        let maker = volumes::VolumeMaker {
+            client: &self.client,
+            pod: &self.pod,
+            root: &root,
+            ips: ("", &self.host_ip),
+        };
+        let mut prepared = Vec::new();
+        let mut failure = None;
+        for volume in self.spec().volumes.iter().flatten() {
+            match maker.make(volume).await {
+                Ok(p) => prepared.push(p),
+                Err(e) => {
+                    failure = Some(format!(
+                        "MountVolume.SetUp failed for volume \"{}\" : {e}",
+                        volume.name
+                    ));
+                    break;
+                }
+            }
+        }
+        if let Some(message) = failure {
+            tracing::warn!(pod = %name_of(&self.pod), %message, "a volume cannot be made yet");
+            self.event("Warning", "FailedMount", message);
+            return Ok(false);
+        }
+        self.prepared = prepared;
+        Ok(true)
+    }
+
+    /// The mounts of container `c`.
+    fn mounts_of(&self, c: &core::Container) -> Vec<crate::runtime::mounts::Mount> {
+        let volumes = self.spec().volumes.unwrap_or_default();
+        c.volume_mounts
+            .iter()
+            .flatten()
+            .filter_map(|vm| {
+                let prepared = self.prepared.iter().find(|p| p.name == vm.name)?;
+                let volume = volumes.iter().find(|v| v.name == vm.name)?;
+                // Kubernetes mounts configMap, secret, downwardAPI and projected read-only.
+                let api_data = volume.config_map.is_some()
+                    || volume.secret.is_some()
+                    || volume.downward_api.is_some()
+                    || volume.projected.is_some();
+                let source = match vm.sub_path.as_deref().filter(|s| !s.is_empty()) {
+                    Some(sub) => prepared.source.join(sub),
+                    None => prepared.source.clone(),
+                };
+                Some(crate::runtime::mounts::Mount {
+                    source,
+                    target: vm.mount_path.clone(),
+                    read_only: vm.read_only.unwrap_or(false) || api_data,
+                })
+            })
+            .collect()
     }
 
     /// Records the kubelet's Events for this pod with `recorder`.
@@ -219,6 +293,9 @@ impl PodWorker {
         loop {
             match self.state.clone() {
                 PodState::Pending => {
+                    if !self.make_volumes().await? {
+                        return Ok(Some(Instant::now() + Duration::from_secs(5)));
+                    }
                     let annotations = self.pod.metadata.annotations.clone().unwrap_or_default();
                     let sandbox = self
                         .runtime
@@ -312,6 +389,7 @@ impl PodWorker {
                     init,
                     env,
                     working_dir: c.working_dir.clone().filter(|d| !d.is_empty()),
+                    mounts: self.mounts_of(c),
                 },
             )
             .await?;
@@ -470,7 +548,13 @@ impl PodWorker {
         for (i, c) in spec.containers.iter().enumerate() {
             let mut r = self.container_report(c, &self.containers[i]).await;
             if !initialized && r.status.is_none() {
-                r.waiting = Some(("PodInitializing".into(), String::new()));
+                // No sandbox yet (volumes being made): ContainerCreating; init containers
+                // running: PodInitializing.
+                let reason = match sandbox {
+                    None => "ContainerCreating",
+                    Some(_) => "PodInitializing",
+                };
+                r.waiting = Some((reason.into(), String::new()));
             }
             containers.push(r);
         }
@@ -581,6 +665,12 @@ impl PodWorker {
         }
         if let Err(e) = self.runtime.remove_pod_sandbox(&sandbox.id).await {
             tracing::warn!(sandbox = %sandbox.id, error = %e, "the sandbox could not be removed");
+        }
+        if let Some(root) = &self.volume_root
+            && let Err(e) =
+                volumes::remove(root, self.pod.metadata.uid.as_deref().unwrap_or_default())
+        {
+            tracing::warn!(pod = %name_of(&self.pod), error = %e, "the pod's volumes could not be removed");
         }
         tracing::debug!(pod = %name_of(&self.pod), "torn down");
     }
