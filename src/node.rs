@@ -24,9 +24,9 @@ pub enum RuntimeKind {
 /// How the nodes of this process look.
 #[derive(Debug, Clone, clap::Args)]
 pub struct NodeOptions {
-    /// The container runtime.
-    #[arg(long, value_enum, default_value = "sim")]
-    pub runtime: RuntimeKind,
+    /// The container runtime (default: `process` for `ferry up`, `sim` for `ferry node`).
+    #[arg(long, value_enum)]
+    pub runtime: Option<RuntimeKind>,
     /// Extra labels: k=v,k2=v2.
     #[arg(long, default_value = "")]
     pub labels: String,
@@ -89,6 +89,7 @@ impl NodeOptions {
         default_root: &std::path::Path,
     ) -> anyhow::Result<Vec<NodeHandle>> {
         let root = self.root_dir.as_deref().unwrap_or(default_root);
+        let kind = self.runtime.unwrap_or(RuntimeKind::Sim);
         let labels = config::parse_labels(&self.labels)?;
         let taints = config::parse_taints(&self.taints)?;
         let capacity = config::parse_capacity(&self.capacity, config::sim_capacity())?;
@@ -112,9 +113,9 @@ impl NodeOptions {
         Ok(configs
             .into_iter()
             .map(|config| {
-                let volumes = (self.runtime == RuntimeKind::Process)
+                let volumes = (kind == RuntimeKind::Process)
                     .then(|| root.join(&config.name).join("volumes"));
-                let runtime: Arc<dyn ferry_nodeagent::runtime::Runtime> = match self.runtime {
+                let runtime: Arc<dyn ferry_nodeagent::runtime::Runtime> = match kind {
                     RuntimeKind::Sim => Arc::new(SimRuntime::new(&config.pod_cidr, timings)),
                     RuntimeKind::Process => {
                         let dir = root.join(&config.name);
@@ -147,7 +148,7 @@ impl NodeOptions {
         default_root: &std::path::Path,
         default: &str,
     ) -> Option<(std::net::SocketAddr, Vec<std::path::PathBuf>)> {
-        if self.runtime == RuntimeKind::Sim {
+        if self.runtime.unwrap_or(RuntimeKind::Sim) == RuntimeKind::Sim {
             return None;
         }
         let root = self.root_dir.as_deref().unwrap_or(default_root);

@@ -321,6 +321,11 @@ pub fn up(args: UpArgs) -> anyhow::Result<()> {
         Some(n) => n.clone(),
         None => label_of(&crate::remote::hostname()),
     };
+    // The appliance's nodes run real processes unless told otherwise.
+    let mut args = args;
+    if args.node.runtime.is_none() {
+        args.node.runtime = Some(crate::node::RuntimeKind::Process);
+    }
     let roots = args.serve.data_dir.join("nodes");
     let nodes = args.node.handles(&node_name, args.nodes, &roots)?;
     let endpoint = args.node.endpoint(&nodes, &roots, "127.0.0.1:0");

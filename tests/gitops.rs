@@ -49,6 +49,10 @@ impl Ferry {
             "--name".into(),
             "shop".into(),
         ];
+        // Hollow nodes: these suites follow rollouts, not processes.
+        if !extra.contains(&"--runtime") {
+            args.extend(["--runtime".to_owned(), "sim".to_owned()]);
+        }
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         Ferry::start(kubectl, args, env)
     }
@@ -1006,6 +1010,62 @@ fn ferry_up_follows_the_demo_by_default() {
             names.lines().any(|l| l == want),
             "{want} missing from {names}"
         );
+    }
+    // The demo runs on the process runtime, `ferry up`'s default: its web pods are real
+    // Python servers, Ready through their HTTP probe, serving the ConfigMap mounted at /srv.
+    let out = ferry.kubectl(&[
+        "rollout",
+        "status",
+        "deployment/web",
+        "-n",
+        "demo",
+        "--timeout=90s",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = ferry.kubectl(&[
+        "get",
+        "pods",
+        "-n",
+        "demo",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[*].status.podIP}",
+    ]);
+    let ips = String::from_utf8_lossy(&out.stdout).into_owned();
+    let ips: Vec<&str> = ips.split_whitespace().collect();
+    assert_eq!(ips.len(), 2, "{ips:?}");
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if root {
+        // Own network namespaces: two servers on one port, each at its own IP, with the
+        // page from the ConfigMap.
+        assert_ne!(ips[0], ips[1]);
+        for ip in &ips {
+            let out = std::process::Command::new("python3")
+                .args([
+                    "-c",
+                    &format!("import urllib.request; print(urllib.request.urlopen('http://{ip}:8080/index.html', timeout=5).read().decode())"),
+                ])
+                .output()
+                .expect("python3");
+            let page = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                page.contains("Hello from ferry"),
+                "{ip}: {page} {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        // The servers' own log lines, through kubectl logs.
+        let out = ferry.kubectl(&["logs", "-n", "demo", "deployment/web"]);
+        let logs = String::from_utf8_lossy(&out.stdout);
+        assert!(logs.contains("\"GET / HTTP/1.1\" 200"), "{logs}");
     }
 }
 

@@ -128,7 +128,7 @@ def main():
     started = time.monotonic()
     proc = subprocess.Popen([FERRY, "up", "--source", repo, "--name", "bench",
                              "--data-dir", os.path.join(work, "data"), "--listen", f"127.0.0.1:{port}",
-                             "--drift-interval", "1h", "--nodes", str(NODES), "--node-name", "sim"],
+                             "--drift-interval", "1h", "--nodes", str(NODES), "--node-name", "sim", "--runtime", "sim"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     proc.stdout.readline()
     try:

@@ -32,6 +32,11 @@ impl Appliance {
             "--data-dir".into(),
             dir.path().join("data").display().to_string(),
         ];
+        // Hollow nodes unless the test asks for a runtime (`ferry up`'s own default runs real
+        // processes).
+        if !extra.contains(&"--runtime") {
+            args.extend(["--runtime".to_owned(), "sim".to_owned()]);
+        }
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let server = FerryProcess::start(ferry, &args);
         let kubectl = Kubectl::new(&kubectl, ferry, &server.url, dir.path());

@@ -133,8 +133,34 @@ impl FerryProcess {
     }
 }
 
+impl FerryProcess {
+    /// Stops the server as an operator would (SIGTERM), so that what it started (a process
+    /// node's pods, their network namespaces) goes with it; SIGKILL if it takes over 20 s.
+    pub fn terminate(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let term = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        if let Err(e) = term {
+            eprintln!("signalling ferry: {e}");
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        eprintln!("ferry did not stop within 20 s of SIGTERM; killing it");
+    }
+}
+
 impl Drop for FerryProcess {
     fn drop(&mut self) {
+        // Gracefully first: a test that failed midway still leaves no pods behind.
+        self.terminate();
         if let Err(e) = self.child.kill() {
             eprintln!("stopping ferry: {e}");
         }

@@ -146,12 +146,62 @@ impl CniBridge {
                 ));
             }
         }
-        Ok(CniBridge {
+        let bridge = CniBridge {
             bridge: bridge_name(subnet),
             subnet: subnet.to_owned(),
             plugins,
             data_dir: data_dir.to_owned(),
-        })
+        };
+        bridge.sweep();
+        Ok(bridge)
+    }
+
+    /// Removes what an earlier run of this node left (it was killed): the processes in its
+    /// pods' namespaces, the namespaces, and its address reservations. Its pods are started
+    /// afresh by their workers.
+    fn sweep(&self) {
+        let prefix = format!("{}-", self.bridge);
+        let stale: Vec<String> = std::fs::read_dir("/run/netns")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&prefix))
+            .collect();
+        for name in &stale {
+            let pids = std::process::Command::new(ip_program())
+                .args(["netns", "pids", name])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            for pid in pids
+                .split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok())
+            {
+                if let Some(pid) = rustix::process::Pid::from_raw(pid)
+                    && let Err(e) =
+                        rustix::process::kill_process(pid, rustix::process::Signal::KILL)
+                {
+                    tracing::warn!(netns = %name, pid = pid.as_raw_nonzero().get(), error = %e, "a stale pod process could not be killed");
+                }
+            }
+            let deleted = std::process::Command::new(ip_program())
+                .args(["netns", "del", name])
+                .status();
+            if !deleted.is_ok_and(|s| s.success()) {
+                tracing::warn!(netns = %name, "a stale pod network namespace could not be removed");
+            }
+        }
+        if !stale.is_empty() {
+            tracing::warn!(namespaces = stale.len(), bridge = %self.bridge, "removed the pod networks an earlier run of this node left behind");
+            // Their addresses were reserved by the earlier run.
+            let reservations = self.data_dir.join(&self.bridge);
+            if let Err(e) = std::fs::remove_dir_all(&reservations)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(dir = %reservations.display(), error = %e, "stale address reservations could not be removed");
+            }
+        }
     }
 
     fn netns(&self, uid: &str) -> String {
