@@ -3,7 +3,7 @@
 default: test
 
 # Run the appliance: the apiserver, the GitOps engine following fixtures/demo (SQLite), the
-# scheduler, node lifecycle and one hollow node.
+# scheduler, the controllers, node lifecycle and one node running real processes.
 up:
     cargo run --release -- up
 
@@ -19,7 +19,7 @@ e2e:
     python3 ops/bench/parity.py
 
 # Benchmarks: `just bench validate`, `just bench apiserver`, `just bench gitops`,
-# `just bench scheduler`, `just bench controllers` (numbers to stdout and
+# `just bench scheduler`, `just bench controllers`, `just bench pods` (numbers to stdout and
 # bench-results/<what>.json).
 bench what="validate":
     cargo build --release

@@ -596,6 +596,10 @@ fn kill_mid_apply(db: Option<String>) {
         a[0] = "apiserver".into();
         let source = a.iter().position(|x| x == "--source").expect("source");
         a.drain(source..source + 4);
+        // The runtime is a node's flag, not the apiserver's.
+        if let Some(runtime) = a.iter().position(|x| x == "--runtime") {
+            a.drain(runtime..runtime + 2);
+        }
         a
     };
     ferry.crash_and_restart(plain);

@@ -1,0 +1,126 @@
+"""`just bench pods`: pods running for real on the `process` runtime.
+
+`ferry up --runtime process` (release build, SQLite, empty source) with its one node; 100 pods
+(`sleep 3600`, one container each) are created one after another through the API while a
+watch records, per pod, when it was ADDED and when it was first seen Running. Reports pod
+startup latency p50/p99 (created -> Running on the watch), the time from the first create to
+the last pod Running, and the appliance's resident memory idle and with 100 pods running (the
+node agent runs inside `ferry up`, beside the apiserver and the controllers, so its own share is
+smaller). As root, each pod gets its own network namespace through CNI (the figure includes
+it); otherwise pods share the host's network. Numbers to stdout and bench-results/pods.json.
+"""
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(__file__))
+from procs import free_port, get, post, ready_nodes, rss_mib  # noqa: E402
+
+FERRY = os.path.join(os.path.dirname(__file__), "..", "..", "target", "release", "ferry")
+PODS = int(os.environ.get("PODS", "100"))
+GOALS = {"startup_p99_ms": 300, "all_running_s": 5, "idle_rss_mib": 20, "busy_rss_mib": 60}
+
+
+class PodWatch(threading.Thread):
+    """Records when each pod was ADDED and first Running."""
+
+    def __init__(self, base):
+        super().__init__(daemon=True)
+        self.base, self.added, self.running = base, {}, {}
+
+    def run(self):
+        with urllib.request.urlopen(f"{self.base}/api/v1/namespaces/default/pods?watch=true",
+                                    timeout=600) as stream:
+            for line in stream:
+                event = json.loads(line)
+                pod = event["object"]
+                name, now = pod["metadata"]["name"], time.monotonic()
+                if event["type"] == "ADDED":
+                    self.added.setdefault(name, now)
+                if pod.get("status", {}).get("phase") == "Running":
+                    self.running.setdefault(name, now)
+
+
+def pod(i):
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i}"},
+            "spec": {"containers": [{"name": "c", "image": "busybox",
+                                     "command": ["sleep", "3600"]}]}}
+
+
+def main():
+    if not os.path.exists(FERRY):
+        sys.exit(f"build first: {FERRY} is missing (just bench pods builds it)")
+    root = os.geteuid() == 0 and os.path.exists("/usr/lib/cni/bridge")
+    with tempfile.TemporaryDirectory(prefix="ferry-bench-pods-") as work:
+        os.makedirs(os.path.join(work, "src"))
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        up = subprocess.Popen([FERRY, "up", "--source", os.path.join(work, "src"), "--allow-empty",
+                               "--data-dir", os.path.join(work, "data"), "--listen", f"127.0.0.1:{port}",
+                               "--runtime", "process", "--node-name", "bench",
+                               "--pod-cidr", "10.210.0.0/24"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        up.stdout.readline()
+        try:
+            while ready_nodes(base) < 1:
+                time.sleep(0.1)
+            time.sleep(3)
+            idle = rss_mib(up.pid)
+            watch = PodWatch(base)
+            watch.start()
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            for i in range(PODS):
+                post(f"{base}/api/v1/namespaces/default/pods", pod(i))
+            deadline = time.monotonic() + 120
+            while len(watch.running) < PODS and time.monotonic() < deadline:
+                time.sleep(0.05)
+            all_running = max(watch.running.values()) - t0 if len(watch.running) == PODS else None
+            time.sleep(2)
+            busy = rss_mib(up.pid)
+            latencies = sorted((watch.running[n] - watch.added[n]) * 1000
+                               for n in watch.running if n in watch.added)
+            listed = get(f"{base}/api/v1/namespaces/default/pods")["items"]
+            result = {
+                "pods": PODS,
+                "own_network_namespaces": root,
+                "running": len(watch.running),
+                "startup_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
+                "startup_p99_ms": round(latencies[max(0, int(len(latencies) * 0.99) - 1)], 1) if latencies else None,
+                "all_running_s": round(all_running, 2) if all_running is not None else None,
+                "idle_rss_mib": round(idle, 1),
+                "busy_rss_mib": round(busy, 1),
+                "pod_ips": len({p.get("status", {}).get("podIP") for p in listed}),
+            }
+        finally:
+            up.send_signal(signal.SIGTERM)
+            try:
+                up.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                up.kill()
+    rows = [
+        ("pods created (one node, `process` runtime)", result["pods"], ""),
+        ("pods Running", result["running"], f"= {PODS}"),
+        ("own network namespace per pod (root + CNI)", result["own_network_namespaces"], ""),
+        ("startup latency p50 (ms, created -> Running on a watch)", result["startup_p50_ms"], ""),
+        ("startup latency p99 (ms)", result["startup_p99_ms"], f"<= {GOALS['startup_p99_ms']}"),
+        ("first create -> last pod Running (s)", result["all_running_s"], f"<= {GOALS['all_running_s']}"),
+        ("ferry up RSS idle (MiB; apiserver, controllers and node agent)", result["idle_rss_mib"], f"node agent <= {GOALS['idle_rss_mib']}"),
+        ("ferry up RSS with the pods running (MiB)", result["busy_rss_mib"], f"node agent <= {GOALS['busy_rss_mib']}"),
+    ]
+    for name, value, goal in rows:
+        print(f"{name:66} {value!s:>10}  {goal}")
+    os.makedirs("bench-results", exist_ok=True)
+    with open("bench-results/pods.json", "w") as f:
+        json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
