@@ -57,6 +57,40 @@ fn namespaces_left(uids: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// `ferry up --runtime process` with a node named `local` and a pod CIDR of the test's own,
+/// once the node is registered, with that CIDR.
+fn process_appliance(test: u32) -> Option<(Appliance, String)> {
+    let cidr = pod_cidr(test);
+    let a = Appliance::up(
+        ferry_binary(),
+        &[
+            "--runtime",
+            "process",
+            "--node-name",
+            "local",
+            "--pod-cidr",
+            &cidr,
+        ],
+    )?;
+    wait_for(Duration::from_secs(60), "the node registered", || {
+        a.kubectl
+            .run(&["get", "node", "local"])
+            .status
+            .success()
+            .then_some(())
+    });
+    Some((a, cidr))
+}
+
+/// Stops the appliance as an operator does (SIGTERM) and waits until it has exited.
+fn stop(a: &mut Appliance) {
+    a.server.terminate();
+    assert!(
+        matches!(a.server.try_wait(), Ok(Some(_))),
+        "ferry up did not stop after SIGTERM"
+    );
+}
+
 fn running(pattern: &str) -> bool {
     Command::new("pgrep")
         .args(["-f", pattern])
@@ -121,27 +155,10 @@ spec:
 
 #[test]
 fn pods_run_as_host_processes() {
-    let cidr = pod_cidr(0);
-    let Some(mut a) = Appliance::up(
-        ferry_binary(),
-        &[
-            "--runtime",
-            "process",
-            "--node-name",
-            "local",
-            "--pod-cidr",
-            &cidr,
-        ],
-    ) else {
+    let Some((mut a, cidr)) = process_appliance(0) else {
         return;
     };
     let k = &a.kubectl;
-    wait_for(Duration::from_secs(60), "the node registered", || {
-        k.run(&["get", "node", "local"])
-            .status
-            .success()
-            .then_some(())
-    });
     k.ok(&[
         "wait",
         "--for=condition=Ready",
@@ -270,15 +287,7 @@ fn pods_run_as_host_processes() {
         || running(&pattern).then_some(()),
     );
     let again = k.ok(&["get", "pod", "hello", "-o", "jsonpath={.metadata.uid}"]);
-    let pid = a.server.pid().to_string();
-    let status = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill -TERM");
-    assert!(status.success());
-    wait_for(Duration::from_secs(30), "ferry up stopped", || {
-        a.server.try_wait().ok().flatten()
-    });
+    stop(&mut a);
     assert!(!running(&pattern), "a pod's process outlived ferry up");
     assert_eq!(namespaces_left(&[again]), Vec::<String>::new());
 }
@@ -337,27 +346,10 @@ spec:
 
 #[test]
 fn probes_decide_readiness_and_restart_containers() {
-    let cidr = pod_cidr(1);
-    let Some(mut a) = Appliance::up(
-        ferry_binary(),
-        &[
-            "--runtime",
-            "process",
-            "--node-name",
-            "local",
-            "--pod-cidr",
-            &cidr,
-        ],
-    ) else {
+    let Some((mut a, _)) = process_appliance(1) else {
         return;
     };
     let k = &a.kubectl;
-    wait_for(Duration::from_secs(60), "the node registered", || {
-        k.run(&["get", "node", "local"])
-            .status
-            .success()
-            .then_some(())
-    });
     let port = free_port();
     let seconds = marker(1);
     k.ok_stdin(&["apply", "-f", "-"], &probed(port, &seconds));
@@ -441,14 +433,7 @@ fn probes_decide_readiness_and_restart_containers() {
     wait_for(Duration::from_secs(30), "the pod's processes ended", || {
         (!running(&pattern) && !running(&format!("http.server {port}"))).then_some(())
     });
-    let pid = a.server.pid().to_string();
-    Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill -TERM");
-    wait_for(Duration::from_secs(30), "ferry up stopped", || {
-        a.server.try_wait().ok().flatten()
-    });
+    stop(&mut a);
 }
 
 fn volumes_yaml(mnt: &str, seconds: &str) -> String {
@@ -518,18 +503,7 @@ spec:
 
 #[test]
 fn volumes_are_mounted_where_the_pod_says() {
-    let cidr = pod_cidr(2);
-    let Some(mut a) = Appliance::up(
-        ferry_binary(),
-        &[
-            "--runtime",
-            "process",
-            "--node-name",
-            "local",
-            "--pod-cidr",
-            &cidr,
-        ],
-    ) else {
+    let Some((mut a, _)) = process_appliance(2) else {
         return;
     };
     if !own_network() {
@@ -537,12 +511,6 @@ fn volumes_are_mounted_where_the_pod_says() {
         return;
     }
     let k = &a.kubectl;
-    wait_for(Duration::from_secs(60), "the node registered", || {
-        k.run(&["get", "node", "local"])
-            .status
-            .success()
-            .then_some(())
-    });
     let mnt = a.dir.path().join("mnt").display().to_string();
     let seconds = marker(2);
     k.ok_stdin(&["apply", "-f", "-"], &volumes_yaml(&mnt, &seconds));
@@ -599,13 +567,6 @@ fn volumes_are_mounted_where_the_pod_says() {
     ]);
 
     k.ok(&["delete", "pod", "vols", "waiting"]);
-    let pid = a.server.pid().to_string();
-    Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill -TERM");
-    wait_for(Duration::from_secs(30), "ferry up stopped", || {
-        a.server.try_wait().ok().flatten()
-    });
+    stop(&mut a);
     assert!(!running(&format!("sleep {seconds}")));
 }

@@ -82,10 +82,18 @@ impl Default for Admission {
     }
 }
 
-fn now() -> String {
+/// Now, as metadata times are written (`2026-01-01T00:00:00Z`).
+pub(crate) fn now() -> String {
     jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
+}
+
+/// Whether finalizers hold the object.
+pub(crate) fn has_finalizers(object: &Value) -> bool {
+    object["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| !f.is_empty())
 }
 
 /// A random lowercase alphanumeric string, for `generateName`.

@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 
 use ferry_schema::merge::{FieldShape, ListType, TypeShape};
 
+use super::admission::now;
 use super::status::ApiError;
 
 /// A field path: `["f:spec", "f:containers", "k:{\"name\":\"web\"}", "f:image"]`.
@@ -295,12 +296,6 @@ fn store(object: &mut Value, entries: Vec<Entry>) {
             meta.insert("managedFields".into(), Value::Array(list));
         }
     }
-}
-
-fn now() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
 }
 
 /// Records an ordinary write (create, update, patch) by `manager`: it owns the fields it

@@ -8,8 +8,9 @@ use axum::body::Body;
 use axum::http::{Response, StatusCode};
 use ferry_schema::kinds::KINDS;
 use ferry_schema::selector::LabelSelector;
-use serde_json::{Value, json};
+use serde_json::json;
 
+use super::admission::{has_finalizers, now};
 use super::catalog::storage_resource;
 use super::request::json_response;
 use super::resource::{Call, deletion_ops, read_body};
@@ -93,18 +94,6 @@ pub async fn evict(call: &Call<'_>, name: &str, body: Body) -> Result<Response<B
         }
     }
     Err(ApiError::conflict("", "pods", name))
-}
-
-fn has_finalizers(object: &Value) -> bool {
-    object["metadata"]["finalizers"]
-        .as_array()
-        .is_some_and(|f| !f.is_empty())
-}
-
-fn now() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
 }
 
 fn success() -> Response<Body> {

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::ApiState;
+use super::admission::{has_finalizers, now};
 use super::allocator;
 use super::catalog::storage_resource;
 use crate::storage::{ObjectKey, StorageError, Stored, WriteOp};
@@ -54,18 +55,6 @@ fn namespaced_resources(state: &ApiState) -> BTreeSet<String> {
 
 fn is_terminating(object: &Value) -> bool {
     object["metadata"]["deletionTimestamp"].is_string()
-}
-
-fn has_finalizers(object: &Value) -> bool {
-    object["metadata"]["finalizers"]
-        .as_array()
-        .is_some_and(|f| !f.is_empty())
-}
-
-fn now() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
 }
 
 /// The operations that delete the namespace `stored` (at `key`), or move it on towards its

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, Method, Response, StatusCode};
 use ferry_schema::kinds::KindInfo;
 use serde_json::{Value, json};
 
-use super::admission::FieldValidation;
+use super::admission::{FieldValidation, has_finalizers};
 use super::catalog::{has_scale, storage_resource};
 use super::path::ResourcePath;
 use super::request::{Shape, body_bytes, content_type, json_response, parse_object};
@@ -419,12 +419,6 @@ pub fn expected_revision(object: &Value) -> Result<Option<i64>, ApiError> {
     }
 }
 
-fn has_finalizers(object: &Value) -> bool {
-    object["metadata"]["finalizers"]
-        .as_array()
-        .is_some_and(|f| !f.is_empty())
-}
-
 /// `DeleteOptions`, from the body (JSON, YAML or protobuf) and the query.
 struct DeleteOptions {
     dry_run: bool,
@@ -611,6 +605,23 @@ async fn delete_namespace(call: &Call<'_>, mut stored: Stored) -> Result<Respons
     Err(ApiError::conflict("", "namespaces", &name))
 }
 
+/// The answer to a deletecollection: the objects it took, at the store's revision now.
+async fn collection_answer(call: &Call<'_>, items: Vec<Value>) -> Result<Response<Body>, ApiError> {
+    let revision = call
+        .state
+        .storage
+        .revision()
+        .await
+        .map_err(|e| call.storage_error(e))?;
+    let list = json!({
+        "kind": format!("{}List", call.kind.kind),
+        "apiVersion": call.kind.api_version(),
+        "metadata": {"resourceVersion": revision.to_string()},
+        "items": items,
+    });
+    Ok(json_response(StatusCode::OK, &list, &[]))
+}
+
 async fn delete_collection(call: &Call<'_>, body: Body) -> Result<Response<Body>, ApiError> {
     let options = DeleteOptions::read(call, body).await?;
     let items = list::select(call, 0, None).await?.items;
@@ -634,19 +645,7 @@ async fn delete_collection(call: &Call<'_>, body: Body) -> Result<Response<Body>
                 delete_namespace(call, stored).await?;
             }
         }
-        let revision = call
-            .state
-            .storage
-            .revision()
-            .await
-            .map_err(|e| call.storage_error(e))?;
-        let list = json!({
-            "kind": "NamespaceList",
-            "apiVersion": "v1",
-            "metadata": {"resourceVersion": revision.to_string()},
-            "items": items,
-        });
-        return Ok(json_response(StatusCode::OK, &list, &[]));
+        return collection_answer(call, items).await;
     }
     let mut ops: Vec<WriteOp> = items
         .iter()
@@ -663,19 +662,7 @@ async fn delete_collection(call: &Call<'_>, body: Body) -> Result<Response<Body>
         }
     }
     if options.dry_run {
-        let revision = call
-            .state
-            .storage
-            .revision()
-            .await
-            .map_err(|e| call.storage_error(e))?;
-        let list = json!({
-            "kind": format!("{}List", call.kind.kind),
-            "apiVersion": call.kind.api_version(),
-            "metadata": {"resourceVersion": revision.to_string()},
-            "items": items,
-        });
-        return Ok(json_response(StatusCode::OK, &list, &[]));
+        return collection_answer(call, items).await;
     }
     let changes = if ops.is_empty() {
         Vec::new()
