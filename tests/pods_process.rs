@@ -141,6 +141,21 @@ spec:
     )
 }
 
+const ENVY: &str = r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: envy
+spec:
+  containers:
+  - name: c
+    image: busybox
+    command: [sh, -c, 'echo $MODE $APP_mode; exec sleep 600']
+    envFrom: [{configMapRef: {name: settings}, prefix: APP_}]
+    env:
+    - name: MODE
+      valueFrom: {configMapKeyRef: {name: settings, key: mode}}
+"#;
+
 const ONCE: &str = r#"apiVersion: v1
 kind: Pod
 metadata:
@@ -264,6 +279,44 @@ fn pods_run_as_host_processes() {
     let described = k.ok(&["describe", "pod", "hello"]);
     assert!(described.contains("/no/such/program"), "{described}");
 
+    // An environment from a ConfigMap that does not exist yet: CreateContainerConfigError
+    // until it does.
+    k.ok_stdin(&["apply", "-f", "-"], ENVY);
+    let reason = wait_for(
+        Duration::from_secs(30),
+        "CreateContainerConfigError",
+        || {
+            let text = k.ok(&[
+            "get",
+            "pod",
+            "envy",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].state.waiting.reason}: {.status.containerStatuses[0].state.waiting.message}",
+        ]);
+            text.starts_with("CreateContainerConfigError")
+                .then_some(text)
+        },
+    );
+    assert_eq!(
+        reason,
+        "CreateContainerConfigError: configmap \"settings\" not found"
+    );
+    k.ok(&[
+        "create",
+        "configmap",
+        "settings",
+        "--from-literal=mode=fast",
+    ]);
+    let out = wait_for(
+        Duration::from_secs(30),
+        "the environment from the ConfigMap",
+        || {
+            let text = String::from_utf8_lossy(&k.run(&["logs", "envy"]).stdout).into_owned();
+            (!text.is_empty()).then_some(text)
+        },
+    );
+    assert_eq!(out, "fast fast\n");
+
     // Run once, to completion.
     k.ok_stdin(&["apply", "-f", "-"], ONCE);
     wait_for(Duration::from_secs(60), "the pod Succeeded", || {
@@ -274,7 +327,7 @@ fn pods_run_as_host_processes() {
     assert_eq!(k.ok(&["logs", "-f", "once"]), "done\n");
 
     // A deleted pod's processes end, and its network namespace goes.
-    k.ok(&["delete", "pod", "hello"]);
+    k.ok(&["delete", "pod", "hello", "envy"]);
     wait_for(Duration::from_secs(30), "the pod's process ended", || {
         (!running(&pattern) && namespaces_left(std::slice::from_ref(&uid)).is_empty()).then_some(())
     });

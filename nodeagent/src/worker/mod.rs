@@ -28,6 +28,9 @@ use status::{ContainerReport, PodReport};
 const RESTART_BACKOFF: Duration = Duration::from_secs(10);
 const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(300);
 
+/// How long a container whose environment cannot be made waits before it is tried again.
+const CONFIG_RETRY: Duration = Duration::from_secs(5);
+
 /// The wait before the restart that follows `restarts` earlier ones: 10 s doubling to 5 min.
 fn restart_backoff(restarts: u32) -> Duration {
     (RESTART_BACKOFF * 2u32.pow(restarts.min(5))).min(MAX_RESTART_BACKOFF)
@@ -80,6 +83,8 @@ struct Slot {
     running: bool,
     /// Its probes (app containers).
     probes: probe::ContainerProbes,
+    /// Why it could not be created (a missing ConfigMap, Secret or key), until it is.
+    config_error: Option<String>,
 }
 
 /// Drives one pod.
@@ -374,7 +379,29 @@ impl PodWorker {
         init: bool,
         index: usize,
     ) -> Result<(), RuntimeError> {
-        let env = env::resolve(&self.pod, c, &sandbox.ip, &self.host_ip);
+        // The environment first: a ConfigMap, Secret or key it needs that is missing keeps the
+        // container from being created (CreateContainerConfigError), tried again later.
+        let namespace = self.pod.metadata.namespace.clone().unwrap_or_default();
+        let resolved = match env::Sources::fetch(&self.client, &namespace, c).await {
+            Ok(sources) => env::resolve(&self.pod, c, (&sandbox.ip, &self.host_ip), &sources),
+            Err(e) => Err(format!("reading the environment's sources: {e}")),
+        };
+        let env = match resolved {
+            Ok(env) => env,
+            Err(message) => {
+                self.event("Warning", "Failed", format!("Error: {message}"));
+                let slot = if init {
+                    &mut self.init[index]
+                } else {
+                    &mut self.containers[index]
+                };
+                slot.config_error = Some(message);
+                slot.restart_at = Some(Instant::now() + CONFIG_RETRY);
+                slot.id = None;
+                slot.running = false;
+                return Ok(());
+            }
+        };
         let mut command = c.command.clone().unwrap_or_default();
         command.extend(c.args.clone().unwrap_or_default());
         let command = command.iter().map(|a| env::expand(a, &env)).collect();
@@ -424,6 +451,7 @@ impl PodWorker {
         };
         slot.id = Some(id);
         slot.restart_at = None;
+        slot.config_error = None;
         slot.running = started;
         if !init {
             let (probes, problems) = probe::ContainerProbes::of(c, Instant::now());
@@ -452,6 +480,11 @@ impl PodWorker {
                     self.start(sandbox, c, false, i).await?;
                 } else {
                     wake = soonest(wake, at);
+                    continue;
+                }
+                // Its environment could not be made: tried again later.
+                if let Some(again) = self.containers[i].restart_at {
+                    wake = soonest(wake, again);
                     continue;
                 }
             }
@@ -582,16 +615,18 @@ impl PodWorker {
                 .map_or(slot.probes.ready(), |(ready, _)| ready),
             _ => false,
         };
-        let waiting = slot.restart_at.map(|_| {
-            (
+        let waiting = match (&slot.config_error, slot.restart_at) {
+            (Some(message), _) => Some(("CreateContainerConfigError".to_owned(), message.clone())),
+            (None, Some(_)) => Some((
                 "CrashLoopBackOff".to_owned(),
                 format!(
                     "back-off restarting failed container {} in pod {}",
                     c.name,
                     name_of(&self.pod)
                 ),
-            )
-        });
+            )),
+            (None, None) => None,
+        };
         ContainerReport {
             name: c.name.clone(),
             image: c.image.clone().unwrap_or_default(),
