@@ -536,6 +536,19 @@ spec:
     )
 }
 
+const HOG: &str = r#"apiVersion: v1
+kind: Pod
+metadata: {name: hog}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: python
+    command: [python3, -c, 'x = bytearray(256 * 1024 * 1024); print(len(x))']
+    resources:
+      limits: {memory: 64Mi, cpu: 500m}
+"#;
+
 fn waiting_yaml(mnt: &str) -> String {
     format!(
         r#"apiVersion: v1
@@ -555,7 +568,7 @@ spec:
 }
 
 #[test]
-fn volumes_are_mounted_where_the_pod_says() {
+fn volumes_are_mounted_and_limits_enforced() {
     let Some((mut a, _)) = process_appliance(2) else {
         return;
     };
@@ -619,7 +632,25 @@ fn volumes_are_mounted_where_the_pod_says() {
         "--timeout=30s",
     ]);
 
-    k.ok(&["delete", "pod", "vols", "waiting"]);
+    // Over its memory limit, a container is OOM-killed inside its own cgroup, and says so.
+    k.ok_stdin(&["apply", "-f", "-"], HOG);
+    let ended = wait_for(Duration::from_secs(60), "the hog OOM-killed", || {
+        let text = k.ok(&[
+            "get",
+            "pod",
+            "hog",
+            "-o",
+            "jsonpath={.status.containerStatuses[0].state.terminated.reason} {.status.containerStatuses[0].state.terminated.exitCode}",
+        ]);
+        (!text.trim().is_empty()).then_some(text)
+    });
+    assert_eq!(ended, "OOMKilled 137");
+    assert_eq!(
+        k.ok(&["get", "pod", "hog", "-o", "jsonpath={.status.phase}"]),
+        "Failed"
+    );
+
+    k.ok(&["delete", "pod", "vols", "waiting", "hog"]);
     stop(&mut a);
     assert!(!running(&format!("sleep {seconds}")));
 }

@@ -30,6 +30,7 @@ fn container(name: &str, script: &str) -> ContainerConfig {
         ],
         working_dir: None,
         mounts: Vec::new(),
+        limits: Default::default(),
     }
 }
 

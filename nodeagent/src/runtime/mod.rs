@@ -2,6 +2,7 @@
 //! their status, and exec. The pod workers drive any back end through it; `sim` (a hollow
 //! node) and `process` (host processes) are here; `cri` comes next.
 
+pub mod cgroups;
 pub mod crilog;
 pub mod mounts;
 pub mod network;
@@ -70,6 +71,8 @@ pub struct ContainerConfig {
     pub working_dir: Option<String>,
     /// The volumes it mounts.
     pub mounts: Vec<mounts::Mount>,
+    /// Its resource limits.
+    pub limits: cgroups::Limits,
 }
 
 /// A container's state, as CRI reports it.

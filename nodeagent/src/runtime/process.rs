@@ -65,6 +65,8 @@ pub struct ProcessRuntime {
     network: Arc<dyn PodNetwork>,
     /// Whether mount namespaces can be made (root).
     can_mount: bool,
+    /// Where containers' limits are set.
+    cgroups: super::cgroups::Hierarchy,
     inner: Arc<Mutex<Inner>>,
 }
 
@@ -117,6 +119,7 @@ impl ProcessRuntime {
             root: root.into(),
             network: Arc::new(HostNetwork::new(address)),
             can_mount: rustix::process::geteuid().is_root(),
+            cgroups: super::cgroups::Hierarchy::detect(),
             inner: Arc::default(),
         }
     }
@@ -206,9 +209,21 @@ impl ProcessRuntime {
             }
             &[]
         };
-        let command = wrap(
-            &net,
-            &super::mounts::wrap(mounts, &workdir, &config.command),
+        let groups = match self.cgroups.create(&id, &config.limits) {
+            Ok(groups) => groups,
+            Err(e) => {
+                self.ended(&id, 128, "StartError");
+                return Err(e);
+            }
+        };
+        // Outside in: the container's cgroups (joined first: `ip netns exec` hides the host's
+        // /sys), the pod's network, its mounts, its command.
+        let command = super::cgroups::wrap(
+            &groups,
+            &wrap(
+                &net,
+                &super::mounts::wrap(mounts, &workdir, &config.command),
+            ),
         );
         let Some((program, args)) = command.split_first() else {
             return Err(RuntimeError::Failed("an empty command".into()));
@@ -268,7 +283,12 @@ impl ProcessRuntime {
                         .code()
                         .or_else(|| status.signal().map(|s| 128 + s))
                         .unwrap_or(128);
-                    (code, if code == 0 { "Completed" } else { "Error" })
+                    let reason = match code {
+                        0 => "Completed",
+                        137 if runtime.cgroups.oom_killed(&id) => "OOMKilled",
+                        _ => "Error",
+                    };
+                    (code, reason)
                 }
                 Err(e) => {
                     tracing::warn!(container = %id, error = %e, "waiting for a container failed");
@@ -286,6 +306,7 @@ impl ProcessRuntime {
                 }
             }
             runtime.ended(&id, code, reason);
+            runtime.cgroups.remove(&id);
         });
         Ok(())
     }
@@ -347,6 +368,7 @@ impl ProcessRuntime {
             }
         }
         self.network.close().await;
+        self.cgroups.close();
     }
 }
 

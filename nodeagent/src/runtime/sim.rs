@@ -388,6 +388,7 @@ mod tests {
             env: Vec::new(),
             working_dir: None,
             mounts: Vec::new(),
+            limits: Default::default(),
         }
     }
 

@@ -28,6 +28,22 @@ use status::{ContainerReport, PodReport};
 const RESTART_BACKOFF: Duration = Duration::from_secs(10);
 const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(300);
 
+/// A container's `resources.limits` as the runtime enforces them.
+fn limits_of(c: &core::Container) -> crate::runtime::cgroups::Limits {
+    use ferry_schema::quantity::Quantity;
+    let limit = |name: &str| {
+        c.resources
+            .as_ref()
+            .and_then(|r| r.limits.as_ref())
+            .and_then(|l| l.get(name))
+            .and_then(|q| Quantity::parse(&q.0).ok())
+    };
+    crate::runtime::cgroups::Limits {
+        memory_bytes: limit("memory").and_then(|q| u64::try_from(q.value()).ok()),
+        cpu_millis: limit("cpu").and_then(|q| u64::try_from(q.milli_value()).ok()),
+    }
+}
+
 /// How long a container whose environment cannot be made waits before it is tried again.
 const CONFIG_RETRY: Duration = Duration::from_secs(5);
 
@@ -417,6 +433,7 @@ impl PodWorker {
                     env,
                     working_dir: c.working_dir.clone().filter(|d| !d.is_empty()),
                     mounts: self.mounts_of(c),
+                    limits: limits_of(c),
                 },
             )
             .await?;
