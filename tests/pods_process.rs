@@ -481,12 +481,73 @@ fn probes_decide_readiness_and_restart_containers() {
         "{events}"
     );
 
+    // Lifecycle hooks: postStart after the start, preStop before the stop; a failing
+    // postStart kills the container and its restart policy restarts it.
+    let marks = a.dir.path().join("hooks");
+    std::fs::create_dir_all(&marks).expect("hooks dir");
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        &hooked_yaml(&marks.display().to_string(), &seconds),
+    );
+    wait_for(Duration::from_secs(30), "the postStart hook ran", || {
+        marks.join("post").exists().then_some(())
+    });
+    wait_for(
+        Duration::from_secs(30),
+        "the failing postStart restarts its container",
+        || {
+            let events = k.ok(&[
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.name=hooked",
+            ]);
+            let restarts = k.ok(&[
+                "get",
+                "pod",
+                "hooked",
+                "-o",
+                "jsonpath={.status.containerStatuses[?(@.name==\"bad\")].restartCount}",
+            ]);
+            (events.contains("FailedPostStartHook") && restarts.parse::<u32>().unwrap_or(0) >= 1)
+                .then_some(())
+        },
+    );
+    assert!(!marks.join("pre").exists());
+    k.ok(&["delete", "pod", "hooked"]);
+    wait_for(Duration::from_secs(30), "the preStop hook ran", || {
+        marks.join("pre").exists().then_some(())
+    });
+
     k.ok(&["delete", "pod", "web"]);
     let pattern = format!("sleep {seconds}");
     wait_for(Duration::from_secs(30), "the pod's processes ended", || {
         (!running(&pattern) && !running(&format!("http.server {port}"))).then_some(())
     });
     stop(&mut a);
+}
+
+fn hooked_yaml(marks: &str, seconds: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: hooked}}
+spec:
+  terminationGracePeriodSeconds: 5
+  containers:
+  - name: good
+    image: busybox
+    command: [sleep, "{seconds}"]
+    lifecycle:
+      postStart: {{exec: {{command: [sh, -c, 'echo started > {marks}/post']}}}}
+      preStop: {{exec: {{command: [sh, -c, 'echo stopping > {marks}/pre']}}}}
+  - name: bad
+    image: busybox
+    command: [sleep, "{seconds}"]
+    lifecycle:
+      postStart: {{exec: {{command: [sh, -c, 'exit 1']}}}}
+"#
+    )
 }
 
 fn volumes_yaml(mnt: &str, seconds: &str) -> String {

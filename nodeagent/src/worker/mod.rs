@@ -3,6 +3,7 @@
 //! writes the pod's status whenever what the kubelet would report changes.
 
 pub mod env;
+pub mod hooks;
 pub mod probe;
 pub mod status;
 pub mod volumes;
@@ -453,6 +454,7 @@ impl PodWorker {
         let started = match self.runtime.start_container(&id).await {
             Ok(()) => {
                 self.event("Normal", "Started", format!("Started container {}", c.name));
+                self.post_start(c, &id, &sandbox.ip).await;
                 true
             }
             Err(e) => {
@@ -478,6 +480,68 @@ impl PodWorker {
             }
         }
         Ok(())
+    }
+
+    /// Runs the container's postStart hook; a failure kills the container (its restart
+    /// policy takes it from there).
+    async fn post_start(&self, c: &core::Container, id: &str, ip: &str) {
+        let handler = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref());
+        let Some(hook) = handler.and_then(|h| hooks::of(h, c)) else {
+            return;
+        };
+        if let Err(message) = hooks::run(
+            &hook,
+            self.runtime.as_ref(),
+            id,
+            ip,
+            Duration::from_secs(30),
+        )
+        .await
+        {
+            self.event(
+                "Warning",
+                "FailedPostStartHook",
+                format!("PostStartHook failed: {message}"),
+            );
+            if let Err(e) = self.runtime.stop_container(id, self.grace()).await {
+                tracing::warn!(container = %id, error = %e, "a container whose postStart hook failed could not be stopped");
+            }
+        }
+    }
+
+    /// The pod's termination grace period.
+    fn grace(&self) -> Duration {
+        Duration::from_secs(
+            self.spec()
+                .termination_grace_period_seconds
+                .unwrap_or(30)
+                .max(0) as u64,
+        )
+    }
+
+    /// Stops container `id` (`c`) within `grace`: its preStop hook first, then the runtime's
+    /// stop with what is left of the grace period.
+    async fn stop_gracefully(
+        &self,
+        c: Option<&core::Container>,
+        id: &str,
+        ip: &str,
+        grace: Duration,
+    ) -> Result<(), RuntimeError> {
+        let deadline = Instant::now() + grace;
+        let handler = c.and_then(|c| c.lifecycle.as_ref()?.pre_stop.as_ref().map(|h| (c, h)));
+        if let Some((c, handler)) = handler
+            && let Some(hook) = hooks::of(handler, c)
+            && let Err(message) = hooks::run(&hook, self.runtime.as_ref(), id, ip, grace).await
+        {
+            self.event(
+                "Warning",
+                "FailedPreStopHook",
+                format!("PreStopHook failed: {message}"),
+            );
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.runtime.stop_container(id, left).await
     }
 
     /// Running: restarts containers that ended, per the policy and back-off.
@@ -542,11 +606,9 @@ impl PodWorker {
                             c.name
                         ),
                     );
-                    let grace = Duration::from_secs(
-                        spec.termination_grace_period_seconds.unwrap_or(30).max(0) as u64,
-                    );
                     // It ends, its end wakes the worker, and the restart policy restarts it.
-                    self.runtime.stop_container(&id, grace).await?;
+                    self.stop_gracefully(Some(c), &id, &sandbox.ip, self.grace())
+                        .await?;
                     continue;
                 }
             }
@@ -692,20 +754,30 @@ impl PodWorker {
             | PodState::Finished { sandbox } => sandbox,
             PodState::Pending | PodState::Gone => return,
         };
-        let grace = Duration::from_secs(
-            self.spec()
-                .termination_grace_period_seconds
-                .unwrap_or(30)
-                .max(0) as u64,
-        );
-        for c in &self.spec().containers {
+        let grace = self.grace();
+        let spec = self.spec();
+        for c in &spec.containers {
             self.event(
                 "Normal",
                 "Killing",
                 format!("Stopping container {}", c.name),
             );
         }
-        for slot in self.init.iter().chain(self.containers.iter()) {
+        // The app containers in parallel (each preStop hook, then the stop, within the one
+        // grace period), then what is left of the init containers.
+        let this: &PodWorker = self;
+        let stops = this.containers.iter().enumerate().filter_map(|(i, slot)| {
+            let id = slot.id.clone()?;
+            let c = spec.containers.get(i);
+            let ip = sandbox.ip.clone();
+            Some(async move {
+                if let Err(e) = this.stop_gracefully(c, &id, &ip, grace).await {
+                    tracing::warn!(container = %id, error = %e, "a container could not be stopped");
+                }
+            })
+        });
+        futures::future::join_all(stops).await;
+        for slot in &self.init {
             if let Some(id) = &slot.id
                 && let Err(e) = self.runtime.stop_container(id, grace).await
             {
