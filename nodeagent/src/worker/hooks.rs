@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1 as core;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::probe::{self, Action};
 use crate::runtime::Runtime;
@@ -29,30 +28,7 @@ pub fn of(handler: &core::LifecycleHandler, container: &core::Container) -> Opti
         )));
     }
     if let Some(http) = &handler.http_get {
-        let port = match &http.port {
-            IntOrString::Int(n) => u16::try_from(*n).ok()?,
-            IntOrString::String(name) => container
-                .ports
-                .iter()
-                .flatten()
-                .find(|p| p.name.as_deref() == Some(name.as_str()))
-                .and_then(|p| u16::try_from(p.container_port).ok())?,
-        };
-        return Some(Hook::Act(Action::Http {
-            host: http.host.clone().filter(|h| !h.is_empty()),
-            port,
-            path: http
-                .path
-                .clone()
-                .filter(|p| !p.is_empty())
-                .unwrap_or_else(|| "/".into()),
-            headers: http
-                .http_headers
-                .iter()
-                .flatten()
-                .map(|h| (h.name.clone(), h.value.clone()))
-                .collect(),
-        }));
+        return probe::http_action(http, container).ok().map(Hook::Act);
     }
     if let Some(sleep) = &handler.sleep {
         return Some(Hook::Sleep(

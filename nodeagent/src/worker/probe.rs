@@ -112,27 +112,35 @@ fn port_of(port: &IntOrString, container: &core::Container) -> Result<u16, Probe
     }
 }
 
+/// An `httpGet` (of a probe or a hook) as an action, its named port resolved.
+pub fn http_action(
+    http: &core::HTTPGetAction,
+    container: &core::Container,
+) -> Result<Action, ProbeError> {
+    Ok(Action::Http {
+        host: http.host.clone().filter(|h| !h.is_empty()),
+        port: port_of(&http.port, container)?,
+        path: http
+            .path
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "/".into()),
+        headers: http
+            .http_headers
+            .iter()
+            .flatten()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect(),
+    })
+}
+
 impl ProbeSpec {
     /// The probe of `container`, defaults filled in and named ports resolved.
     pub fn of(probe: &core::Probe, container: &core::Container) -> Result<ProbeSpec, ProbeError> {
         let action = if let Some(exec) = &probe.exec {
             Action::Exec(exec.command.clone().unwrap_or_default())
         } else if let Some(http) = &probe.http_get {
-            Action::Http {
-                host: http.host.clone().filter(|h| !h.is_empty()),
-                port: port_of(&http.port, container)?,
-                path: http
-                    .path
-                    .clone()
-                    .filter(|p| !p.is_empty())
-                    .unwrap_or_else(|| "/".into()),
-                headers: http
-                    .http_headers
-                    .iter()
-                    .flatten()
-                    .map(|h| (h.name.clone(), h.value.clone()))
-                    .collect(),
-            }
+            http_action(http, container)?
         } else if let Some(tcp) = &probe.tcp_socket {
             Action::Tcp {
                 host: tcp.host.clone().filter(|h| !h.is_empty()),
