@@ -569,7 +569,7 @@ spec:
   containers:
   - name: reader
     image: busybox
-    command: [sh, -c, 'cat {mnt}/config/greeting; echo; cat {mnt}/secret/tok; echo; stat -c %a {mnt}/secret/tok; cat {mnt}/info/name; echo; echo shared > {mnt}/scratch/file; pwd; exec sleep {seconds}']
+    command: [sh, -c, 'cat {mnt}/config/greeting; echo; cat {mnt}/secret/tok; echo; stat -L -c %a {mnt}/secret/tok; cat {mnt}/info/name; echo; echo shared > {mnt}/scratch/file; pwd; exec sleep {seconds}']
     workingDir: {mnt}/scratch
     volumeMounts:
     - {{name: config, mountPath: {mnt}/config}}
@@ -581,6 +581,11 @@ spec:
     command: [sh, -c, 'while [ ! -f {mnt}/other/file ]; do sleep 0.2; done; cat {mnt}/other/file; exec sleep {seconds}']
     volumeMounts:
     - {{name: scratch, mountPath: {mnt}/other}}
+  - name: watcher
+    image: busybox
+    command: [sh, -c, 'last=; while :; do g=$(cat {mnt}/config/greeting); if [ "$g" != "$last" ]; then echo "$g"; last=$g; fi; sleep 0.2; done']
+    volumeMounts:
+    - {{name: config, mountPath: {mnt}/config}}
   volumes:
   - name: config
     configMap: {{name: cfg}}
@@ -659,6 +664,18 @@ fn volumes_are_mounted_and_limits_enforced() {
         peer, "shared\n",
         "an emptyDir is shared by the pod's containers"
     );
+    // A ConfigMap changed in place: the files of the mounted volume follow it.
+    k.ok(&[
+        "patch",
+        "configmap",
+        "cfg",
+        "-p",
+        r#"{"data":{"greeting":"bonjour"}}"#,
+    ]);
+    wait_for(Duration::from_secs(40), "the volume's file updated", || {
+        let text = k.ok(&["logs", "vols", "-c", "watcher"]);
+        (text == "hello\nbonjour\n").then_some(())
+    });
     // The mounts are the pod's own: the host sees none of them.
     assert!(!Path::new(&mnt).join("config").join("greeting").exists());
 

@@ -21,7 +21,7 @@ use crate::config::NodeConfig;
 use crate::heartbeat;
 use crate::node;
 use crate::runtime::Runtime;
-use crate::worker::{PodUpdate, PodWorker};
+use crate::worker::{NodeSite, PodUpdate, PodWorker};
 
 /// One node of the process and its runtime.
 pub struct NodeHandle {
@@ -234,26 +234,23 @@ impl NodeAgent {
                 .collect(),
             cancel.clone(),
         ));
-        type Placement = (
-            Arc<dyn Runtime>,
-            String,
-            Recorder,
-            Option<std::path::PathBuf>,
-        );
-        let by_name: HashMap<String, Placement> = self
+        let by_name: HashMap<String, NodeSite> = self
             .nodes
             .iter()
             .map(|n| {
-                let recorder = Recorder::new(self.client.clone(), "kubelet", &n.config.name);
-                (
-                    n.config.name.clone(),
-                    (
-                        n.runtime.clone(),
-                        n.config.address.clone(),
-                        recorder,
-                        n.volumes.clone(),
-                    ),
-                )
+                let site = NodeSite {
+                    runtime: n.runtime.clone(),
+                    client: self.client.clone(),
+                    host_ip: n.config.address.clone(),
+                    events: Some(Recorder::new(
+                        self.client.clone(),
+                        "kubelet",
+                        &n.config.name,
+                    )),
+                    volume_root: n.volumes.clone(),
+                    allocatable: n.config.capacity.clone(),
+                };
+                (n.config.name.clone(), site)
             })
             .collect();
         // One watch for every node of the process: one node watches its own name; many watch
@@ -286,7 +283,7 @@ impl NodeAgent {
                     let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
                         continue;
                     };
-                    let Some((runtime, address, recorder, volumes)) = by_name.get(&node) else {
+                    let Some(site) = by_name.get(&node) else {
                         continue;
                     };
                     let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -298,12 +295,7 @@ impl NodeAgent {
                     }
                     let (tx, rx) = mpsc::channel(8);
                     let span = tracing::debug_span!("pod", node = %node, pod = %pod.metadata.name.as_deref().unwrap_or_default());
-                    let mut worker =
-                        PodWorker::new(pod, runtime.clone(), self.client.clone(), address)
-                            .with_events(recorder.clone());
-                    if let Some(root) = volumes {
-                        worker = worker.with_volumes(root.clone());
-                    }
+                    let worker = PodWorker::new(pod, site.clone());
                     tokio::spawn(worker.run(rx, cancel.child_token()).instrument(span));
                     workers.insert(uid, tx);
                 }

@@ -5,10 +5,12 @@
 //! `envFrom` with its `prefix`). A ConfigMap, Secret or key that is missing and not `optional`
 //! is a `CreateContainerConfigError`. The command and args are expanded the same way.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
+use ferry_schema::quantity::Quantity;
 use k8s_openapi::api::core::v1 as core;
-use kube::Api;
+
+use super::sources::{PodSources, SourceKind};
 
 /// The `PATH` a container gets when its spec does not set one.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -72,86 +74,85 @@ pub fn field(pod: &core::Pod, path: &str, pod_ip: &str, host_ip: &str) -> Option
     }
 }
 
-/// The ConfigMaps and Secrets a container's environment reads (`None`: it does not exist).
-#[derive(Debug, Clone, Default)]
-pub struct Sources {
-    config_maps: HashMap<String, Option<BTreeMap<String, String>>>,
-    secrets: HashMap<String, Option<BTreeMap<String, String>>>,
+/// The value of `key` in the ConfigMap or Secret `name`; `Err` names what is missing.
+fn lookup(
+    sources: &PodSources,
+    kind: SourceKind,
+    (name, key): (&str, &str),
+    optional: bool,
+    namespace: &str,
+) -> Result<Option<String>, String> {
+    match sources.get(kind, name) {
+        None if optional => Ok(None),
+        None => Err(format!("{} \"{name}\" not found", kind.word())),
+        Some(data) => match data.get(key) {
+            Some(v) => Ok(Some(String::from_utf8_lossy(v).into_owned())),
+            None if optional => Ok(None),
+            None => Err(format!(
+                "couldn't find key {key} in {} {namespace}/{name}",
+                kind.title()
+            )),
+        },
+    }
 }
 
-impl Sources {
-    /// Reads what `container`'s env and envFrom refer to, in `namespace`.
-    pub async fn fetch(
-        client: &kube::Client,
-        namespace: &str,
-        container: &core::Container,
-    ) -> Result<Sources, kube::Error> {
-        let mut maps: Vec<String> = Vec::new();
-        let mut secrets: Vec<String> = Vec::new();
-        for var in container.env.iter().flatten() {
-            if let Some(from) = &var.value_from {
-                maps.extend(from.config_map_key_ref.as_ref().map(|r| r.name.clone()));
-                secrets.extend(from.secret_key_ref.as_ref().map(|r| r.name.clone()));
-            }
-        }
-        for from in container.env_from.iter().flatten() {
-            maps.extend(from.config_map_ref.as_ref().map(|r| r.name.clone()));
-            secrets.extend(from.secret_ref.as_ref().map(|r| r.name.clone()));
-        }
-        let mut sources = Sources::default();
-        for name in maps {
-            if sources.config_maps.contains_key(&name) {
-                continue;
-            }
-            let api: Api<core::ConfigMap> = Api::namespaced(client.clone(), namespace);
-            let data = api
-                .get_opt(&name)
-                .await?
-                .map(|cm| cm.data.unwrap_or_default());
-            sources.config_maps.insert(name, data);
-        }
-        for name in secrets {
-            if sources.secrets.contains_key(&name) {
-                continue;
-            }
-            let api: Api<core::Secret> = Api::namespaced(client.clone(), namespace);
-            let data = api.get_opt(&name).await?.map(|s| {
-                s.data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-                    .collect()
-            });
-            sources.secrets.insert(name, data);
-        }
-        Ok(sources)
-    }
+/// Where a container runs: what `fieldRef` and `resourceFieldRef` read besides the pod.
+#[derive(Debug, Clone, Copy)]
+pub struct Place<'a> {
+    /// The pod's IP.
+    pub pod_ip: &'a str,
+    /// The node's IP.
+    pub host_ip: &'a str,
+    /// The node's allocatable resources: the value of a limit the container leaves unset.
+    pub allocatable: &'a BTreeMap<String, String>,
+}
 
-    fn lookup(
-        &self,
-        secret: bool,
-        name: &str,
-        key: &str,
-        optional: bool,
-        namespace: &str,
-    ) -> Result<Option<String>, String> {
-        let (table, kind, title) = if secret {
-            (&self.secrets, "secret", "Secret")
-        } else {
-            (&self.config_maps, "configmap", "ConfigMap")
-        };
-        match table.get(name).cloned().flatten() {
-            None if optional => Ok(None),
-            None => Err(format!("{kind} \"{name}\" not found")),
-            Some(data) => match data.get(key) {
-                Some(v) => Ok(Some(v.clone())),
-                None if optional => Ok(None),
-                None => Err(format!(
-                    "couldn't find key {key} in {title} {namespace}/{name}"
-                )),
-            },
+/// The value of a `resourceFieldRef` (`limits.cpu`, `requests.memory`, ...) of `container`,
+/// divided by its `divisor` and rounded up, as the downward API gives it; an unset limit is
+/// the node's allocatable amount.
+pub fn resource_field(
+    container: &core::Container,
+    selector: &core::ResourceFieldSelector,
+    allocatable: &BTreeMap<String, String>,
+) -> Result<String, String> {
+    let (which, resource) = selector
+        .resource
+        .split_once('.')
+        .ok_or_else(|| format!("unsupported container resource: {:?}", selector.resource))?;
+    let resources = container.resources.as_ref();
+    let set = match which {
+        "limits" => resources.and_then(|r| r.limits.as_ref()),
+        "requests" => resources.and_then(|r| r.requests.as_ref()),
+        _ => {
+            return Err(format!(
+                "unsupported container resource: {:?}",
+                selector.resource
+            ));
         }
+    };
+    let value = set
+        .and_then(|l| l.get(resource))
+        .map(|q| q.0.clone())
+        .or_else(|| match which {
+            "limits" => allocatable.get(resource).cloned(),
+            // An unset request is 0 (cpu and memory alike).
+            _ => Some("0".into()),
+        })
+        .unwrap_or_else(|| "0".into());
+    let parse = |text: &str| {
+        Quantity::parse(text).map_err(|e| format!("resourceFieldRef {}: {e}", selector.resource))
+    };
+    let quantity = parse(&value)?;
+    let divisor = parse(selector.divisor.as_ref().map_or("1", |d| d.0.as_str()))?;
+    let (top, bottom) = (quantity.milli_value(), divisor.milli_value());
+    if bottom <= 0 {
+        return Err(format!(
+            "resourceFieldRef {}: the divisor must be positive",
+            selector.resource
+        ));
     }
+    // Rounded up, as the kubelet rounds (cpu 250m with divisor 1 is 1).
+    Ok(((top + bottom - 1).div_euclid(bottom)).to_string())
 }
 
 /// The environment of `container` in `pod`; `Err` names what is missing
@@ -159,10 +160,10 @@ impl Sources {
 pub fn resolve(
     pod: &core::Pod,
     container: &core::Container,
-    ips: (&str, &str),
-    sources: &Sources,
+    place: Place<'_>,
+    sources: &PodSources,
 ) -> Result<Vec<(String, String)>, String> {
-    let (pod_ip, host_ip) = ips;
+    let (pod_ip, host_ip) = (place.pod_ip, place.host_ip);
     let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
     let mut env: Vec<(String, String)> = vec![
         ("PATH".into(), DEFAULT_PATH.into()),
@@ -177,27 +178,23 @@ pub fn resolve(
     };
     for from in container.env_from.iter().flatten() {
         let prefix = from.prefix.clone().unwrap_or_default();
-        let (secret, name, optional) = match (&from.config_map_ref, &from.secret_ref) {
-            (Some(r), _) => (false, r.name.clone(), r.optional.unwrap_or(false)),
-            (None, Some(r)) => (true, r.name.clone(), r.optional.unwrap_or(false)),
+        let (kind, name, optional) = match (&from.config_map_ref, &from.secret_ref) {
+            (Some(r), _) => (SourceKind::ConfigMap, &r.name, r.optional.unwrap_or(false)),
+            (None, Some(r)) => (SourceKind::Secret, &r.name, r.optional.unwrap_or(false)),
             (None, None) => continue,
         };
-        let table = if secret {
-            &sources.secrets
-        } else {
-            &sources.config_maps
-        };
-        match table.get(&name).cloned().flatten() {
+        match sources.get(kind, name) {
             Some(data) => {
                 for (k, v) in data {
-                    set(&mut env, format!("{prefix}{k}"), v);
+                    set(
+                        &mut env,
+                        format!("{prefix}{k}"),
+                        String::from_utf8_lossy(v).into_owned(),
+                    );
                 }
             }
             None if optional => {}
-            None => {
-                let kind = if secret { "secret" } else { "configmap" };
-                return Err(format!("{kind} \"{name}\" not found"));
-            }
+            None => return Err(format!("{} \"{name}\" not found", kind.word())),
         }
     }
     for var in container.env.iter().flatten() {
@@ -207,23 +204,24 @@ pub fn resolve(
                 let found = if let Some(r) = &from.field_ref {
                     field(pod, &r.field_path, pod_ip, host_ip)
                 } else if let Some(r) = &from.config_map_key_ref {
-                    sources.lookup(
-                        false,
-                        &r.name,
-                        &r.key,
+                    lookup(
+                        sources,
+                        SourceKind::ConfigMap,
+                        (&r.name, &r.key),
                         r.optional.unwrap_or(false),
                         namespace,
                     )?
                 } else if let Some(r) = &from.secret_key_ref {
-                    sources.lookup(
-                        true,
-                        &r.name,
-                        &r.key,
+                    lookup(
+                        sources,
+                        SourceKind::Secret,
+                        (&r.name, &r.key),
                         r.optional.unwrap_or(false),
                         namespace,
                     )?
+                } else if let Some(r) = &from.resource_field_ref {
+                    Some(resource_field(container, r, place.allocatable)?)
                 } else {
-                    // resourceFieldRef comes with cgroups.
                     None
                 };
                 match found {
@@ -241,6 +239,7 @@ pub fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::worker::sources::Data;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -257,6 +256,42 @@ mod tests {
         assert_eq!(expand("$(C) and $(A", &e), "$(C) and $(A");
     }
 
+    fn place<'a>(ips: (&'a str, &'a str), allocatable: &'a BTreeMap<String, String>) -> Place<'a> {
+        Place {
+            pod_ip: ips.0,
+            host_ip: ips.1,
+            allocatable,
+        }
+    }
+
+    #[test]
+    fn resource_fields_divide_round_up_and_fall_back_to_the_node() {
+        let c: core::Container = serde_json::from_value(serde_json::json!({
+            "name": "c", "resources": {"limits": {"memory": "64Mi", "cpu": "250m"}}
+        }))
+        .expect("container");
+        let node = BTreeMap::from([("ephemeral-storage".into(), "10Gi".into())]);
+        let field = |resource: &str, divisor: Option<&str>| {
+            let selector = core::ResourceFieldSelector {
+                resource: resource.into(),
+                divisor: divisor
+                    .map(|d| k8s_openapi::apimachinery::pkg::api::resource::Quantity(d.into())),
+                container_name: None,
+            };
+            resource_field(&c, &selector, &node)
+        };
+        assert_eq!(field("limits.memory", None).as_deref(), Ok("67108864"));
+        assert_eq!(field("limits.memory", Some("1Mi")).as_deref(), Ok("64"));
+        assert_eq!(field("limits.cpu", None).as_deref(), Ok("1"));
+        assert_eq!(field("limits.cpu", Some("1m")).as_deref(), Ok("250"));
+        assert_eq!(field("requests.cpu", None).as_deref(), Ok("0"));
+        assert_eq!(
+            field("limits.ephemeral-storage", Some("1Gi")).as_deref(),
+            Ok("10")
+        );
+        assert!(field("limits", None).is_err());
+    }
+
     #[test]
     fn values_see_earlier_variables_and_the_pod() {
         let pod: core::Pod = serde_json::from_value(serde_json::json!({
@@ -271,7 +306,13 @@ mod tests {
         }))
         .expect("pod");
         let c = &pod.spec.as_ref().expect("spec").containers[0];
-        let got = resolve(&pod, c, ("10.0.0.5", "127.0.0.1"), &Sources::default()).expect("env");
+        let got = resolve(
+            &pod,
+            c,
+            place(("10.0.0.5", "127.0.0.1"), &BTreeMap::new()),
+            &PodSources::default(),
+        )
+        .expect("env");
         let get = |k: &str| got.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("MESSAGE"), Some("hi from $(ME)"));
         assert_eq!(get("ME"), Some("web-1"));
@@ -294,27 +335,28 @@ mod tests {
         }))
         .expect("pod");
         let c = &pod.spec.as_ref().expect("spec").containers[0];
-        let mut sources = Sources::default();
-        sources.config_maps.insert(
-            "settings".into(),
-            Some(BTreeMap::from([("mode".into(), "fast".into())])),
-        );
+        let settings = Some(Data::from([("mode".into(), b"fast".to_vec())]));
+        let with = |creds: Option<Data>| {
+            PodSources::from_objects([
+                (SourceKind::ConfigMap, "settings".into(), settings.clone()),
+                (SourceKind::Secret, "creds".into(), creds),
+            ])
+        };
         assert_eq!(
-            resolve(&pod, c, ("", ""), &sources),
+            resolve(&pod, c, place(("", ""), &BTreeMap::new()), &with(None)),
             Err("secret \"creds\" not found".to_owned())
         );
-        sources
-            .secrets
-            .insert("creds".into(), Some(BTreeMap::new()));
         assert_eq!(
-            resolve(&pod, c, ("", ""), &sources),
+            resolve(
+                &pod,
+                c,
+                place(("", ""), &BTreeMap::new()),
+                &with(Some(Data::new()))
+            ),
             Err("couldn't find key token in Secret demo/creds".to_owned())
         );
-        sources.secrets.insert(
-            "creds".into(),
-            Some(BTreeMap::from([("token".into(), "t0k".into())])),
-        );
-        let env = resolve(&pod, c, ("", ""), &sources).expect("env");
+        let sources = with(Some(Data::from([("token".into(), b"t0k".to_vec())])));
+        let env = resolve(&pod, c, place(("", ""), &BTreeMap::new()), &sources).expect("env");
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(
             (get("APP_mode"), get("TOKEN"), get("MAYBE")),

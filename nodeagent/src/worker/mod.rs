@@ -2,9 +2,11 @@
 //! (sandbox, init containers in order, containers, restarts, the end) against the runtime, and
 //! writes the pod's status whenever what the kubelet would report changes.
 
+pub mod atomic;
 pub mod env;
 pub mod hooks;
 pub mod probe;
+pub mod sources;
 pub mod status;
 pub mod volumes;
 
@@ -23,6 +25,7 @@ use ferry_client::events::{Involved, Recorder};
 use crate::runtime::{
     ContainerConfig, ContainerState, Runtime, RuntimeError, SandboxConfig, SandboxInfo,
 };
+use sources::PodSources;
 use status::{ContainerReport, PodReport};
 
 /// A container restarted after a failure waits 10 s, doubling to 5 min (CrashLoopBackOff).
@@ -47,6 +50,31 @@ fn limits_of(c: &core::Container) -> crate::runtime::cgroups::Limits {
 
 /// How long a container whose environment cannot be made waits before it is tried again.
 const CONFIG_RETRY: Duration = Duration::from_secs(5);
+
+/// ConfigMaps and Secrets read this recently are not read again (one read per pass).
+const SOURCES_FRESH: Duration = Duration::from_secs(1);
+
+/// How often a running pod's configMap, secret, downwardAPI and projected volumes are brought
+/// up to date (the kubelet's sync period is a minute; ferry's node is quicker).
+const VOLUME_REFRESH: Duration = Duration::from_secs(10);
+
+/// What a pod worker knows of the node it runs on.
+#[derive(Clone)]
+pub struct NodeSite {
+    /// The node's runtime.
+    pub runtime: Arc<dyn Runtime>,
+    /// The node agent's client.
+    pub client: kube::Client,
+    /// The node's address (`status.hostIP`).
+    pub host_ip: String,
+    /// The kubelet's Events (Pulled, Created, Started, Killing, BackOff), when recorded.
+    pub events: Option<Recorder>,
+    /// Where the node makes pods' volumes (real runtimes); hollow nodes make none.
+    pub volume_root: Option<std::path::PathBuf>,
+    /// The node's allocatable resources (`resourceFieldRef` of a limit a container leaves
+    /// unset).
+    pub allocatable: std::collections::BTreeMap<String, String>,
+}
 
 /// The wait before the restart that follows `restarts` earlier ones: 10 s doubling to 5 min.
 fn restart_backoff(restarts: u32) -> Duration {
@@ -107,20 +135,18 @@ struct Slot {
 /// Drives one pod.
 pub struct PodWorker {
     pod: core::Pod,
-    runtime: Arc<dyn Runtime>,
-    client: kube::Client,
-    host_ip: String,
+    site: NodeSite,
     state: PodState,
     init: Vec<Slot>,
     containers: Vec<Slot>,
     start_time: String,
     last_status: Value,
-    /// The kubelet's Events (Pulled, Created, Started, Killing, BackOff), when recorded.
-    events: Option<Recorder>,
-    /// Where the node makes pods' volumes (real runtimes); hollow nodes make none.
-    volume_root: Option<std::path::PathBuf>,
     /// The pod's volumes, once made.
     prepared: Vec<volumes::Prepared>,
+    /// The pod's ConfigMaps and Secrets as last read, and when.
+    sources: Option<(Instant, PodSources)>,
+    /// When the pod's volumes are next brought up to date.
+    refresh_at: Option<Instant>,
 }
 
 impl std::fmt::Debug for PodWorker {
@@ -140,13 +166,8 @@ fn name_of(pod: &core::Pod) -> String {
 }
 
 impl PodWorker {
-    /// A worker for `pod` on a node at `host_ip`.
-    pub fn new(
-        pod: core::Pod,
-        runtime: Arc<dyn Runtime>,
-        client: kube::Client,
-        host_ip: &str,
-    ) -> PodWorker {
+    /// A worker for `pod` on the node `site`.
+    pub fn new(pod: core::Pod, site: NodeSite) -> PodWorker {
         let spec = pod.spec.clone().unwrap_or_default();
         PodWorker {
             init: vec![Slot::default(); spec.init_containers.as_ref().map_or(0, Vec::len)],
@@ -160,37 +181,55 @@ impl PodWorker {
                 .strftime("%Y-%m-%dT%H:%M:%SZ")
                 .to_string(),
             pod,
-            runtime,
-            client,
-            host_ip: host_ip.to_owned(),
+            site,
             state: PodState::Pending,
-            events: None,
-            volume_root: None,
             prepared: Vec::new(),
+            sources: None,
+            refresh_at: None,
         }
     }
 
-    /// Makes the pod's volumes under `root` before its containers start.
-    pub fn with_volumes(mut self, root: std::path::PathBuf) -> PodWorker {
-        self.volume_root = Some(root);
-        self
+    /// The pod's ConfigMaps and Secrets, read again unless read within [`SOURCES_FRESH`].
+    async fn sources(&mut self) -> Result<PodSources, kube::Error> {
+        if let Some((at, sources)) = &self.sources
+            && at.elapsed() < SOURCES_FRESH
+        {
+            return Ok(sources.clone());
+        }
+        let sources = PodSources::read(&self.site.client, &self.pod).await?;
+        self.sources = Some((Instant::now(), sources.clone()));
+        Ok(sources)
     }
 
-    /// Makes every volume of the pod; a failure is reported and tried again later.
+    /// Makes every volume of the pod (or brings their files up to date); a failure is
+    /// reported (`FailedMount`) and tried again later.
     async fn make_volumes(&mut self) -> Result<bool, RuntimeError> {
-        let Some(root) = self.volume_root.clone() else {
+        let Some(root) = self.site.volume_root.clone() else {
             return Ok(true);
         };
+        let sources = match self.sources().await {
+            Ok(sources) => sources,
+            Err(e) => {
+                tracing::warn!(pod = %name_of(&self.pod), error = %e, "the pod's ConfigMaps and Secrets cannot be read yet");
+                return Ok(false);
+            }
+        };
+        let ip = match &self.state {
+            PodState::Initializing { sandbox, .. }
+            | PodState::Running { sandbox }
+            | PodState::Finished { sandbox } => sandbox.ip.clone(),
+            PodState::Pending | PodState::Gone => String::new(),
+        };
         let maker = volumes::VolumeMaker {
-            client: &self.client,
+            sources: &sources,
             pod: &self.pod,
             root: &root,
-            ips: ("", &self.host_ip),
+            ips: (&ip, &self.site.host_ip),
         };
         let mut prepared = Vec::new();
         let mut failure = None;
         for volume in self.spec().volumes.iter().flatten() {
-            match maker.make(volume).await {
+            match maker.make(volume) {
                 Ok(p) => prepared.push(p),
                 Err(e) => {
                     failure = Some(format!(
@@ -208,6 +247,28 @@ impl PodWorker {
         }
         self.prepared = prepared;
         Ok(true)
+    }
+
+    /// Brings a running pod's configMap, secret, downwardAPI and projected volumes up to
+    /// date when their time has come; returns when to look again.
+    async fn refresh_volumes(&mut self, now: Instant) -> Result<Option<Instant>, RuntimeError> {
+        let api_data = self.spec().volumes.iter().flatten().any(|v| {
+            v.config_map.is_some()
+                || v.secret.is_some()
+                || v.downward_api.is_some()
+                || v.projected.is_some()
+        });
+        if self.site.volume_root.is_none() || !api_data {
+            return Ok(None);
+        }
+        let at = *self.refresh_at.get_or_insert(now + VOLUME_REFRESH);
+        if now < at {
+            return Ok(Some(at));
+        }
+        self.make_volumes().await?;
+        let next = now + VOLUME_REFRESH;
+        self.refresh_at = Some(next);
+        Ok(Some(next))
     }
 
     /// The mounts of container `c`.
@@ -237,15 +298,9 @@ impl PodWorker {
             .collect()
     }
 
-    /// Records the kubelet's Events for this pod with `recorder`.
-    pub fn with_events(mut self, recorder: Recorder) -> PodWorker {
-        self.events = Some(recorder);
-        self
-    }
-
     /// Records an Event beside the worker (Events are advice: never in the pod's way).
     fn event(&self, kind: &'static str, reason: &'static str, message: String) {
-        if let Some(recorder) = self.events.clone() {
+        if let Some(recorder) = self.site.events.clone() {
             let about = Involved::pod(&self.pod);
             tokio::spawn(async move { recorder.record(&about, kind, reason, &message).await });
         }
@@ -285,7 +340,7 @@ impl PodWorker {
                 .chain(self.containers.iter())
                 .filter(|slot| slot.running)
                 .filter_map(|slot| slot.id.as_deref())
-                .map(|id| self.runtime.changed(id))
+                .map(|id| self.site.runtime.changed(id))
                 .collect();
             let ended = async move {
                 if watched.is_empty() {
@@ -320,6 +375,7 @@ impl PodWorker {
                     }
                     let annotations = self.pod.metadata.annotations.clone().unwrap_or_default();
                     let sandbox = self
+                        .site
                         .runtime
                         .run_pod_sandbox(SandboxConfig {
                             name: self.pod.metadata.name.clone().unwrap_or_default(),
@@ -352,7 +408,7 @@ impl PodWorker {
                             self.start(&sandbox, &inits[next], true, next).await?;
                         }
                         Some(id) => {
-                            let status = self.runtime.container_status(id).await?;
+                            let status = self.site.runtime.container_status(id).await?;
                             self.init[next].running =
                                 matches!(status.state, ContainerState::Running { .. });
                             match status.state {
@@ -398,9 +454,17 @@ impl PodWorker {
     ) -> Result<(), RuntimeError> {
         // The environment first: a ConfigMap, Secret or key it needs that is missing keeps the
         // container from being created (CreateContainerConfigError), tried again later.
-        let namespace = self.pod.metadata.namespace.clone().unwrap_or_default();
-        let resolved = match env::Sources::fetch(&self.client, &namespace, c).await {
-            Ok(sources) => env::resolve(&self.pod, c, (&sandbox.ip, &self.host_ip), &sources),
+        let resolved = match self.sources().await {
+            Ok(sources) => env::resolve(
+                &self.pod,
+                c,
+                env::Place {
+                    pod_ip: &sandbox.ip,
+                    host_ip: &self.site.host_ip,
+                    allocatable: &self.site.allocatable,
+                },
+                &sources,
+            ),
             Err(e) => Err(format!("reading the environment's sources: {e}")),
         };
         let env = match resolved {
@@ -423,6 +487,7 @@ impl PodWorker {
         command.extend(c.args.clone().unwrap_or_default());
         let command = command.iter().map(|a| env::expand(a, &env)).collect();
         let id = self
+            .site
             .runtime
             .create_container(
                 &sandbox.id,
@@ -451,7 +516,7 @@ impl PodWorker {
         );
         // A container that cannot start has ended (StartError); the restart policy and its
         // back-off take it from there.
-        let started = match self.runtime.start_container(&id).await {
+        let started = match self.site.runtime.start_container(&id).await {
             Ok(()) => {
                 self.event("Normal", "Started", format!("Started container {}", c.name));
                 self.post_start(c, &id, &sandbox.ip).await;
@@ -491,7 +556,7 @@ impl PodWorker {
         };
         if let Err(message) = hooks::run(
             &hook,
-            self.runtime.as_ref(),
+            self.site.runtime.as_ref(),
             id,
             ip,
             Duration::from_secs(30),
@@ -503,7 +568,7 @@ impl PodWorker {
                 "FailedPostStartHook",
                 format!("PostStartHook failed: {message}"),
             );
-            if let Err(e) = self.runtime.stop_container(id, self.grace()).await {
+            if let Err(e) = self.site.runtime.stop_container(id, self.grace()).await {
                 tracing::warn!(container = %id, error = %e, "a container whose postStart hook failed could not be stopped");
             }
         }
@@ -532,7 +597,7 @@ impl PodWorker {
         let handler = c.and_then(|c| c.lifecycle.as_ref()?.pre_stop.as_ref().map(|h| (c, h)));
         if let Some((c, handler)) = handler
             && let Some(hook) = hooks::of(handler, c)
-            && let Err(message) = hooks::run(&hook, self.runtime.as_ref(), id, ip, grace).await
+            && let Err(message) = hooks::run(&hook, self.site.runtime.as_ref(), id, ip, grace).await
         {
             self.event(
                 "Warning",
@@ -541,7 +606,7 @@ impl PodWorker {
             );
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        self.runtime.stop_container(id, left).await
+        self.site.runtime.stop_container(id, left).await
     }
 
     /// Running: restarts containers that ended, per the policy and back-off.
@@ -552,7 +617,7 @@ impl PodWorker {
     ) -> Result<Option<Instant>, RuntimeError> {
         let policy = self.restart_policy();
         let now = Instant::now();
-        let mut wake: Option<Instant> = None;
+        let mut wake: Option<Instant> = self.refresh_volumes(now).await?;
         let mut ended = 0;
         for (i, c) in spec.containers.iter().enumerate() {
             let soonest = |w: Option<Instant>, t: Instant| Some(w.map_or(t, |w| w.min(t)));
@@ -572,21 +637,20 @@ impl PodWorker {
             let Some(id) = self.containers[i].id.clone() else {
                 continue;
             };
-            let status = self.runtime.container_status(&id).await?;
+            let status = self.site.runtime.container_status(&id).await?;
             self.containers[i].running = matches!(status.state, ContainerState::Running { .. });
             if let Some(at) = status.changes_at {
                 wake = soonest(wake, at);
             }
-            if let Some((false, Some(ready_at))) = self.runtime.readiness(&id)
+            let decided = self.site.runtime.readiness(&id);
+            if let Some((false, Some(ready_at))) = decided
                 && ready_at > now
             {
                 wake = soonest(wake, ready_at);
             }
             // Probes, where the runtime does not decide readiness itself (hollow nodes do).
-            if matches!(status.state, ContainerState::Running { .. })
-                && self.runtime.readiness(&id).is_none()
-            {
-                let runtime = self.runtime.clone();
+            if matches!(status.state, ContainerState::Running { .. }) && decided.is_none() {
+                let runtime = self.site.runtime.clone();
                 let tick = self.containers[i]
                     .probes
                     .tick(runtime.as_ref(), &id, &sandbox.ip, now)
@@ -672,23 +736,24 @@ impl PodWorker {
         }
         PodReport {
             pod_ip: sandbox.map(|s| s.ip.clone()),
-            host_ip: self.host_ip.clone(),
+            host_ip: self.site.host_ip.clone(),
             start_time: self.start_time.clone(),
             init,
             initialized,
             containers,
             restart_policy: self.restart_policy(),
-            runtime: self.runtime.name().to_owned(),
+            runtime: self.site.runtime.name().to_owned(),
         }
     }
 
     async fn container_report(&self, c: &core::Container, slot: &Slot) -> ContainerReport {
         let status = match &slot.id {
-            Some(id) => self.runtime.container_status(id).await.ok(),
+            Some(id) => self.site.runtime.container_status(id).await.ok(),
             None => None,
         };
         let ready = match (&slot.id, &status) {
             (Some(id), Some(s)) if matches!(s.state, ContainerState::Running { .. }) => self
+                .site
                 .runtime
                 .readiness(id)
                 .map_or(slot.probes.ready(), |(ready, _)| ready),
@@ -724,7 +789,7 @@ impl PodWorker {
             return;
         }
         let api: Api<core::Pod> = Api::namespaced(
-            self.client.clone(),
+            self.site.client.clone(),
             self.pod.metadata.namespace.as_deref().unwrap_or("default"),
         );
         let name = self.pod.metadata.name.clone().unwrap_or_default();
@@ -779,18 +844,18 @@ impl PodWorker {
         futures::future::join_all(stops).await;
         for slot in &self.init {
             if let Some(id) = &slot.id
-                && let Err(e) = self.runtime.stop_container(id, grace).await
+                && let Err(e) = self.site.runtime.stop_container(id, grace).await
             {
                 tracing::warn!(container = %id, error = %e, "a container could not be stopped");
             }
         }
-        if let Err(e) = self.runtime.stop_pod_sandbox(&sandbox.id).await {
+        if let Err(e) = self.site.runtime.stop_pod_sandbox(&sandbox.id).await {
             tracing::warn!(sandbox = %sandbox.id, error = %e, "the sandbox could not be stopped");
         }
-        if let Err(e) = self.runtime.remove_pod_sandbox(&sandbox.id).await {
+        if let Err(e) = self.site.runtime.remove_pod_sandbox(&sandbox.id).await {
             tracing::warn!(sandbox = %sandbox.id, error = %e, "the sandbox could not be removed");
         }
-        if let Some(root) = &self.volume_root
+        if let Some(root) = &self.site.volume_root
             && let Err(e) =
                 volumes::remove(root, self.pod.metadata.uid.as_deref().unwrap_or_default())
         {

@@ -2,18 +2,19 @@
 //! manager makes them: `emptyDir` (a directory), `hostPath` (the host's path; created for
 //! `DirectoryOrCreate`), `configMap` and `secret` (their keys as files, or the `items` chosen,
 //! with `defaultMode`/`mode`), `downwardAPI` (pod fields as files) and `projected` (several of
-//! those in one directory). Files are written under
-//! `ROOT/volumes/<pod uid>/<volume>/`; a configMap or Secret that is missing and not
-//! `optional` holds the pod in ContainerCreating with a `FailedMount` Event, and is tried again.
+//! those in one directory), from the pod's [`PodSources`]. Files are written under
+//! `ROOT/volumes/<pod uid>/<volume>/` by the [`atomic`](super::atomic) writer, so making a volume
+//! again with newer sources updates its files in place (live updates); a configMap or Secret
+//! that is missing and not `optional` holds the pod in ContainerCreating with a `FailedMount`
+//! Event, and is tried again.
 
-use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1 as core;
-use kube::Api;
 
+use super::atomic::{self, Files};
 use super::env;
+use super::sources::{Data, PodSources, SourceKind};
 
 /// Why a volume cannot be made (yet).
 #[derive(Debug, thiserror::Error)]
@@ -33,15 +34,6 @@ pub enum VolumeError {
         name: String,
         /// The key.
         key: String,
-    },
-    /// The apiserver could not be asked.
-    #[error("reading {what}: {source}")]
-    Api {
-        /// What was read.
-        what: String,
-        /// The client's error.
-        #[source]
-        source: kube::Error,
     },
     /// Writing the files failed.
     #[error("writing {path}: {source}")]
@@ -73,9 +65,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> VolumeError + '_ {
     }
 }
 
-/// The files of one volume: relative path → (content, mode).
-type Files = BTreeMap<String, (Vec<u8>, u32)>;
-
 fn checked(path: &str) -> Result<String, VolumeError> {
     if path.is_empty() || path.starts_with('/') || path.split('/').any(|p| p == "..") {
         return Err(VolumeError::Path(path.to_owned()));
@@ -86,7 +75,7 @@ fn checked(path: &str) -> Result<String, VolumeError> {
 /// The files of a ConfigMap's or Secret's `data` as a volume shows them.
 fn key_files(
     name: &str,
-    data: BTreeMap<String, Vec<u8>>,
+    data: &Data,
     items: Option<&Vec<core::KeyToPath>>,
     default_mode: u32,
     files: &mut Files,
@@ -104,35 +93,17 @@ fn key_files(
         }
         _ => {
             for (key, content) in data {
-                files.insert(checked(&key)?, (content, default_mode));
+                files.insert(checked(key)?, (content.clone(), default_mode));
             }
         }
     }
     Ok(())
 }
 
-/// Writes `files` into `dir`, replacing what was there.
-fn write_files(dir: &Path, files: &Files) -> Result<(), VolumeError> {
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(io(dir))?;
-    }
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    for (relative, (content, mode)) in files {
-        let path = dir.join(relative);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io(parent))?;
-        }
-        std::fs::write(&path, content).map_err(io(&path))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode & 0o777))
-            .map_err(io(&path))?;
-    }
-    Ok(())
-}
-
 /// Makes the pod's volumes under `root` (the node's volume directory).
 pub struct VolumeMaker<'a> {
-    /// The client that reads ConfigMaps and Secrets.
-    pub client: &'a kube::Client,
+    /// The ConfigMaps and Secrets the pod's volumes read.
+    pub sources: &'a PodSources,
     /// The pod.
     pub pod: &'a core::Pod,
     /// The node's volume directory.
@@ -142,73 +113,34 @@ pub struct VolumeMaker<'a> {
 }
 
 impl VolumeMaker<'_> {
-    fn namespace(&self) -> String {
-        self.pod.metadata.namespace.clone().unwrap_or_default()
-    }
-
-    async fn config_map(
+    /// The data of a ConfigMap or Secret; `None` for a missing optional one.
+    fn data(
         &self,
+        kind: SourceKind,
         name: &str,
-        optional: bool,
-    ) -> Result<Option<BTreeMap<String, Vec<u8>>>, VolumeError> {
-        let api: Api<core::ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace());
-        match api.get_opt(name).await {
-            Ok(Some(cm)) => {
-                let mut data: BTreeMap<String, Vec<u8>> = cm
-                    .data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.into_bytes()))
-                    .collect();
-                data.extend(
-                    cm.binary_data
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(k, v)| (k, v.0)),
-                );
-                Ok(Some(data))
-            }
-            Ok(None) if optional => Ok(None),
-            Ok(None) => Err(VolumeError::Missing {
-                kind: "configmap",
+        optional: Option<bool>,
+    ) -> Result<Option<&Data>, VolumeError> {
+        match self.sources.get(kind, name) {
+            Some(data) => Ok(Some(data)),
+            None if optional.unwrap_or(false) => Ok(None),
+            None => Err(VolumeError::Missing {
+                kind: kind.word(),
                 name: name.to_owned(),
-            }),
-            Err(source) => Err(VolumeError::Api {
-                what: format!("configmap {name}"),
-                source,
             }),
         }
     }
 
-    async fn secret(
+    /// Adds a ConfigMap's or Secret's keys (or the chosen `items`) to `files`.
+    fn add_keys(
         &self,
-        name: &str,
-        optional: bool,
-    ) -> Result<Option<BTreeMap<String, Vec<u8>>>, VolumeError> {
-        let api: Api<core::Secret> = Api::namespaced(self.client.clone(), &self.namespace());
-        match api.get_opt(name).await {
-            Ok(Some(secret)) => {
-                let mut data: BTreeMap<String, Vec<u8>> = secret
-                    .data
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.0))
-                    .collect();
-                // stringData is merged into data by the apiserver; kept here for safety.
-                for (k, v) in secret.string_data.unwrap_or_default() {
-                    data.entry(k).or_insert_with(|| v.into_bytes());
-                }
-                Ok(Some(data))
-            }
-            Ok(None) if optional => Ok(None),
-            Ok(None) => Err(VolumeError::Missing {
-                kind: "secret",
-                name: name.to_owned(),
-            }),
-            Err(source) => Err(VolumeError::Api {
-                what: format!("secret {name}"),
-                source,
-            }),
+        (kind, name): (SourceKind, &str),
+        (items, optional): (Option<&Vec<core::KeyToPath>>, Option<bool>),
+        mode: u32,
+        files: &mut Files,
+    ) -> Result<(), VolumeError> {
+        match self.data(kind, name, optional)? {
+            Some(data) => key_files(name, data, items, mode, files),
+            None => Ok(()),
         }
     }
 
@@ -245,8 +177,8 @@ impl VolumeMaker<'_> {
         Ok(())
     }
 
-    /// Makes `volume`; its place on the host.
-    pub async fn make(&self, volume: &core::Volume) -> Result<Prepared, VolumeError> {
+    /// Makes `volume`, or brings its files up to date; its place on the host.
+    pub fn make(&self, volume: &core::Volume) -> Result<Prepared, VolumeError> {
         let uid = self.pod.metadata.uid.clone().unwrap_or_default();
         let dir = self.root.join(&uid).join(&volume.name);
         let mut files = Files::new();
@@ -261,19 +193,14 @@ impl VolumeMaker<'_> {
             });
         } else if let Some(cm) = &volume.config_map {
             let mode = cm.default_mode.map_or(0o644, |m| m as u32);
-            if let Some(data) = self
-                .config_map(&cm.name, cm.optional.unwrap_or(false))
-                .await?
-            {
-                key_files(&cm.name, data, cm.items.as_ref(), mode, &mut files)?;
-            }
+            let keys = (cm.items.as_ref(), cm.optional);
+            self.add_keys((SourceKind::ConfigMap, &cm.name), keys, mode, &mut files)?;
             dir
         } else if let Some(secret) = &volume.secret {
             let mode = secret.default_mode.map_or(0o644, |m| m as u32);
-            let name = secret.secret_name.clone().unwrap_or_default();
-            if let Some(data) = self.secret(&name, secret.optional.unwrap_or(false)).await? {
-                key_files(&name, data, secret.items.as_ref(), mode, &mut files)?;
-            }
+            let name = secret.secret_name.as_deref().unwrap_or_default();
+            let keys = (secret.items.as_ref(), secret.optional);
+            self.add_keys((SourceKind::Secret, name), keys, mode, &mut files)?;
             dir
         } else if let Some(down) = &volume.downward_api {
             let mode = down.default_mode.map_or(0o644, |m| m as u32);
@@ -283,19 +210,11 @@ impl VolumeMaker<'_> {
             let mode = projected.default_mode.map_or(0o644, |m| m as u32);
             for source in projected.sources.iter().flatten() {
                 if let Some(cm) = &source.config_map {
-                    if let Some(data) = self
-                        .config_map(&cm.name, cm.optional.unwrap_or(false))
-                        .await?
-                    {
-                        key_files(&cm.name, data, cm.items.as_ref(), mode, &mut files)?;
-                    }
+                    let keys = (cm.items.as_ref(), cm.optional);
+                    self.add_keys((SourceKind::ConfigMap, &cm.name), keys, mode, &mut files)?;
                 } else if let Some(secret) = &source.secret {
-                    if let Some(data) = self
-                        .secret(&secret.name, secret.optional.unwrap_or(false))
-                        .await?
-                    {
-                        key_files(&secret.name, data, secret.items.as_ref(), mode, &mut files)?;
-                    }
+                    let keys = (secret.items.as_ref(), secret.optional);
+                    self.add_keys((SourceKind::Secret, &secret.name), keys, mode, &mut files)?;
                 } else if let Some(down) = &source.downward_api {
                     self.downward(down.items.as_deref().unwrap_or_default(), mode, &mut files)?;
                 }
@@ -309,7 +228,7 @@ impl VolumeMaker<'_> {
                 source: dir,
             });
         };
-        write_files(&source, &files)?;
+        atomic::write(&source, &files).map_err(io(&source))?;
         Ok(Prepared {
             name: volume.name.clone(),
             source,
@@ -336,7 +255,7 @@ mod tests {
 
     #[test]
     fn items_choose_keys_paths_and_modes() {
-        let data = BTreeMap::from([
+        let data = Data::from([
             ("a".to_owned(), b"1".to_vec()),
             ("b".to_owned(), b"2".to_vec()),
         ]);
@@ -346,13 +265,13 @@ mod tests {
             path: "sub/bee".into(),
             mode: Some(0o600),
         }];
-        key_files("cm", data.clone(), Some(&items), 0o644, &mut files).expect("files");
+        key_files("cm", &data, Some(&items), 0o644, &mut files).expect("files");
         assert_eq!(
             files,
             Files::from([("sub/bee".into(), (b"2".to_vec(), 0o600))])
         );
         let mut all = Files::new();
-        key_files("cm", data.clone(), None, 0o640, &mut all).expect("files");
+        key_files("cm", &data, None, 0o640, &mut all).expect("files");
         assert_eq!(all.len(), 2);
         let missing = vec![core::KeyToPath {
             key: "zz".into(),
@@ -360,7 +279,7 @@ mod tests {
             mode: None,
         }];
         assert!(matches!(
-            key_files("cm", data.clone(), Some(&missing), 0o644, &mut Files::new()),
+            key_files("cm", &data, Some(&missing), 0o644, &mut Files::new()),
             Err(VolumeError::Key { .. })
         ));
         let escape = vec![core::KeyToPath {
@@ -369,30 +288,8 @@ mod tests {
             mode: None,
         }];
         assert!(matches!(
-            key_files("cm", data, Some(&escape), 0o644, &mut Files::new()),
+            key_files("cm", &data, Some(&escape), 0o644, &mut Files::new()),
             Err(VolumeError::Path(_))
         ));
-    }
-
-    #[test]
-    fn files_are_written_with_their_modes_and_replaced() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let target = dir.path().join("v");
-        let files = Files::from([
-            ("index.html".into(), (b"<h1>hi</h1>".to_vec(), 0o644)),
-            ("sub/key".into(), (b"secret".to_vec(), 0o600)),
-        ]);
-        write_files(&target, &files).expect("written");
-        assert_eq!(
-            std::fs::read_to_string(target.join("index.html")).expect("read"),
-            "<h1>hi</h1>"
-        );
-        let mode = std::fs::metadata(target.join("sub/key"))
-            .expect("meta")
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
-        write_files(&target, &Files::new()).expect("replaced");
-        assert!(!target.join("index.html").exists());
     }
 }
