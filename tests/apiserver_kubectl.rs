@@ -60,6 +60,11 @@ impl Apiserver {
         self.k.ok(args)
     }
 
+    /// `kubectl get <target...> -o jsonpath=<path>`, expected to succeed.
+    fn jsonpath(&self, target: &[&str], path: &str) -> String {
+        self.k.jsonpath(target, path)
+    }
+
     /// Runs kubectl and expects failure; returns stderr.
     fn fails(&self, args: &[&str]) -> String {
         self.k.fails(args)
@@ -146,15 +151,10 @@ fn everyday(api: &Apiserver) {
         text(&out.stderr)
     );
     assert_eq!(
-        api.ok(&[
-            "get",
-            "deploy",
-            "web",
-            "-n",
-            "shop",
-            "-o",
-            "jsonpath={.spec.replicas} {.metadata.generation}"
-        ]),
+        api.jsonpath(
+            &["deploy", "web", "-n", "shop"],
+            "{.spec.replicas} {.metadata.generation}"
+        ),
         "3 2"
     );
 
@@ -185,7 +185,7 @@ fn everyday(api: &Apiserver) {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
-        api.ok(&["get", "deploy", "ssa", "-n", "shop", "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image} {.metadata.managedFields[*].manager}"]),
+        api.jsonpath(&["deploy", "ssa", "-n", "shop"], "{.spec.replicas} {.spec.template.spec.containers[0].image} {.metadata.managedFields[*].manager}"),
         "2 nginx:1.28 kubectl"
     );
     api.ok(&["delete", "deploy", "ssa", "-n", "shop"]);
@@ -209,15 +209,7 @@ fn everyday(api: &Apiserver) {
     let out = bind(api);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
-        api.ok(&[
-            "get",
-            "pod",
-            "p1",
-            "-n",
-            "shop",
-            "-o",
-            "jsonpath={.spec.nodeName}"
-        ]),
+        api.jsonpath(&["pod", "p1", "-n", "shop"], "{.spec.nodeName}"),
         "node-1"
     );
     let out = bind(api);
@@ -280,10 +272,7 @@ fn everyday(api: &Apiserver) {
         "-p",
         r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"nginx:1.28"}]}}}}"#,
     ]);
-    let got = api.ok(&[
-        "get", "deploy", "web", "-n", "shop", "-o",
-        "jsonpath={.metadata.labels.tier} {.spec.replicas} {.spec.minReadySeconds} {.metadata.annotations.owner} {.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].ports[0].containerPort}",
-    ]);
+    let got = api.jsonpath(&["deploy", "web", "-n", "shop"], "{.metadata.labels.tier} {.spec.replicas} {.spec.minReadySeconds} {.metadata.annotations.owner} {.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].ports[0].containerPort}");
     assert_eq!(got, "front 5 5 team-a nginx:1.28 80");
 
     // Invalid objects: 422 with the field; unknown fields: refused by kubectl's default strict validation.
@@ -339,15 +328,7 @@ fn everyday(api: &Apiserver) {
     let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: front, namespace: shop}\nspec:\n  type: NodePort\n  selector: {app: web}\n  ports: [{port: 80, nodePort: 30080}]\n";
     let out = api.kubectl_stdin(&["apply", "-f", "-"], svc);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let ip = api.ok(&[
-        "get",
-        "svc",
-        "front",
-        "-n",
-        "shop",
-        "-o",
-        "jsonpath={.spec.clusterIP}",
-    ]);
+    let ip = api.jsonpath(&["svc", "front", "-n", "shop"], "{.spec.clusterIP}");
     let octets: Vec<u8> = ip.split('.').filter_map(|o| o.parse().ok()).collect();
     assert!(
         octets.len() == 4 && octets[0] == 10 && (96..112).contains(&octets[1]),
@@ -370,15 +351,7 @@ fn everyday(api: &Apiserver) {
         text(&out.stderr)
     );
     assert_eq!(
-        api.ok(&[
-            "get",
-            "svc",
-            "front",
-            "-n",
-            "shop",
-            "-o",
-            "jsonpath={.spec.clusterIP}"
-        ]),
+        api.jsonpath(&["svc", "front", "-n", "shop"], "{.spec.clusterIP}"),
         ip
     );
     api.ok(&["delete", "svc", "front", "-n", "shop"]);
@@ -423,7 +396,7 @@ fn everyday(api: &Apiserver) {
     // goes once the finalizer is removed.
     api.ok(&["create", "namespace", "held"]);
     assert_eq!(
-        api.ok(&["get", "ns", "held", "-o", "jsonpath={.spec.finalizers}"]),
+        api.jsonpath(&["ns", "held"], "{.spec.finalizers}"),
         r#"["kubernetes"]"#
     );
     let out = api.kubectl_stdin(
@@ -433,7 +406,7 @@ fn everyday(api: &Apiserver) {
     assert!(out.status.success(), "{}", text(&out.stderr));
     api.ok(&["delete", "namespace", "held", "--wait=false"]);
     assert_eq!(
-        api.ok(&["get", "ns", "held", "-o", "jsonpath={.status.phase}"]),
+        api.jsonpath(&["ns", "held"], "{.status.phase}"),
         "Terminating"
     );
     assert_eq!(
@@ -451,15 +424,10 @@ fn everyday(api: &Apiserver) {
             .contains("not found")
     );
     assert!(
-        !api.ok(&[
-            "get",
-            "cm",
-            "kept",
-            "-n",
-            "held",
-            "-o",
-            "jsonpath={.metadata.deletionTimestamp}"
-        ])
+        !api.jsonpath(
+            &["cm", "kept", "-n", "held"],
+            "{.metadata.deletionTimestamp}"
+        )
         .is_empty()
     );
     let out = api.kubectl_stdin(
@@ -496,10 +464,7 @@ fn everyday(api: &Apiserver) {
 fn typed_clients(api: &Apiserver) {
     let out = api.ok(&["create", "namespace", "typed"]);
     assert_eq!(out.trim(), "namespace/typed created");
-    assert_eq!(
-        api.ok(&["get", "ns", "typed", "-o", "jsonpath={.status.phase}"]),
-        "Active"
-    );
+    assert_eq!(api.jsonpath(&["ns", "typed"], "{.status.phase}"), "Active");
     let err = api.fails(&["create", "namespace", "typed"]);
     assert!(err.contains("AlreadyExists"), "{err}");
     let err = api.fails(&["create", "namespace", "Bad_Name"]);
@@ -681,10 +646,7 @@ fn durability(api: &mut Apiserver) {
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     api.crash_and_restart();
-    assert_eq!(
-        api.ok(&["get", "cm", "durable", "-o", "jsonpath={.data.k}"]),
-        "v"
-    );
+    assert_eq!(api.jsonpath(&["cm", "durable"], "{.data.k}"), "v");
 }
 
 #[test]

@@ -260,15 +260,10 @@ fn server_side_dry_runs_change_nothing() {
             "--dry-run=server",
         ]);
         assert_eq!(
-            k.ok(&[
-                "get",
-                "deploy",
-                "web",
-                "-n",
-                "dry",
-                "-o",
-                "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image}"
-            ]),
+            k.jsonpath(
+                &["deploy", "web", "-n", "dry"],
+                "{.spec.replicas} {.spec.template.spec.containers[0].image}"
+            ),
             "2 nginx:1.27"
         );
         assert_eq!(rv(k, &["deploy", "web", "-n", "dry"]), before_deploy);
@@ -300,7 +295,7 @@ fn unknown_fields_are_dropped_not_stored() {
         assert!(out.status.success(), "{}", text(&out.stderr));
         // (kubectl keeps its own copy of what it applied in an annotation; the object does not
         // have the field.)
-        let spec = k.ok(&["get", "deploy", "loose", "-o", "jsonpath={.spec}"]);
+        let spec = k.jsonpath(&["deploy", "loose"], "{.spec}");
         assert!(!spec.contains("bogusField"), "{spec}");
         // A strict write afterwards works (the stored object has nothing unknown).
         k.ok(&["scale", "deploy", "loose", "--replicas=3"]);
@@ -313,7 +308,7 @@ fn unknown_fields_are_dropped_not_stored() {
             "{}",
             text(&out.stderr)
         );
-        let spec = k.ok(&["get", "deploy", "loose", "-o", "jsonpath={.spec}"]);
+        let spec = k.jsonpath(&["deploy", "loose"], "{.spec}");
         assert!(!spec.contains("alsoBogus"), "{spec}");
         let out = k.run_stdin(&["apply", "--validate=strict", "-f", "-"], &also);
         assert!(!out.status.success());
@@ -331,7 +326,7 @@ fn unknown_fields_are_dropped_not_stored() {
             "-p",
             "{\"spec\":{\"third\":1}}",
         ]);
-        let spec = k.ok(&["get", "deploy", "loose", "-o", "jsonpath={.spec}"]);
+        let spec = k.jsonpath(&["deploy", "loose"], "{.spec}");
         assert!(!spec.contains("third"), "{spec}");
     });
 }
@@ -390,16 +385,13 @@ fn writes_kubernetes_refuses_are_refused() {
             "{\"immutable\":false}",
         ]);
         assert!(err.contains("immutable: Forbidden"), "{err}");
-        assert_eq!(
-            k.ok(&["get", "cm", "frozen", "-o", "jsonpath={.data.k}"]),
-            "v"
-        );
+        assert_eq!(k.jsonpath(&["cm", "frozen"], "{.data.k}"), "v");
         // Labels may still change.
         k.ok(&["label", "cm", "frozen", "tier=front"]);
 
         k.ok_stdin(&["create", "-f", "-"], STRING_DATA);
         assert_eq!(
-            k.ok(&["get", "secret", "plain", "-o", "jsonpath={.data.password}"]),
+            k.jsonpath(&["secret", "plain"], "{.data.password}"),
             "aHVudGVyMg=="
         );
         assert!(
@@ -452,10 +444,7 @@ fn writes_that_change_nothing_keep_the_resource_version() {
             .ok(&["get", "cm", "same", "-o", "yaml"])
             .replace("k: v", "k: w");
         k.ok_stdin(&["replace", "-f", "-"], &read);
-        assert_eq!(
-            k.ok(&["get", "cm", "same", "-o", "jsonpath={.data.k}"]),
-            "w"
-        );
+        assert_eq!(k.jsonpath(&["cm", "same"], "{.data.k}"), "w");
     });
 }
 
@@ -467,24 +456,16 @@ fn every_cluster_has_the_kubernetes_service() {
             out.contains("10.96.0.1") && out.contains("443/TCP"),
             "{out}"
         );
-        let endpoints = k.ok(&[
-            "get",
-            "endpoints",
-            "kubernetes",
-            "-n",
-            "default",
-            "-o",
-            "jsonpath={.subsets[0].addresses[0].ip}",
-        ]);
+        let endpoints = k.jsonpath(
+            &["endpoints", "kubernetes", "-n", "default"],
+            "{.subsets[0].addresses[0].ip}",
+        );
         assert_eq!(endpoints, "127.0.0.1");
         assert_eq!(
-            k.ok(&[
-                "get",
-                "ns",
-                "default",
-                "-o",
-                "jsonpath={.metadata.labels.kubernetes\\.io/metadata\\.name}"
-            ]),
+            k.jsonpath(
+                &["ns", "default"],
+                "{.metadata.labels.kubernetes\\.io/metadata\\.name}"
+            ),
             "default"
         );
     });
@@ -665,10 +646,7 @@ fn cluster_kinds_priority_prune_and_wide_output() {
             "--image=nginx:1.27",
             "--overrides={\"spec\":{\"priorityClassName\":\"high\"}}",
         ]);
-        assert_eq!(
-            k.ok(&["get", "pod", "p", "-o", "jsonpath={.spec.priority}"]),
-            "1000"
-        );
+        assert_eq!(k.jsonpath(&["pod", "p"], "{.spec.priority}"), "1000");
         let err = k.fails(&[
             "run",
             "p2",
@@ -795,10 +773,7 @@ fn custom_resource_definitions_serve_their_kinds_while_running() {
         );
         // Scale and status subresources.
         k.ok(&["scale", "widget", "w1", "--replicas=4"]);
-        assert_eq!(
-            k.ok(&["get", "widget", "w1", "-o", "jsonpath={.spec.replicas}"]),
-            "4"
-        );
+        assert_eq!(k.jsonpath(&["widget", "w1"], "{.spec.replicas}"), "4");
         k.ok(&[
             "patch",
             "widget",
@@ -808,10 +783,7 @@ fn custom_resource_definitions_serve_their_kinds_while_running() {
             "-p",
             "{\"status\":{\"replicas\":4}}",
         ]);
-        assert_eq!(
-            k.ok(&["get", "widget", "w1", "-o", "jsonpath={.status.replicas}"]),
-            "4"
-        );
+        assert_eq!(k.jsonpath(&["widget", "w1"], "{.status.replicas}"), "4");
         // A status written through the main resource is ignored.
         k.ok(&[
             "patch",
@@ -821,19 +793,10 @@ fn custom_resource_definitions_serve_their_kinds_while_running() {
             "-p",
             "{\"status\":{\"replicas\":9}}",
         ]);
-        assert_eq!(
-            k.ok(&["get", "widget", "w1", "-o", "jsonpath={.status.replicas}"]),
-            "4"
-        );
+        assert_eq!(k.jsonpath(&["widget", "w1"], "{.status.replicas}"), "4");
         // The other served version (conversion None).
         assert_eq!(
-            k.ok(&[
-                "get",
-                "widgets.v1beta1.example.com",
-                "w1",
-                "-o",
-                "jsonpath={.apiVersion}"
-            ]),
+            k.jsonpath(&["widgets.v1beta1.example.com", "w1"], "{.apiVersion}"),
             "example.com/v1beta1"
         );
         // kubectl explain reads the CRD's schema.
@@ -943,16 +906,7 @@ fn stored_objects_and_refusals_read_as_kubernetes_writes_them() {
         );
         assert!(pod["metadata"].get("generation").is_none());
         k.ok(&["create", "configmap", "plain", "--from-literal=k=v"]);
-        assert_eq!(
-            k.ok(&[
-                "get",
-                "cm",
-                "plain",
-                "-o",
-                "jsonpath={.metadata.generation}"
-            ]),
-            ""
-        );
+        assert_eq!(k.jsonpath(&["cm", "plain"], "{.metadata.generation}"), "");
         k.ok(&["create", "job", "j", "--image=busybox"]);
         let job: serde_json::Value =
             serde_json::from_str(&k.ok(&["get", "job", "j", "-o", "json"])).expect("json");
@@ -999,13 +953,7 @@ fn strategic_merge_follows_the_merge_keys_of_each_type() {
             &two_container_deployment(("b", 81), ("a", 8080)),
         );
         assert_eq!(
-            k.ok(&[
-                "get",
-                "deployment",
-                "order",
-                "-o",
-                "jsonpath={.spec.template.spec.containers[*].name} {.spec.template.spec.containers[*].ports[*].containerPort}"
-            ]),
+            k.jsonpath(&["deployment", "order"], "{.spec.template.spec.containers[*].name} {.spec.template.spec.containers[*].ports[*].containerPort}"),
             "b a 81 8080"
         );
         // Service ports merge by `port`; a scalar list (args) is replaced, not merged.
@@ -1018,7 +966,7 @@ fn strategic_merge_follows_the_merge_keys_of_each_type() {
             "{\"spec\":{\"ports\":[{\"port\":443,\"targetPort\":8443,\"name\":\"https\"}]}}",
         ]);
         assert_eq!(
-            k.ok(&["get", "svc", "web", "-o", "jsonpath={.spec.ports[*].port}"]),
+            k.jsonpath(&["svc", "web"], "{.spec.ports[*].port}"),
             "80 443"
         );
         k.ok(&[
@@ -1036,13 +984,7 @@ fn strategic_merge_follows_the_merge_keys_of_each_type() {
             "{\"metadata\":{\"finalizers\":[\"x.dev/two\"]}}",
         ]);
         assert_eq!(
-            k.ok(&[
-                "get",
-                "deployment",
-                "order",
-                "-o",
-                "jsonpath={.metadata.finalizers}"
-            ]),
+            k.jsonpath(&["deployment", "order"], "{.metadata.finalizers}"),
             "[\"x.dev/one\",\"x.dev/two\"]"
         );
         k.ok(&[

@@ -69,13 +69,7 @@ fn daemons_follow_nodes_labels_and_templates() {
         Duration::from_secs(30),
         "the status counts every daemon",
         || {
-            let counts = k.ok(&[
-            "get",
-            "daemonset",
-            "agent",
-            "-o",
-            "jsonpath={.status.desiredNumberScheduled} {.status.currentNumberScheduled} {.status.numberReady} {.status.updatedNumberScheduled} {.status.numberAvailable}",
-        ]);
+            let counts = k.jsonpath(&["daemonset", "agent"], "{.status.desiredNumberScheduled} {.status.currentNumberScheduled} {.status.numberReady} {.status.updatedNumberScheduled} {.status.numberAvailable}");
             (counts == "3 3 3 3 3").then_some(())
         },
     );
@@ -125,14 +119,10 @@ fn daemons_follow_nodes_labels_and_templates() {
     );
     let history = k.ok(&["rollout", "history", "daemonset/agent"]);
     assert!(history.contains('1') && history.contains('2'), "{history}");
-    let revisions = k.ok(&[
-        "get",
-        "controllerrevisions",
-        "-l",
-        "app=agent",
-        "-o",
-        "jsonpath={range .items[*]}{.revision}{\"\\n\"}{end}",
-    ]);
+    let revisions = k.jsonpath(
+        &["controllerrevisions", "-l", "app=agent"],
+        "{range .items[*]}{.revision}{\"\\n\"}{end}",
+    );
     let mut revisions: Vec<&str> = revisions.lines().collect();
     revisions.sort_unstable();
     assert_eq!(revisions, ["1", "2"]);

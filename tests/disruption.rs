@@ -22,25 +22,15 @@ fn budget(min: u32) -> String {
 }
 
 fn pdb(k: &Kubectl) -> String {
-    k.ok(&[
-        "get",
-        "pdb",
-        "web",
-        "-o",
-        "jsonpath={.status.expectedPods} {.status.currentHealthy} {.status.desiredHealthy} {.status.disruptionsAllowed}",
-    ])
+    k.jsonpath(&["pdb", "web"], "{.status.expectedPods} {.status.currentHealthy} {.status.desiredHealthy} {.status.disruptionsAllowed}")
 }
 
 /// `pod node` of web's running pods.
 fn placement(k: &Kubectl) -> Vec<(String, String)> {
-    k.ok(&[
-        "get",
-        "pods",
-        "-l",
-        "app=web",
-        "-o",
-        "jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName}{\"\\n\"}{end}",
-    ])
+    k.jsonpath(
+        &["pods", "-l", "app=web"],
+        "{range .items[*]}{.metadata.name} {.spec.nodeName}{\"\\n\"}{end}",
+    )
     .lines()
     .filter_map(|l| {
         let (p, n) = l.split_once(' ')?;

@@ -20,7 +20,7 @@ const LAGGARD: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: laggard\n  
 const SERVICES: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector: {app: web}\n  ports:\n  - {name: http, port: 80, targetPort: http}\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: peers\nspec:\n  clusterIP: None\n  publishNotReadyAddresses: true\n  selector: {app: web}\n  ports:\n  - {name: http, port: 80, targetPort: 8080}\n";
 
 fn get(k: &Kubectl, what: &str, path: &str) -> String {
-    k.ok(&["get", what, "-o", &format!("jsonpath={path}")])
+    k.jsonpath(&[what], path)
 }
 
 /// Sorted `ip:port` of an Endpoints object's ready and not-ready addresses.
@@ -90,14 +90,7 @@ fn endpoints_follow_the_pods_a_service_selects() {
     wait_for(Duration::from_secs(30), "web's endpoints", || {
         (addresses(k, "web") == (want_ready.clone(), vec![format!("{laggard}:9090")])).then_some(())
     });
-    let slice = k.ok(&[
-        "get",
-        "endpointslices",
-        "-l",
-        "kubernetes.io/service-name=web",
-        "-o",
-        "jsonpath={range .items[*]}{.addressType} {.metadata.labels.endpointslice\\.kubernetes\\.io/managed-by} {.ports[0].port}:{range .endpoints[*]}{.conditions.ready},{end}{\"\\n\"}{end}",
-    ]);
+    let slice = k.jsonpath(&["endpointslices", "-l", "kubernetes.io/service-name=web"], "{range .items[*]}{.addressType} {.metadata.labels.endpointslice\\.kubernetes\\.io/managed-by} {.ports[0].port}:{range .endpoints[*]}{.conditions.ready},{end}{\"\\n\"}{end}");
     let lines: Vec<&str> = slice.lines().collect();
     assert_eq!(lines.len(), 2, "one slice per port list: {slice}");
     assert!(
@@ -121,14 +114,10 @@ fn endpoints_follow_the_pods_a_service_selects() {
     });
 
     // A pod relabelled out of the selector leaves; its replacement joins.
-    let leaving = k.ok(&[
-        "get",
-        "pods",
-        "-l",
-        "app=web,pod-template-hash",
-        "-o",
-        "jsonpath={.items[0].metadata.name}",
-    ]);
+    let leaving = k.jsonpath(
+        &["pods", "-l", "app=web, pod-template-hash"],
+        "{.items[0].metadata.name}",
+    );
     let leaving_ip = get(k, &format!("pod/{leaving}"), "{.status.podIP}");
     k.ok(&["label", "pod", &leaving, "app=elsewhere", "--overwrite"]);
     wait_for(
@@ -149,14 +138,10 @@ fn endpoints_follow_the_pods_a_service_selects() {
             .then_some(())
     });
     wait_for(Duration::from_secs(30), "one empty slice", || {
-        let slices = k.ok(&[
-            "get",
-            "endpointslices",
-            "-l",
-            "kubernetes.io/service-name=web",
-            "-o",
-            "jsonpath={range .items[*]}[{.endpoints}]{\"\\n\"}{end}",
-        ]);
+        let slices = k.jsonpath(
+            &["endpointslices", "-l", "kubernetes.io/service-name=web"],
+            "{range .items[*]}[{.endpoints}]{\"\\n\"}{end}",
+        );
         // One slice, whose endpoints are an empty list.
         (slices.trim() == "[[]]").then_some(())
     });

@@ -23,7 +23,7 @@ fn job(name: &str, spec: &str, exit_code: u8) -> String {
 }
 
 fn field(k: &Kubectl, name: &str, path: &str) -> String {
-    k.ok(&["get", "job", name, "-o", &format!("jsonpath={{{path}}}")])
+    k.jsonpath(&["job", name], &format!("{{{path}}}"))
 }
 
 fn pods_of(k: &Kubectl, job: &str) -> Vec<String> {
@@ -98,14 +98,7 @@ fn jobs_complete_fail_and_clean_up() {
         "--timeout=60s",
     ]);
     assert_eq!(field(k, "indexed", ".status.completedIndexes"), "0-2");
-    let indexes = k.ok(&[
-        "get",
-        "pods",
-        "-l",
-        "job-name=indexed",
-        "-o",
-        "jsonpath={range .items[*]}{.metadata.labels.batch\\.kubernetes\\.io/job-completion-index}={.spec.containers[0].env[0].name}/{.spec.hostname}{\"\\n\"}{end}",
-    ]);
+    let indexes = k.jsonpath(&["pods", "-l", "job-name=indexed"], "{range .items[*]}{.metadata.labels.batch\\.kubernetes\\.io/job-completion-index}={.spec.containers[0].env[0].name}/{.spec.hostname}{\"\\n\"}{end}");
     let mut indexes: Vec<&str> = indexes.lines().collect();
     indexes.sort_unstable();
     assert_eq!(
@@ -160,14 +153,10 @@ fn jobs_complete_fail_and_clean_up() {
     );
     assert_eq!(field(k, "doomed", ".status.failed"), "3");
     assert_eq!(pods_of(k, "doomed").len(), 3);
-    let events = k.ok(&[
-        "get",
-        "events",
-        "--field-selector",
-        "involvedObject.name=doomed",
-        "-o",
-        "jsonpath={range .items[*]}{.reason}{\"\\n\"}{end}",
-    ]);
+    let events = k.jsonpath(
+        &["events", "--field-selector", "involvedObject.name=doomed"],
+        "{range .items[*]}{.reason}{\"\\n\"}{end}",
+    );
     assert!(events.contains("BackoffLimitExceeded"), "{events}");
 
     // Deleting a Job takes its pods with it (their finalizers are gone).
@@ -247,12 +236,7 @@ fn cronjob(name: &str, schedule: &str, policy: &str) -> String {
 
 /// `name start completion` of the CronJob's Jobs, in schedule order.
 fn runs_of(k: &Kubectl, cronjob: &str) -> Vec<(String, String, String)> {
-    let text = k.ok(&[
-        "get",
-        "jobs",
-        "-o",
-        "jsonpath={range .items[*]}{.metadata.ownerReferences[0].name} {.metadata.name} {.status.startTime} {.status.completionTime}{\"\\n\"}{end}",
-    ]);
+    let text = k.jsonpath(&["jobs"], "{range .items[*]}{.metadata.ownerReferences[0].name} {.metadata.name} {.status.startTime} {.status.completionTime}{\"\\n\"}{end}");
     let mut runs: Vec<(String, String, String)> = text
         .lines()
         .filter_map(|l| {
@@ -295,13 +279,10 @@ fn cronjobs_run_on_schedule_without_overlap_when_forbidden() {
             before.2
         );
     }
-    let last = k.ok(&[
-        "get",
-        "cronjob",
-        "tick",
-        "-o",
-        "jsonpath={.status.lastScheduleTime} {.status.lastSuccessfulTime}",
-    ]);
+    let last = k.jsonpath(
+        &["cronjob", "tick"],
+        "{.status.lastScheduleTime} {.status.lastSuccessfulTime}",
+    );
     assert!(
         last.split(' ').all(|t| t.ends_with('Z') && t.len() == 20),
         "{last}"
@@ -317,7 +298,7 @@ fn cronjobs_run_on_schedule_without_overlap_when_forbidden() {
         "{\"spec\":{\"suspend\":true}}",
     ]);
     let active = wait_for(Duration::from_secs(30), "no run active", || {
-        let active = k.ok(&["get", "cronjob", "tick", "-o", "jsonpath={.status.active}"]);
+        let active = k.jsonpath(&["cronjob", "tick"], "{.status.active}");
         active.is_empty().then_some(active)
     });
     assert!(active.is_empty());

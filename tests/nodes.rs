@@ -133,18 +133,12 @@ fn pods_land_where_their_rules_say() {
     }
     // Node lifecycle taints a cordoned node, as Kubernetes does.
     wait_for(Duration::from_secs(30), "the cordon taint", || {
-        let t = k.ok(&[
-            "get",
-            "node",
-            "sim-0",
-            "-o",
-            "jsonpath={.spec.taints[*].key}",
-        ]);
+        let t = k.jsonpath(&["node", "sim-0"], "{.spec.taints[*].key}");
         t.contains("node.kubernetes.io/unschedulable").then_some(())
     });
     k.ok(&["uncordon", "sim-0"]);
     wait_for(Duration::from_secs(30), "the cordon taint to go", || {
-        let t = k.ok(&["get", "node", "sim-0", "-o", "jsonpath={.spec.taints}"]);
+        let t = k.jsonpath(&["node", "sim-0"], "{.spec.taints}");
         (!t.contains("unschedulable")).then_some(())
     });
 
@@ -159,13 +153,10 @@ fn pods_land_where_their_rules_say() {
         "pod/fails",
         "--timeout=60s",
     ]);
-    let code = k.ok(&[
-        "get",
-        "pod",
-        "fails",
-        "-o",
-        "jsonpath={.status.containerStatuses[0].state.terminated.exitCode}",
-    ]);
+    let code = k.jsonpath(
+        &["pod", "fails"],
+        "{.status.containerStatuses[0].state.terminated.exitCode}",
+    );
     assert_eq!(code, "3");
 
     // Events as kube-scheduler writes them.
@@ -247,13 +238,7 @@ fn a_killed_node_process_goes_unknown_and_its_pods_are_evicted() {
     ]);
     let nodes = k.ok(&["get", "nodes"]);
     assert!(nodes.contains("doomed-0   NotReady"), "{nodes}");
-    let taints = k.ok(&[
-        "get",
-        "node",
-        "doomed-0",
-        "-o",
-        "jsonpath={.spec.taints[*].key}",
-    ]);
+    let taints = k.jsonpath(&["node", "doomed-0"], "{.spec.taints[*].key}");
     assert!(
         taints.contains("node.kubernetes.io/unreachable"),
         "{taints}"
@@ -284,7 +269,7 @@ fn a_killed_node_process_goes_unknown_and_its_pods_are_evicted() {
         Duration::from_secs(30),
         "the unreachable taint to go",
         || {
-            let t = k.ok(&["get", "node", "doomed-0", "-o", "jsonpath={.spec.taints}"]);
+            let t = k.jsonpath(&["node", "doomed-0"], "{.spec.taints}");
             (!t.contains("unreachable")).then_some(())
         },
     );

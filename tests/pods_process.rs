@@ -186,19 +186,16 @@ fn pods_run_as_host_processes() {
 
     // The container runs, with its environment, and its output is in the node's log files.
     wait_for(Duration::from_secs(60), "the container running", || {
-        let state = k.ok(&[
-            "get",
-            "pod",
-            "hello",
-            "-o",
-            "jsonpath={.status.containerStatuses[?(@.name==\"web\")].state.running.startedAt}",
-        ]);
+        let state = k.jsonpath(
+            &["pod", "hello"],
+            "{.status.containerStatuses[?(@.name==\"web\")].state.running.startedAt}",
+        );
         (!state.is_empty() && running(&pattern)).then_some(())
     });
     // Its own network namespace and an address of the node's pod CIDR (as root), else the
     // host's network.
-    let ip = k.ok(&["get", "pod", "hello", "-o", "jsonpath={.status.podIP}"]);
-    let uid = k.ok(&["get", "pod", "hello", "-o", "jsonpath={.metadata.uid}"]);
+    let ip = k.jsonpath(&["pod", "hello"], "{.status.podIP}");
+    let uid = k.jsonpath(&["pod", "hello"], "{.metadata.uid}");
     if own_network() {
         let prefix = cidr.trim_end_matches("0/24");
         assert!(ip.starts_with(prefix), "{ip} is not in {cidr}");
@@ -220,24 +217,15 @@ fn pods_run_as_host_processes() {
     // The crashing container backs off and keeps its last exit code; the missing program is
     // a StartError.
     let crash = wait_for(Duration::from_secs(60), "CrashLoopBackOff", || {
-        let text = k.ok(&[
-            "get",
-            "pod",
-            "hello",
-            "-o",
-            "jsonpath={.status.containerStatuses[?(@.name==\"crash\")].state.waiting.reason} {.status.containerStatuses[?(@.name==\"crash\")].lastState.terminated.exitCode}",
-        ]);
+        let text = k.jsonpath(&["pod", "hello"], "{.status.containerStatuses[?(@.name==\"crash\")].state.waiting.reason} {.status.containerStatuses[?(@.name==\"crash\")].lastState.terminated.exitCode}");
         (text == "CrashLoopBackOff 3").then_some(text)
     });
     assert_eq!(crash, "CrashLoopBackOff 3");
     assert_eq!(
-        k.ok(&[
-            "get",
-            "pod",
-            "hello",
-            "-o",
-            "jsonpath={.status.containerStatuses[?(@.name==\"missing\")].lastState.terminated.reason}",
-        ]),
+        k.jsonpath(
+            &["pod", "hello"],
+            "{.status.containerStatuses[?(@.name==\"missing\")].lastState.terminated.reason}"
+        ),
         "StartError"
     );
     // kubectl logs reads them back through the apiserver and the node's endpoint.
@@ -286,13 +274,7 @@ fn pods_run_as_host_processes() {
         Duration::from_secs(30),
         "CreateContainerConfigError",
         || {
-            let text = k.ok(&[
-            "get",
-            "pod",
-            "envy",
-            "-o",
-            "jsonpath={.status.containerStatuses[0].state.waiting.reason}: {.status.containerStatuses[0].state.waiting.message}",
-        ]);
+            let text = k.jsonpath(&["pod", "envy"], "{.status.containerStatuses[0].state.waiting.reason}: {.status.containerStatuses[0].state.waiting.message}");
             text.starts_with("CreateContainerConfigError")
                 .then_some(text)
         },
@@ -320,8 +302,7 @@ fn pods_run_as_host_processes() {
     // Run once, to completion.
     k.ok_stdin(&["apply", "-f", "-"], ONCE);
     wait_for(Duration::from_secs(60), "the pod Succeeded", || {
-        (k.ok(&["get", "pod", "once", "-o", "jsonpath={.status.phase}"]) == "Succeeded")
-            .then_some(())
+        (k.jsonpath(&["pod", "once"], "{.status.phase}") == "Succeeded").then_some(())
     });
     // Following the log of a container that has ended returns once it is read.
     assert_eq!(k.ok(&["logs", "-f", "once"]), "done\n");
@@ -339,7 +320,7 @@ fn pods_run_as_host_processes() {
         "the container running again",
         || running(&pattern).then_some(()),
     );
-    let again = k.ok(&["get", "pod", "hello", "-o", "jsonpath={.metadata.uid}"]);
+    let again = k.jsonpath(&["pod", "hello"], "{.metadata.uid}");
     stop(&mut a);
     assert!(!running(&pattern), "a pod's process outlived ferry up");
     assert_eq!(namespaces_left(&[again]), Vec::<String>::new());
@@ -424,18 +405,12 @@ fn probes_decide_readiness_and_restart_containers() {
     k.ok(&["wait", "--for=condition=Ready", "pod/web", "--timeout=30s"]);
     assert_eq!(ready("gated"), "true");
     // Ready, it is an address of its Service.
-    let ip = k.ok(&["get", "pod", "web", "-o", "jsonpath={.status.podIP}"]);
+    let ip = k.jsonpath(&["pod", "web"], "{.status.podIP}");
     wait_for(
         Duration::from_secs(30),
         "the pod in its Service's endpoints",
         || {
-            let listed = k.ok(&[
-                "get",
-                "endpoints",
-                "web",
-                "-o",
-                "jsonpath={.subsets[0].addresses[0].ip}",
-            ]);
+            let listed = k.jsonpath(&["endpoints", "web"], "{.subsets[0].addresses[0].ip}");
             (listed == ip).then_some(())
         },
     );
@@ -459,13 +434,10 @@ fn probes_decide_readiness_and_restart_containers() {
         Duration::from_secs(30),
         "the mortal container restarted",
         || {
-            let restarts = k.ok(&[
-                "get",
-                "pod",
-                "web",
-                "-o",
-                "jsonpath={.status.containerStatuses[?(@.name==\"mortal\")].restartCount}",
-            ]);
+            let restarts = k.jsonpath(
+                &["pod", "web"],
+                "{.status.containerStatuses[?(@.name==\"mortal\")].restartCount}",
+            );
             (restarts.parse::<u32>().unwrap_or(0) >= 1).then_some(())
         },
     );
@@ -502,13 +474,10 @@ fn probes_decide_readiness_and_restart_containers() {
                 "--field-selector",
                 "involvedObject.name=hooked",
             ]);
-            let restarts = k.ok(&[
-                "get",
-                "pod",
-                "hooked",
-                "-o",
-                "jsonpath={.status.containerStatuses[?(@.name==\"bad\")].restartCount}",
-            ]);
+            let restarts = k.jsonpath(
+                &["pod", "hooked"],
+                "{.status.containerStatuses[?(@.name==\"bad\")].restartCount}",
+            );
             (events.contains("FailedPostStartHook") && restarts.parse::<u32>().unwrap_or(0) >= 1)
                 .then_some(())
         },
@@ -693,13 +662,10 @@ fn volumes_are_mounted_and_limits_enforced() {
             .then_some(())
     });
     assert_eq!(
-        k.ok(&[
-            "get",
-            "pod",
-            "waiting",
-            "-o",
-            "jsonpath={.status.containerStatuses[0].state.waiting.reason}"
-        ]),
+        k.jsonpath(
+            &["pod", "waiting"],
+            "{.status.containerStatuses[0].state.waiting.reason}"
+        ),
         "ContainerCreating"
     );
     k.ok(&["create", "configmap", "late", "--from-literal=k=v"]);
@@ -713,20 +679,11 @@ fn volumes_are_mounted_and_limits_enforced() {
     // Over its memory limit, a container is OOM-killed inside its own cgroup, and says so.
     k.ok_stdin(&["apply", "-f", "-"], HOG);
     let ended = wait_for(Duration::from_secs(60), "the hog OOM-killed", || {
-        let text = k.ok(&[
-            "get",
-            "pod",
-            "hog",
-            "-o",
-            "jsonpath={.status.containerStatuses[0].state.terminated.reason} {.status.containerStatuses[0].state.terminated.exitCode}",
-        ]);
+        let text = k.jsonpath(&["pod", "hog"], "{.status.containerStatuses[0].state.terminated.reason} {.status.containerStatuses[0].state.terminated.exitCode}");
         (!text.trim().is_empty()).then_some(text)
     });
     assert_eq!(ended, "OOMKilled 137");
-    assert_eq!(
-        k.ok(&["get", "pod", "hog", "-o", "jsonpath={.status.phase}"]),
-        "Failed"
-    );
+    assert_eq!(k.jsonpath(&["pod", "hog"], "{.status.phase}"), "Failed");
 
     k.ok(&["delete", "pod", "vols", "waiting", "hog"]);
     stop(&mut a);

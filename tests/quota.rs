@@ -21,13 +21,10 @@ const WEB: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web
 const LONE: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: lone\nspec:\n  containers:\n  - name: c\n    image: web:1\n";
 
 fn used(k: &Kubectl) -> String {
-    k.ok(&[
-        "get",
-        "resourcequota",
-        "compute",
-        "-o",
-        "jsonpath={.status.used.pods} {.status.used.requests\\.cpu}",
-    ])
+    k.jsonpath(
+        &["resourcequota", "compute"],
+        "{.status.used.pods} {.status.used.requests\\.cpu}",
+    )
 }
 
 #[test]
@@ -44,14 +41,10 @@ fn quota_refuses_pods_past_its_limits_and_counts_them() {
     // Three replicas asked, two allowed: the set says why the third is missing.
     k.ok_stdin(&["apply", "-f", "-"], WEB);
     let reason = wait_for(Duration::from_secs(60), "ReplicaFailure", || {
-        let text = k.ok(&[
-            "get",
-            "rs",
-            "-l",
-            "app=web",
-            "-o",
-            "jsonpath={.items[0].status.conditions[?(@.type==\"ReplicaFailure\")].message}",
-        ]);
+        let text = k.jsonpath(
+            &["rs", "-l", "app=web"],
+            "{.items[0].status.conditions[?(@.type==\"ReplicaFailure\")].message}",
+        );
         (!text.is_empty()).then_some(text)
     });
     assert!(
@@ -97,26 +90,17 @@ fn limit_range_defaults_containers_and_refuses_pods_outside_it() {
     k.ok_stdin(&["apply", "-f", "-"], RANGE);
     // The range's own defaults: the request defaults to the default limit.
     assert_eq!(
-        k.ok(&[
-            "get",
-            "limitrange",
-            "bounds",
-            "-o",
-            "jsonpath={.spec.limits[0].defaultRequest.memory}"
-        ]),
+        k.jsonpath(
+            &["limitrange", "bounds"],
+            "{.spec.limits[0].defaultRequest.memory}"
+        ),
         "128Mi"
     );
 
     // A pod without resources gets the range's defaults, noted in its annotation.
     k.ok_stdin(&["apply", "-f", "-"], LONE);
     assert_eq!(
-        k.ok(&[
-            "get",
-            "pod",
-            "lone",
-            "-o",
-            "jsonpath={.spec.containers[0].resources.requests.cpu} {.spec.containers[0].resources.limits.cpu} {.spec.containers[0].resources.requests.memory}",
-        ]),
+        k.jsonpath(&["pod", "lone"], "{.spec.containers[0].resources.requests.cpu} {.spec.containers[0].resources.limits.cpu} {.spec.containers[0].resources.requests.memory}"),
         "100m 500m 128Mi"
     );
     let described = k.ok(&["describe", "pod", "lone"]);
@@ -137,14 +121,10 @@ fn limit_range_defaults_containers_and_refuses_pods_outside_it() {
     // A workload whose template breaks it: the ReplicaSet says why it has no pods.
     k.ok_stdin(&["apply", "-f", "-"], WIDE);
     let reason = wait_for(Duration::from_secs(60), "ReplicaFailure", || {
-        let text = k.ok(&[
-            "get",
-            "rs",
-            "-l",
-            "app=wide",
-            "-o",
-            "jsonpath={.items[0].status.conditions[?(@.type==\"ReplicaFailure\")].message}",
-        ]);
+        let text = k.jsonpath(
+            &["rs", "-l", "app=wide"],
+            "{.items[0].status.conditions[?(@.type==\"ReplicaFailure\")].message}",
+        );
         (!text.is_empty()).then_some(text)
     });
     assert!(

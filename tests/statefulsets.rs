@@ -18,14 +18,7 @@ const DB: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: db\nspec:\n 
 
 /// `name image hostname.subdomain claim` of the set's pods, by name.
 fn pods(k: &Kubectl) -> Vec<String> {
-    let text = k.ok(&[
-        "get",
-        "pods",
-        "-l",
-        "app=db",
-        "-o",
-        "jsonpath={range .items[*]}{.metadata.name} {.spec.containers[0].image} {.spec.hostname}.{.spec.subdomain} {.spec.volumes[?(@.name==\"data\")].persistentVolumeClaim.claimName} {.metadata.deletionTimestamp}{\"\\n\"}{end}",
-    ]);
+    let text = k.jsonpath(&["pods", "-l", "app=db"], "{range .items[*]}{.metadata.name} {.spec.containers[0].image} {.spec.hostname}.{.spec.subdomain} {.spec.volumes[?(@.name==\"data\")].persistentVolumeClaim.claimName} {.metadata.deletionTimestamp}{\"\\n\"}{end}");
     let mut lines: Vec<String> = text
         .lines()
         .filter(|l| l.split(' ').nth(4).is_none_or(str::is_empty))
@@ -85,13 +78,7 @@ fn ordinals_in_order_a_partitioned_update_and_claims_kept() {
             ])
         .then_some(())
     });
-    let revisions = k.ok(&[
-        "get",
-        "statefulset",
-        "db",
-        "-o",
-        "jsonpath={.status.currentRevision} {.status.updateRevision} {.status.updatedReplicas} {.status.currentReplicas}",
-    ]);
+    let revisions = k.jsonpath(&["statefulset", "db"], "{.status.currentRevision} {.status.updateRevision} {.status.updatedReplicas} {.status.currentReplicas}");
     let fields: Vec<&str> = revisions.split(' ').collect();
     assert_ne!(fields[0], fields[1], "{revisions}");
     assert_eq!(&fields[2..], ["2", "2"], "{revisions}");

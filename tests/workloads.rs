@@ -160,26 +160,20 @@ fn a_rolling_update_keeps_its_bounds_and_kubectl_rollout_drives_it() {
     wait_for(Duration::from_secs(30), "four pods", || {
         (pods_of(k, "web").len() == 4).then_some(())
     });
-    let ready = k.ok(&[
-        "get",
-        "deployment",
-        "web",
-        "-o",
-        "jsonpath={.status.readyReplicas}/{.status.availableReplicas}/{.status.updatedReplicas}",
-    ]);
+    let ready = k.jsonpath(
+        &["deployment", "web"],
+        "{.status.readyReplicas}/{.status.availableReplicas}/{.status.updatedReplicas}",
+    );
     assert_eq!(ready, "4/4/4");
 
     // Pause: a template change makes no new ReplicaSet until resumed.
     k.ok(&["rollout", "pause", "deployment/web"]);
     k.ok(&["set", "image", "deployment/web", "c=busybox:3"]);
     wait_for(Duration::from_secs(30), "paused condition", || {
-        let reason = k.ok(&[
-            "get",
-            "deployment",
-            "web",
-            "-o",
-            "jsonpath={.status.conditions[?(@.type==\"Progressing\")].reason}",
-        ]);
+        let reason = k.jsonpath(
+            &["deployment", "web"],
+            "{.status.conditions[?(@.type==\"Progressing\")].reason}",
+        );
         (reason == "DeploymentPaused").then_some(())
     });
     let sets = k.ok(&["get", "rs", "-l", "app=web", "-o", "name"]);
@@ -199,14 +193,10 @@ fn a_rolling_update_keeps_its_bounds_and_kubectl_rollout_drives_it() {
         let now = pods_of(k, "web");
         (now.len() == 4 && now.iter().all(|p| !before.contains(p))).then_some(())
     });
-    let events = k.ok(&[
-        "get",
-        "events",
-        "--field-selector",
-        "involvedObject.name=web",
-        "-o",
-        "jsonpath={.items[*].reason}",
-    ]);
+    let events = k.jsonpath(
+        &["events", "--field-selector", "involvedObject.name=web"],
+        "{.items[*].reason}",
+    );
     assert!(events.contains("ScalingReplicaSet"), "{events}");
 }
 
@@ -257,22 +247,10 @@ fn recreate_replica_sets_and_service_accounts() {
     k.ok_stdin(&["apply", "-f", "-"], "apiVersion: v1\nkind: Pod\nmetadata:\n  name: stray\n  labels: {app: rs}\nspec:\n  containers:\n  - name: c\n    image: busybox\n");
     k.ok_stdin(&["apply", "-f", "-"], "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: rs\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {app: rs}\n  template:\n    metadata:\n      labels: {app: rs}\n    spec:\n      containers:\n      - name: c\n        image: busybox\n");
     wait_for(Duration::from_secs(30), "two ready replicas", || {
-        let s = k.ok(&[
-            "get",
-            "rs",
-            "rs",
-            "-o",
-            "jsonpath={.status.replicas}/{.status.readyReplicas}",
-        ]);
+        let s = k.jsonpath(&["rs", "rs"], "{.status.replicas}/{.status.readyReplicas}");
         (s == "2/2").then_some(())
     });
-    let owner = k.ok(&[
-        "get",
-        "pod",
-        "stray",
-        "-o",
-        "jsonpath={.metadata.ownerReferences[0].name}",
-    ]);
+    let owner = k.jsonpath(&["pod", "stray"], "{.metadata.ownerReferences[0].name}");
     assert_eq!(owner, "rs", "the orphan was adopted");
     assert_eq!(pods_of(k, "rs").len(), 2);
     k.ok(&["delete", "pod", "stray", "--wait=false"]);
@@ -305,7 +283,7 @@ fn recreate_replica_sets_and_service_accounts() {
     // A ReplicationController without a selector selects its template's labels, keeps its
     // replicas, scales, and its pods go with it.
     k.ok_stdin(&["apply", "-f", "-"], "apiVersion: v1\nkind: ReplicationController\nmetadata:\n  name: rc\nspec:\n  replicas: 3\n  template:\n    metadata:\n      labels: {app: rc}\n    spec:\n      containers:\n      - name: c\n        image: busybox\n");
-    let selector = k.ok(&["get", "rc", "rc", "-o", "jsonpath={.spec.selector.app}"]);
+    let selector = k.jsonpath(&["rc", "rc"], "{.spec.selector.app}");
     assert_eq!(
         selector, "rc",
         "the selector defaults to the template's labels"
@@ -466,14 +444,10 @@ fn deletion_cascades_in_the_background_the_foreground_or_not_at_all() {
         "--cascade=orphan",
         "--timeout=60s",
     ]);
-    let refs = k.ok(&[
-        "get",
-        "rs",
-        "-l",
-        "app=or",
-        "-o",
-        "jsonpath={.items[*].metadata.ownerReferences}",
-    ]);
+    let refs = k.jsonpath(
+        &["rs", "-l", "app=or"],
+        "{.items[*].metadata.ownerReferences}",
+    );
     assert!(refs.is_empty(), "orphaned: {refs}");
     assert_eq!(pods_of(k, "or").len(), 3);
     // An orphaned set still owns its pods: deleting it collects them.

@@ -250,6 +250,15 @@ impl Kubectl {
         text(&out.stdout)
     }
 
+    /// `kubectl get <target...> -o jsonpath=<path>`, expected to succeed; returns stdout.
+    pub fn jsonpath(&self, target: &[&str], path: &str) -> String {
+        let output = format!("jsonpath={path}");
+        let mut args = vec!["get"];
+        args.extend_from_slice(target);
+        args.extend(["-o", output.as_str()]);
+        self.ok(&args)
+    }
+
     /// Runs kubectl with stdin and expects success; returns stdout.
     pub fn ok_stdin(&self, args: &[&str], input: &str) -> String {
         let out = self.run_stdin(args, input);

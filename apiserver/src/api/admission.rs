@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use super::catalog::has_status;
 use super::crd::{self, CrdRegistry};
 use super::defaults::{carry_allocations, default, has_generation, initial_status, new_pod};
+use super::limitrange_registry::LimitRanges;
 use super::priority::PriorityClasses;
 use super::registry_rules;
 use super::status::{ApiError, Cause};
@@ -64,6 +65,7 @@ pub struct Admission {
     strict: Validator,
     crds: std::sync::Arc<CrdRegistry>,
     priorities: std::sync::Arc<PriorityClasses>,
+    limit_ranges: std::sync::Arc<LimitRanges>,
 }
 
 impl Default for Admission {
@@ -71,6 +73,7 @@ impl Default for Admission {
         Admission {
             crds: Default::default(),
             priorities: Default::default(),
+            limit_ranges: Default::default(),
             strict: Validator::new(
                 Options {
                     strict: true,
@@ -481,11 +484,17 @@ impl Admission {
         &self.priorities
     }
 
-    /// Loads what admission keeps in memory (the CRDs, the PriorityClasses) from `storage`, and
-    /// follows their changes from now on.
+    /// The LimitRanges the LimitRange admission reads.
+    pub fn limit_ranges(&self) -> &LimitRanges {
+        &self.limit_ranges
+    }
+
+    /// Loads what admission keeps in memory (the CRDs, the PriorityClasses, the LimitRanges)
+    /// from `storage`, and follows their changes from now on.
     pub async fn attach(&self, storage: &Storage) -> Result<(), StorageError> {
         self.crds.attach(storage).await?;
-        self.priorities.attach(storage).await
+        self.priorities.attach(storage).await?;
+        self.limit_ranges.attach(storage).await
     }
 
     /// Is the kind's status written through a `status` subresource only?

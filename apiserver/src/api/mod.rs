@@ -10,6 +10,7 @@ pub mod defaults;
 pub mod discovery;
 pub mod eviction;
 pub mod limitrange;
+pub mod limitrange_registry;
 pub mod list;
 pub mod metrics;
 pub mod namespace;

@@ -24,6 +24,12 @@ use super::allocator;
 use super::catalog::storage_resource;
 use crate::storage::{ObjectKey, StorageError, Stored, WriteOp};
 
+/// Whether the object at `key` is a namespace: being deleted, it is only updated until the
+/// finisher has removed its content and deletes it.
+pub(crate) fn deleted_by_finisher(key: &ObjectKey) -> bool {
+    key.namespace.is_empty() && key.resource == "namespaces"
+}
+
 /// The finalizer the namespace controller owns (in `spec.finalizers`).
 pub const FINALIZER: &str = "kubernetes";
 

@@ -259,16 +259,7 @@ async fn create(call: &Call<'_>, body: Body) -> Result<Response<Body>, ApiError>
     if call.kind.group.is_empty() && call.kind.kind == "Pod" {
         super::priority::admit_pod(call.state.admission.priorities(), &mut object)?;
         if let Some(namespace) = call.path.namespace.as_deref() {
-            let ranges: Vec<Value> = call
-                .state
-                .storage
-                .list(super::limitrange::RESOURCE, Some(namespace), None, 0)
-                .await
-                .map_err(|e| call.storage_error(e))?
-                .items
-                .into_iter()
-                .map(|s| s.object)
-                .collect();
+            let ranges = call.state.admission.limit_ranges().of(namespace);
             super::limitrange::admit_pod(&ranges, &mut object)?;
         }
     }

@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::{Response, StatusCode};
 use serde_json::{Value, json};
 
-use super::admission::{FieldValidation, ObjectAt, UpdateHow};
+use super::admission::{FieldValidation, ObjectAt, UpdateHow, has_finalizers};
 use super::apply;
 use super::request::{body_bytes, content_type, parse_object};
 use super::resource::{Call, expected_revision, insert_new, manager, read_body, respond_object};
@@ -82,14 +82,11 @@ pub fn unchanged(old: &Value, new: &Value) -> bool {
 }
 
 /// The write that replaces an object: an update, except that an object being deleted whose
-/// last finalizer is now gone is deleted for good. A terminating namespace is only updated: its
-/// content goes first, and the namespace finisher deletes it.
+/// last finalizer is now gone is deleted for good (unless its kind's own finisher deletes it,
+/// as the namespace finisher does).
 pub fn replacement(key: ObjectKey, object: Value, expected: Option<i64>) -> WriteOp {
-    let finalizers = object["metadata"]["finalizers"]
-        .as_array()
-        .is_some_and(|f| !f.is_empty());
-    let namespace = key.namespace.is_empty() && key.resource == "namespaces";
-    if object["metadata"]["deletionTimestamp"].is_string() && !finalizers && !namespace {
+    let deleting = object["metadata"]["deletionTimestamp"].is_string();
+    if deleting && !has_finalizers(&object) && !super::namespace::deleted_by_finisher(&key) {
         WriteOp::Delete { key, expected }
     } else {
         WriteOp::Update {

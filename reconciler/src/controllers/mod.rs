@@ -8,6 +8,7 @@
 //! [`quota`] (ResourceQuota usage, charged by the apiserver's admission),
 //! [`serviceaccount`] and the garbage collector ([`gc`]).
 
+pub mod conditions;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;

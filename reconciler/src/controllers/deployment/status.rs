@@ -8,6 +8,8 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentStat
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
+use crate::controllers::conditions;
+
 /// The Progressing reason of a finished rollout.
 pub const COMPLETE: &str = "NewReplicaSetAvailable";
 /// The Progressing reason of a rollout past its deadline.
@@ -35,28 +37,14 @@ fn condition<'a>(s: &'a DeploymentStatus, kind: &str) -> Option<&'a DeploymentCo
     s.conditions.as_deref()?.iter().find(|c| c.type_ == kind)
 }
 
-/// Sets a condition as Kubernetes does: an unchanged status and reason leaves it be; a
-/// changed reason with the same status keeps `lastTransitionTime`.
+/// Sets a condition by the one rule of [`conditions::set`].
 fn set(s: &mut DeploymentStatus, new: DeploymentCondition) {
-    let conditions = s.conditions.get_or_insert_with(Vec::new);
-    if let Some(old) = conditions.iter_mut().find(|c| c.type_ == new.type_) {
-        if old.status == new.status && old.reason == new.reason {
-            return;
-        }
-        let keep = old.status == new.status;
-        let since = old.last_transition_time.clone();
-        *old = new;
-        if keep {
-            old.last_transition_time = since;
-        }
-    } else {
-        conditions.push(new);
-    }
+    conditions::set(s.conditions.get_or_insert_with(Vec::new), new);
 }
 
 fn remove(s: &mut DeploymentStatus, kind: &str) {
     if let Some(c) = s.conditions.as_mut() {
-        c.retain(|c| c.type_ != kind);
+        conditions::remove(c, kind);
     }
 }
 

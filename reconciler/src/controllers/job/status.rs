@@ -5,6 +5,8 @@
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use crate::controllers::conditions;
+
 /// Why a Job failed: its condition's reason and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -54,8 +56,7 @@ pub fn finished(status: &JobStatus) -> Option<&JobCondition> {
     holds(status, "Complete").or_else(|| holds(status, "Failed"))
 }
 
-/// Sets condition `type_`: unchanged when it already says this; its transition time kept
-/// while its status holds.
+/// Sets condition `type_` by the one rule of [`conditions::set`].
 pub fn set(
     conditions: &mut Vec<JobCondition>,
     type_: &str,
@@ -64,32 +65,17 @@ pub fn set(
     message: &str,
     now: &Time,
 ) {
-    let status = if status { "True" } else { "False" };
-    match conditions.iter_mut().find(|c| c.type_ == type_) {
-        Some(c) => {
-            let same = c.status == status
-                && c.reason.as_deref() == Some(reason)
-                && c.message.as_deref() == Some(message);
-            if same {
-                return;
-            }
-            if c.status != status {
-                c.last_transition_time = Some(now.clone());
-            }
-            c.status = status.into();
-            c.reason = Some(reason.into());
-            c.message = Some(message.into());
-            c.last_probe_time = Some(now.clone());
-        }
-        None => conditions.push(JobCondition {
+    conditions::set(
+        conditions,
+        JobCondition {
             type_: type_.into(),
-            status: status.into(),
+            status: if status { "True" } else { "False" }.into(),
             reason: Some(reason.into()),
             message: Some(message.into()),
             last_probe_time: Some(now.clone()),
             last_transition_time: Some(now.clone()),
-        }),
-    }
+        },
+    );
 }
 
 /// Seconds until a finished Job with `ttlSecondsAfterFinished` is to be deleted (zero or less:

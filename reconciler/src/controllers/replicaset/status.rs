@@ -8,6 +8,7 @@ use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStat
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use crate::controllers::conditions;
 use crate::controllers::pods::{is_available, is_ready};
 
 /// The status `rs` should carry, given its active pods and the failure of this reconcile's
@@ -35,26 +36,22 @@ pub fn compute(
     let previous = rs.status.as_ref();
     let mut conditions: Vec<ReplicaSetCondition> = previous
         .and_then(|s| s.conditions.clone())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|c| c.type_ != "ReplicaFailure")
-        .collect();
-    if let Some((reason, message)) = failure {
-        let old = previous
-            .and_then(|s| s.conditions.as_deref())
-            .and_then(|c| c.iter().find(|c| c.type_ == "ReplicaFailure"));
-        // A failure already reported for the same reason stays as it was (as Kubernetes): the
-        // refusal's message names a generated pod and would change on every attempt, and each
-        // status write would wake the controller again.
-        match old.filter(|c| c.reason.as_deref() == Some(reason)) {
-            Some(old) => conditions.push(old.clone()),
-            None => conditions.push(ReplicaSetCondition {
-                type_: "ReplicaFailure".into(),
-                status: "True".into(),
-                reason: Some(reason.into()),
-                message: Some(message),
-                last_transition_time: Some(Time(now)),
-            }),
+        .unwrap_or_default();
+    match failure {
+        Some((reason, message)) => {
+            conditions::set(
+                &mut conditions,
+                ReplicaSetCondition {
+                    type_: "ReplicaFailure".into(),
+                    status: "True".into(),
+                    reason: Some(reason.into()),
+                    message: Some(message),
+                    last_transition_time: Some(Time(now)),
+                },
+            );
+        }
+        None => {
+            conditions::remove(&mut conditions, "ReplicaFailure");
         }
     }
     ReplicaSetStatus {
