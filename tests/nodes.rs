@@ -243,9 +243,16 @@ fn a_killed_node_process_goes_unknown_and_its_pods_are_evicted() {
         taints.contains("node.kubernetes.io/unreachable"),
         "{taints}"
     );
-    // The brief pod goes after its 2 s; the patient one stays.
-    k.ok(&["wait", "--for=delete", "pod/brief", "--timeout=30s"]);
-    k.ok(&["get", "pod", "patient"]);
+    // The brief pod is evicted after its 2 s: marked for deletion, it stays Terminating while
+    // no agent can stop it (as on Kubernetes); the patient one stays as it was.
+    wait_for(Duration::from_secs(30), "brief marked for deletion", || {
+        let at = k.jsonpath(&["pod", "brief"], "{.metadata.deletionTimestamp}");
+        (!at.is_empty()).then_some(())
+    });
+    assert_eq!(
+        k.jsonpath(&["pod", "patient"], "{.metadata.deletionTimestamp}"),
+        ""
+    );
     let events = k.ok(&["get", "events"]);
     assert!(events.contains("NodeNotReady"), "{events}");
     // The node comes back: Ready again, the taints gone.
@@ -265,6 +272,8 @@ fn a_killed_node_process_goes_unknown_and_its_pods_are_evicted() {
         "node/doomed-0",
         "--timeout=60s",
     ]);
+    // Its agent back, the evicted pod is stopped and deleted for good.
+    k.ok(&["wait", "--for=delete", "pod/brief", "--timeout=30s"]);
     wait_for(
         Duration::from_secs(30),
         "the unreachable taint to go",

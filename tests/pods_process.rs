@@ -488,12 +488,54 @@ fn probes_decide_readiness_and_restart_containers() {
         marks.join("pre").exists().then_some(())
     });
 
+    // Graceful deletion: the pod shows Terminating with its grace period while its node stops
+    // it; a container that handles SIGTERM ends on it, one that ignores it is killed when the
+    // grace period is over; then the node agent deletes the pod for good.
+    k.ok_stdin(&["apply", "-f", "-"], &graceful_yaml(&marks.display().to_string(), &seconds));
+    k.ok(&["wait", "--for=condition=Ready", "pod/graceful", "--timeout=30s"]);
+    k.ok(&["delete", "pod", "graceful", "--wait=false"]);
+    let shown = k.ok(&["get", "pod", "graceful", "--no-headers"]);
+    assert!(shown.contains("Terminating"), "{shown}");
+    assert!(
+        running(&format!("stubborn {seconds}")),
+        "the stubborn container runs on within its grace period"
+    );
+    assert_eq!(
+        k.jsonpath(&["pod", "graceful"], "{.metadata.deletionGracePeriodSeconds}"),
+        "3"
+    );
+    k.ok(&["wait", "--for=delete", "pod/graceful", "--timeout=30s"]);
+    assert_eq!(
+        std::fs::read_to_string(marks.join("term")).unwrap_or_default(),
+        "TERM\n",
+        "the polite container saw SIGTERM"
+    );
+    assert!(!running(&format!("stubborn {seconds}")));
+
     k.ok(&["delete", "pod", "web"]);
     let pattern = format!("sleep {seconds}");
     wait_for(Duration::from_secs(30), "the pod's processes ended", || {
         (!running(&pattern) && !running(&format!("http.server {port}"))).then_some(())
     });
     stop(&mut a);
+}
+
+fn graceful_yaml(marks: &str, seconds: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: graceful}}
+spec:
+  terminationGracePeriodSeconds: 3
+  containers:
+  - name: polite
+    image: busybox
+    command: [sh, -c, 'trap "echo TERM > {marks}/term; exit 0" TERM; while :; do sleep 0.2; done']
+  - name: stubborn
+    image: busybox
+    command: [sh, -c, 'trap "" TERM; while :; do sleep 0.2; done', stubborn, "{seconds}"]
+"#
+    )
 }
 
 fn hooked_yaml(marks: &str, seconds: &str) -> String {

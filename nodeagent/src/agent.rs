@@ -287,12 +287,21 @@ impl NodeAgent {
                         continue;
                     };
                     let uid = pod.metadata.uid.clone().unwrap_or_default();
-                    if let Some(tx) = workers.get(&uid) {
-                        if tx.send(PodUpdate::Changed(Box::new(pod))).await.is_err() {
-                            workers.remove(&uid);
-                        }
-                        continue;
-                    }
+                    let pod = match workers.get(&uid) {
+                        Some(tx) => match tx.send(PodUpdate::Changed(Box::new(pod))).await {
+                            Ok(()) => continue,
+                            // Its worker has ended (a deletion it could not finish): a new
+                            // worker takes the pod from here.
+                            Err(mpsc::error::SendError(update)) => {
+                                workers.remove(&uid);
+                                match update {
+                                    PodUpdate::Changed(pod) => *pod,
+                                    PodUpdate::Deleted => continue,
+                                }
+                            }
+                        },
+                        None => pod,
+                    };
                     let (tx, rx) = mpsc::channel(8);
                     let span = tracing::debug_span!("pod", node = %node, pod = %pod.metadata.name.as_deref().unwrap_or_default());
                     let worker = PodWorker::new(pod, site.clone());

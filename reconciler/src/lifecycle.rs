@@ -3,7 +3,8 @@
 //! `node.kubernetes.io/unreachable` taints; a node reporting NotReady gets the `not-ready`
 //! ones; a cordoned node gets `unschedulable:NoSchedule`; a node that is back loses them. Pods
 //! on a node with a NoExecute taint they do not tolerate are evicted, those that tolerate it
-//! for a while when their `tolerationSeconds` run out.
+//! for a while when their `tolerationSeconds` run out. A pod left terminating on a node that
+//! does not exist is deleted for good (the pod garbage collector's rule for orphans).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -304,6 +305,39 @@ async fn monitor(
                     ),
                 )
                 .await;
+        }
+    }
+    // A pod being deleted on a node that does not exist has no agent to finish the deletion:
+    // it is deleted for good, as the pod garbage collector does.
+    for pod in all_pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_some())
+    {
+        let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) else {
+            continue;
+        };
+        if names.contains(node) {
+            continue;
+        }
+        let ns = pod.metadata.namespace.clone().unwrap_or_default();
+        let pod_name = pod.metadata.name.clone().unwrap_or_default();
+        let api: Api<core::Pod> = Api::namespaced(client.clone(), &ns);
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(kube::api::Preconditions {
+                uid: pod.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match api.delete(&pod_name, &params).await {
+            Ok(_) => {
+                tracing::info!(pod = %format!("{ns}/{pod_name}"), node = %node, "deleted a terminating pod whose node does not exist");
+            }
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+            Err(e) => {
+                tracing::warn!(pod = %pod_name, error = %e, "an orphaned pod could not be deleted; retried")
+            }
         }
     }
     for node in nodes.state() {

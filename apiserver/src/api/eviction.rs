@@ -10,7 +10,7 @@ use ferry_schema::kinds::KINDS;
 use ferry_schema::selector::LabelSelector;
 use serde_json::json;
 
-use super::admission::{has_finalizers, now};
+use super::admission::now;
 use super::catalog::storage_resource;
 use super::request::json_response;
 use super::resource::{Call, deletion_ops, read_body};
@@ -64,27 +64,29 @@ pub async fn evict(call: &Call<'_>, name: &str, body: Body) -> Result<Response<B
         if dry {
             return Ok(success());
         }
-        ops.extend(
-            deletion_ops(call.state, call.kind, &pod.object)
-                .await
-                .map_err(|e| call.storage_error(e))?,
-        );
-        if has_finalizers(&pod.object) {
-            let mut marked = pod.object.clone();
-            if !deleting {
-                marked["metadata"]["deletionTimestamp"] = json!(now());
-                marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-            }
-            ops.push(WriteOp::Update {
+        // The pod is deleted as DELETE deletes it: gracefully when it runs on a node.
+        let request = super::deletion::Request {
+            finalizer: None,
+            grace: eviction["deleteOptions"]["gracePeriodSeconds"].as_i64(),
+        };
+        match super::deletion::plan(call.kind, &pod.object, &request, jiff::Timestamp::now()) {
+            super::deletion::Plan::Keep => return Ok(success()),
+            super::deletion::Plan::Mark(marked) => ops.push(WriteOp::Update {
                 key: key.clone(),
                 object: marked,
                 expected: Some(pod.revision),
-            });
-        } else {
-            ops.push(WriteOp::Delete {
-                key: key.clone(),
-                expected: Some(pod.revision),
-            });
+            }),
+            super::deletion::Plan::Remove => {
+                ops.extend(
+                    deletion_ops(call.state, call.kind, &pod.object)
+                        .await
+                        .map_err(|e| call.storage_error(e))?,
+                );
+                ops.push(WriteOp::Delete {
+                    key: key.clone(),
+                    expected: Some(pod.revision),
+                });
+            }
         }
         match call.state.storage.write(ops).await {
             Ok(_) => return Ok(success()),

@@ -7,6 +7,7 @@ pub mod apply;
 pub mod catalog;
 pub mod crd;
 pub mod defaults;
+pub mod deletion;
 pub mod discovery;
 pub mod eviction;
 pub mod limitrange;

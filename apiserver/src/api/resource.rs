@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, Method, Response, StatusCode};
 use ferry_schema::kinds::KindInfo;
 use serde_json::{Value, json};
 
-use super::admission::{FieldValidation, has_finalizers};
+use super::admission::FieldValidation;
 use super::catalog::{has_scale, storage_resource};
 use super::path::ResourcePath;
 use super::request::{Shape, body_bytes, content_type, json_response, parse_object};
@@ -417,6 +417,18 @@ struct DeleteOptions {
     finalizer: Option<&'static str>,
     resource_version: Option<i64>,
     uid: Option<String>,
+    /// `gracePeriodSeconds`, from the body or the query.
+    grace: Option<i64>,
+}
+
+impl DeleteOptions {
+    /// What the deletion planner reads of these options.
+    fn request(&self) -> super::deletion::Request {
+        super::deletion::Request {
+            finalizer: self.finalizer,
+            grace: self.grace,
+        }
+    }
 }
 
 impl DeleteOptions {
@@ -454,7 +466,20 @@ impl DeleteOptions {
             .collect();
         let dry_run = dry_run(call)? | write::dry_run_values(in_body)?;
         let pre = &options["preconditions"];
+        let grace = match (
+            options["gracePeriodSeconds"].as_i64(),
+            call.q("gracePeriodSeconds"),
+        ) {
+            (Some(grace), _) => Some(grace),
+            (None, Some(text)) => Some(text.parse().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "gracePeriodSeconds must be an integer; got {text:?}"
+                ))
+            })?),
+            (None, None) => None,
+        };
         Ok(DeleteOptions {
+            grace,
             dry_run,
             finalizer,
             resource_version: pre["resourceVersion"].as_str().and_then(|r| r.parse().ok()),
@@ -495,53 +520,50 @@ async fn delete(call: &Call<'_>, name: &str, body: Body) -> Result<Response<Body
         return Err(ApiError::conflict(call.kind.group, call.kind.plural, name));
     }
     let expected = Some(stored.revision);
-    let finalized = has_finalizers(&stored.object) || options.finalizer.is_some();
-    if options.dry_run {
-        return Ok(respond_object(call, StatusCode::OK, &stored.object, &[]));
-    }
-    if is_namespace(call.kind) {
+    if is_namespace(call.kind) && !options.dry_run {
         return delete_namespace(call, stored).await;
     }
+    let plan = super::deletion::plan(
+        call.kind,
+        &stored.object,
+        &options.request(),
+        jiff::Timestamp::now(),
+    );
+    if options.dry_run {
+        let answer = match &plan {
+            super::deletion::Plan::Mark(object) => object,
+            _ => &stored.object,
+        };
+        return Ok(respond_object(call, StatusCode::OK, answer, &[]));
+    }
     let mut ops = Vec::new();
-    if finalized {
-        // Finalizers hold the object: mark it, and whoever owns a finalizer finishes the job
-        // (the garbage collector owns `foregroundDeletion` and `orphan`).
-        let mut object = stored.object.clone();
-        if let Some(f) = options.finalizer {
-            let list = super::admission::meta(&mut object)
-                .entry("finalizers")
-                .or_insert_with(|| json!([]));
-            if let Some(list) = list.as_array_mut()
-                && !list.iter().any(|x| x == f)
-            {
-                list.push(json!(f));
-            }
+    match plan {
+        super::deletion::Plan::Keep => {
+            return Ok(respond_object(call, StatusCode::OK, &stored.object, &[]));
         }
-        if !object["metadata"]["deletionTimestamp"].is_string() {
-            object["metadata"]["deletionTimestamp"] = json!(
-                jiff::Timestamp::now()
-                    .strftime("%Y-%m-%dT%H:%M:%SZ")
-                    .to_string()
-            );
-            object["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+        super::deletion::Plan::Mark(object) => {
+            // Finalizers or a pod's node hold the object: mark it, and whoever holds it
+            // finishes the job (the garbage collector owns `foregroundDeletion` and `orphan`;
+            // a node agent deletes its pod once stopped).
+            ops.push(WriteOp::Update {
+                key,
+                object,
+                expected,
+            });
+            let changes = call
+                .state
+                .storage
+                .write(ops)
+                .await
+                .map_err(|e| call.storage_error(e))?;
+            return Ok(respond_object(
+                call,
+                StatusCode::OK,
+                &changes[0].object,
+                &[],
+            ));
         }
-        ops.push(WriteOp::Update {
-            key,
-            object,
-            expected,
-        });
-        let changes = call
-            .state
-            .storage
-            .write(ops)
-            .await
-            .map_err(|e| call.storage_error(e))?;
-        return Ok(respond_object(
-            call,
-            StatusCode::OK,
-            &changes[0].object,
-            &[],
-        ));
+        super::deletion::Plan::Remove => {}
     }
     ops.extend(
         deletion_ops(call.state, call.kind, &stored.object)
@@ -638,15 +660,24 @@ async fn delete_collection(call: &Call<'_>, body: Body) -> Result<Response<Body>
         }
         return collection_answer(call, items).await;
     }
-    let mut ops: Vec<WriteOp> = items
-        .iter()
-        .map(|o| WriteOp::Delete {
-            key: call.key(o["metadata"]["name"].as_str().unwrap_or_default()),
-            expected: o["metadata"]["resourceVersion"]
-                .as_str()
-                .and_then(|r| r.parse().ok()),
-        })
-        .collect();
+    let now = jiff::Timestamp::now();
+    let request = options.request();
+    let mut ops: Vec<WriteOp> = Vec::new();
+    for o in &items {
+        let key = call.key(o["metadata"]["name"].as_str().unwrap_or_default());
+        let expected = o["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|r| r.parse().ok());
+        match super::deletion::plan(call.kind, o, &request, now) {
+            super::deletion::Plan::Keep => {}
+            super::deletion::Plan::Mark(object) => ops.push(WriteOp::Update {
+                key,
+                object,
+                expected,
+            }),
+            super::deletion::Plan::Remove => ops.push(WriteOp::Delete { key, expected }),
+        }
+    }
     if call.kind.group.is_empty() && call.kind.kind == "Service" {
         for item in &items {
             ops.extend(release_reservations(item));

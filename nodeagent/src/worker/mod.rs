@@ -324,6 +324,13 @@ impl PodWorker {
     /// Runs until the pod is deleted or `cancel` fires.
     pub async fn run(mut self, mut updates: mpsc::Receiver<PodUpdate>, cancel: CancellationToken) {
         loop {
+            if self.pod.metadata.deletion_timestamp.is_some() {
+                // Deleted gracefully: stop everything within the grace period, then finish
+                // the deletion (grace 0), which removes the pod from the apiserver.
+                self.tear_down().await;
+                self.finish_deletion().await;
+                return;
+            }
             let wake = match self.step().await {
                 Ok(wake) => wake,
                 Err(e) => {
@@ -575,13 +582,62 @@ impl PodWorker {
     }
 
     /// The pod's termination grace period.
+    /// The grace period for stopping containers: the deletion's, once the pod is being
+    /// deleted, else the pod's `terminationGracePeriodSeconds`.
     fn grace(&self) -> Duration {
-        Duration::from_secs(
-            self.spec()
-                .termination_grace_period_seconds
-                .unwrap_or(30)
-                .max(0) as u64,
-        )
+        let seconds = self
+            .pod
+            .metadata
+            .deletion_grace_period_seconds
+            .filter(|_| self.pod.metadata.deletion_timestamp.is_some())
+            .or(self.spec().termination_grace_period_seconds)
+            .unwrap_or(30);
+        Duration::from_secs(seconds.max(0) as u64)
+    }
+
+    /// Deletes the stopped pod with a grace period of 0 (this uid only), as the kubelet
+    /// finishes a graceful deletion; retried with back-off while the apiserver cannot be
+    /// reached.
+    async fn finish_deletion(&self) {
+        use backon::{BackoffBuilder, ExponentialBuilder};
+        let api: Api<core::Pod> = Api::namespaced(
+            self.site.client.clone(),
+            self.pod.metadata.namespace.as_deref().unwrap_or("default"),
+        );
+        let name = self.pod.metadata.name.clone().unwrap_or_default();
+        let params = kube::api::DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(kube::api::Preconditions {
+                uid: self.pod.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            ..kube::api::DeleteParams::default()
+        };
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(200))
+            .with_max_delay(Duration::from_secs(5))
+            .with_max_times(8)
+            .build();
+        loop {
+            match api.delete(&name, &params).await {
+                Ok(_) => {
+                    tracing::debug!(pod = %name_of(&self.pod), "deleted after stopping");
+                    return;
+                }
+                // Gone already, or another pod of that name now: nothing left to do.
+                Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => return,
+                Err(e) => match delays.next() {
+                    Some(delay) => {
+                        tracing::warn!(pod = %name_of(&self.pod), error = %e, "the stopped pod could not be deleted; retrying");
+                        tokio::time::sleep(delay).await;
+                    }
+                    None => {
+                        tracing::error!(pod = %name_of(&self.pod), error = %e, "the stopped pod could not be deleted; it stays Terminating until its next change");
+                        return;
+                    }
+                },
+            }
+        }
     }
 
     /// Stops container `id` (`c`) within `grace`: its preStop hook first, then the runtime's
