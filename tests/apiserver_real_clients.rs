@@ -471,23 +471,8 @@ fn every_cluster_has_the_kubernetes_service() {
     });
 }
 
-/// The official Python client (installed by the test command into `target/client-venv`).
 fn python_client() -> Option<std::path::PathBuf> {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/client-venv/bin/python");
-    let ok = venv.is_file()
-        && Command::new(&venv)
-            .args(["-c", "import kubernetes"])
-            .status()
-            .is_ok_and(|s| s.success());
-    if ok {
-        return Some(venv);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "the Python kubernetes client is required under CI=true (ops/test.sh installs it)"
-    );
-    eprintln!("the Python kubernetes client is not installed; skipping");
-    None
+    ferry_testkit::tools::python_client()
 }
 
 #[test]

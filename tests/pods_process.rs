@@ -491,8 +491,16 @@ fn probes_decide_readiness_and_restart_containers() {
     // Graceful deletion: the pod shows Terminating with its grace period while its node stops
     // it; a container that handles SIGTERM ends on it, one that ignores it is killed when the
     // grace period is over; then the node agent deletes the pod for good.
-    k.ok_stdin(&["apply", "-f", "-"], &graceful_yaml(&marks.display().to_string(), &seconds));
-    k.ok(&["wait", "--for=condition=Ready", "pod/graceful", "--timeout=30s"]);
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        &graceful_yaml(&marks.display().to_string(), &seconds),
+    );
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/graceful",
+        "--timeout=30s",
+    ]);
     k.ok(&["delete", "pod", "graceful", "--wait=false"]);
     let shown = k.ok(&["get", "pod", "graceful", "--no-headers"]);
     assert!(shown.contains("Terminating"), "{shown}");
@@ -501,7 +509,10 @@ fn probes_decide_readiness_and_restart_containers() {
         "the stubborn container runs on within its grace period"
     );
     assert_eq!(
-        k.jsonpath(&["pod", "graceful"], "{.metadata.deletionGracePeriodSeconds}"),
+        k.jsonpath(
+            &["pod", "graceful"],
+            "{.metadata.deletionGracePeriodSeconds}"
+        ),
         "3"
     );
     k.ok(&["wait", "--for=delete", "pod/graceful", "--timeout=30s"]);
@@ -728,6 +739,168 @@ fn volumes_are_mounted_and_limits_enforced() {
     assert_eq!(k.jsonpath(&["pod", "hog"], "{.status.phase}"), "Failed");
 
     k.ok(&["delete", "pod", "vols", "waiting", "hog"]);
+    stop(&mut a);
+    assert!(!running(&format!("sleep {seconds}")));
+}
+
+fn shell_yaml(mnt: &str, seconds: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata: {{name: shell-config}}
+data: {{greeting: hello}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: shell}}
+spec:
+  containers:
+  - name: sh
+    image: busybox
+    command: [sh, -c, 'exec sleep {seconds}']
+    env: [{{name: GREETING, value: hi}}]
+    workingDir: {mnt}/scratch
+    volumeMounts:
+    - {{name: config, mountPath: {mnt}/config}}
+    - {{name: scratch, mountPath: {mnt}/scratch}}
+  volumes:
+  - name: config
+    configMap: {{name: shell-config}}
+  - name: scratch
+    emptyDir: {{}}
+"#
+    )
+}
+
+#[test]
+fn kubectl_exec_and_cp_reach_into_containers() {
+    let Some((mut a, _)) = process_appliance(3) else {
+        return;
+    };
+    let k = &a.kubectl;
+    let mnt = a.dir.path().join("mnt").display().to_string();
+    let seconds = marker(3);
+    k.ok_stdin(&["apply", "-f", "-"], &shell_yaml(&mnt, &seconds));
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/shell",
+        "--timeout=60s",
+    ]);
+
+    // Output, errors and the exit code come back as kubectl exec's own (WebSocket, v5).
+    let out = k.run(&[
+        "exec",
+        "shell",
+        "--",
+        "sh",
+        "-c",
+        "echo out $GREETING; echo err >&2; exit 3",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out hi\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("err\n"), "{stderr}");
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    // Stdin to its end: kubectl closes it (the v5 close signal) and the command finishes.
+    assert_eq!(
+        k.ok_stdin(
+            &["exec", "-i", "shell", "--", "sh", "-c", "cat; echo done"],
+            "piped\n"
+        ),
+        "piped\ndone\n"
+    );
+    if own_network() {
+        // The command runs where the container runs: its mounts, working directory and network.
+        assert_eq!(
+            k.ok(&[
+                "exec",
+                "shell",
+                "--",
+                "cat",
+                &format!("{mnt}/config/greeting")
+            ]),
+            "hello"
+        );
+        assert_eq!(
+            k.ok(&["exec", "shell", "--", "pwd"]),
+            format!("{mnt}/scratch\n")
+        );
+        let inside = k.ok(&["exec", "shell", "--", "readlink", "/proc/self/ns/net"]);
+        let host = std::fs::read_link("/proc/self/ns/net").expect("own netns");
+        assert_ne!(inside.trim(), host.display().to_string());
+
+        // kubectl cp, both ways (tar through exec).
+        let local = a.dir.path().join("local.txt");
+        std::fs::write(&local, "copied across\n").expect("write");
+        let target = format!("shell:{mnt}/scratch/copied.txt");
+        k.ok(&["cp", &local.display().to_string(), &target]);
+        assert_eq!(
+            k.ok(&[
+                "exec",
+                "shell",
+                "--",
+                "cat",
+                &format!("{mnt}/scratch/copied.txt")
+            ]),
+            "copied across\n"
+        );
+        let back = a.dir.path().join("back.txt");
+        k.ok(&["cp", &target, &back.display().to_string()]);
+        assert_eq!(
+            std::fs::read_to_string(&back).expect("copied back"),
+            "copied across\n"
+        );
+    }
+    // A terminal (kubectl exec -it, given one by script(1)): the command's controlling tty.
+    let program = k.command().get_program().to_string_lossy().into_owned();
+    let out = Command::new("script")
+        .args([
+            "-qec",
+            &format!(
+                "{program} exec -it shell -- sh -c 'tty; echo cols=$(stty size | cut -d\" \" -f2)'"
+            ),
+            "/dev/null",
+        ])
+        .env("KUBECONFIG", k.kubeconfig())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script");
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(text.contains("/dev/pts/"), "{text}");
+    assert!(text.contains("cols="), "{text}");
+
+    // The official Python client's exec (v4.channel.k8s.io).
+    if let Some(python) = ferry_testkit::tools::python_client() {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/python_exec.py");
+        let out = Command::new(python)
+            .arg(&script)
+            .arg("shell")
+            .env("KUBECONFIG", k.kubeconfig())
+            .output()
+            .expect("python runs");
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{report}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(report.contains("output: from python hi"), "{report}");
+        assert!(report.contains("stdout: got this"), "{report}");
+        assert!(report.contains("exit: 4"), "{report}");
+    }
+
+    // Bad input: a container the pod has not, a program the host has not.
+    let err = k.fails(&["exec", "shell", "-c", "nope", "--", "true"]);
+    assert!(
+        err.contains("container nope is not valid for pod shell"),
+        "{err}"
+    );
+    let out = k.run(&["exec", "shell", "--", "/no/such/program"]);
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/no/such/program"), "{stderr}");
+
+    k.ok(&["delete", "pod", "shell"]);
     stop(&mut a);
     assert!(!running(&format!("sleep {seconds}")));
 }

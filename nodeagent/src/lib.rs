@@ -11,13 +11,15 @@
 //! - [`agent`]: the nodes of one process (one, or `--count N` hollow ones) sharing one client,
 //!   one watch of the pods bound to them and one heartbeat loop.
 //! - [`logs`] and [`server`]: container logs read back from the CRI-format files, served on
-//!   the node's kubelet endpoint for the apiserver's `pods/log`.
+//!   the node's kubelet endpoint for the apiserver's `pods/log`; [`remotecommand`] serves
+//!   `exec` there over WebSocket for its `pods/exec`.
 
 pub mod agent;
 pub mod config;
 pub mod heartbeat;
 pub mod logs;
 pub mod node;
+pub mod remotecommand;
 pub mod runtime;
 pub mod server;
 pub mod worker;

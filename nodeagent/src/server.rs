@@ -1,7 +1,8 @@
 //! The node agent's HTTP endpoint, on the port a node reports as its kubelet endpoint: the
 //! kubelet's `containerLogs/{namespace}/{pod}/{container}` read API (the options of
-//! [`crate::logs`]), which the apiserver's `pods/log` proxies to. One endpoint serves every
-//! node of the process.
+//! [`crate::logs`]), which the apiserver's `pods/log` proxies to, and
+//! `exec/{namespace}/{pod}/{container}` over WebSocket ([`crate::remotecommand`]), which its
+//! `pods/exec` proxies to. One endpoint serves every node of the process.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,6 +10,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +20,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::logs::{self, LogError, LogFiles, LogOptions, Writing};
+use crate::remotecommand::{ExecQuery, PROTOCOLS};
 use crate::runtime::Runtime;
 
 /// What the endpoint reads from.
@@ -39,6 +43,7 @@ impl Kubelet {
                 "/containerLogs/{namespace}/{pod}/{container}",
                 get(container_logs),
             )
+            .route("/exec/{namespace}/{pod}/{container}", get(exec))
             .with_state(self)
     }
 }
@@ -90,6 +95,48 @@ async fn container_logs(
         .header(header::CONTENT_TYPE, "text/plain")
         .body(Body::from_stream(body))
         .unwrap_or_else(|e| plain(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+async fn exec(
+    State(kubelet): State<Kubelet>,
+    Path((namespace, pod, container)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let query = match ExecQuery::parse(query.as_deref().unwrap_or_default()) {
+        Ok(q) => q,
+        Err(e) => return plain(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let upgrade = match upgrade {
+        Ok(u) => u,
+        Err(e) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "exec is served over WebSocket ({}): {e}",
+                    PROTOCOLS.join(", ")
+                ),
+            );
+        }
+    };
+    let found = kubelet.runtimes.iter().find_map(|r| {
+        r.find_container(&namespace, &pod, &container)
+            .map(|id| (r.clone(), id))
+    });
+    let Some((runtime, id)) = found else {
+        return plain(
+            StatusCode::NOT_FOUND,
+            format!("container not found (\"{container}\")"),
+        );
+    };
+    tracing::info!(%namespace, %pod, %container, command = ?query.request.command, tty = query.request.tty, "exec");
+    let session = runtime
+        .exec(&id, query.request.clone())
+        .await
+        .map_err(|e| e.to_string());
+    upgrade
+        .protocols(PROTOCOLS)
+        .on_upgrade(move |socket| crate::remotecommand::serve(socket, query, session))
 }
 
 /// Binds the endpoint's listener.

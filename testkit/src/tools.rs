@@ -60,3 +60,19 @@ pub fn sshd() -> Option<PathBuf> {
 pub fn ssh_keygen() -> Option<PathBuf> {
     on_path("ssh-keygen").or_else(|| missing("ssh-keygen"))
 }
+
+/// The official Python `kubernetes` client's interpreter (installed by the test command into
+/// `target/client-venv`).
+pub fn python_client() -> Option<PathBuf> {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/client-venv/bin/python");
+    let ok = venv.is_file()
+        && Command::new(&venv)
+            .args(["-c", "import kubernetes"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if ok {
+        Some(venv)
+    } else {
+        missing("the Python kubernetes client (ops/test.sh installs it)")
+    }
+}

@@ -15,8 +15,10 @@ pub mod limitrange_registry;
 pub mod list;
 pub mod metrics;
 pub mod namespace;
+pub mod nodeproxy;
 pub mod openapi;
 pub mod path;
+pub mod podexec;
 pub mod podlog;
 pub mod priority;
 pub mod protobuf;
@@ -194,14 +196,30 @@ async fn dispatch(state: &ApiState, request: Request) -> Result<Response<Body>, 
                         .map(|custom| custom.info)
                 })
                 .ok_or_else(ApiError::no_route)?;
+            let pod = kind.group.is_empty() && kind.kind == "Pod";
+            let streaming = match (&path.name, path.subresource.as_deref()) {
+                (Some(name), Some(sub @ ("exec" | "attach" | "portforward"))) if pod => {
+                    Some((name.clone(), sub.to_owned()))
+                }
+                _ => None,
+            };
             let call = resource::Call {
                 state,
                 kind,
                 path,
                 query: query(parts.uri.query()),
-                headers: parts.headers,
+                headers: parts.headers.clone(),
             };
-            resource::handle(call, parts.method, body).await
+            match streaming {
+                Some((name, sub)) if sub == "exec" => {
+                    let raw = parts.uri.query().unwrap_or_default().to_owned();
+                    podexec::exec(&call, &name, &raw, Request::from_parts(parts, body)).await
+                }
+                Some((_, sub)) => Err(ApiError::bad_request(format!(
+                    "pods/{sub} is not served yet: ferry's node agents stream exec and logs"
+                ))),
+                None => resource::handle(call, parts.method, body).await,
+            }
         }
     }
 }

@@ -138,9 +138,9 @@ impl Hierarchy {
             .any(|n| n.trim().parse::<u64>().is_ok_and(|n| n > 0))
     }
 
-    /// Removes container `id`'s cgroups (its processes have ended).
-    pub fn remove(&self, id: &str) {
-        let dirs = match self {
+    /// Where container `id`'s cgroups are, whether or not they exist.
+    fn places(&self, id: &str) -> Vec<PathBuf> {
+        match self {
             Hierarchy::V2(root) => vec![root.join("ferry").join(id)],
             Hierarchy::V1 { memory, cpu } => {
                 let mut dirs = vec![memory.join("ferry").join(id)];
@@ -148,8 +148,17 @@ impl Hierarchy {
                 dirs
             }
             Hierarchy::Unavailable => Vec::new(),
-        };
-        for dir in dirs {
+        }
+    }
+
+    /// The cgroups container `id` has now (an exec in it joins them).
+    pub fn existing(&self, id: &str) -> Vec<PathBuf> {
+        self.places(id).into_iter().filter(|d| d.is_dir()).collect()
+    }
+
+    /// Removes container `id`'s cgroups (its processes have ended).
+    pub fn remove(&self, id: &str) {
+        for dir in self.places(id) {
             if let Err(e) = std::fs::remove_dir(&dir)
                 && e.kind() != std::io::ErrorKind::NotFound
             {

@@ -4,6 +4,7 @@
 
 pub mod cgroups;
 pub mod crilog;
+pub mod exec;
 pub mod mounts;
 pub mod network;
 pub mod process;
@@ -151,6 +152,24 @@ pub trait Runtime: Send + Sync + 'static {
         command: Vec<String>,
         timeout: Duration,
     ) -> BoxFuture<'_, Result<(i32, String), RuntimeError>>;
+    /// Starts a command in a running container with its streams (`kubectl exec`).
+    fn exec(
+        &self,
+        _id: &str,
+        _request: exec::ExecRequest,
+    ) -> BoxFuture<'_, Result<exec::ExecSession, RuntimeError>> {
+        let name = self.name();
+        Box::pin(async move {
+            Err(RuntimeError::Failed(format!(
+                "the {name} runtime runs no processes to exec in"
+            )))
+        })
+    }
+    /// The id of the container `container` of pod `namespace/pod` that runs now (or ran
+    /// last), if this runtime has it.
+    fn find_container(&self, _namespace: &str, _pod: &str, _container: &str) -> Option<String> {
+        None
+    }
     /// A container's readiness when the runtime itself knows it (a hollow node does), with
     /// the time it becomes ready; `None` leaves readiness to the pod's probes.
     fn readiness(&self, _id: &str) -> Option<(bool, Option<Instant>)> {

@@ -34,6 +34,8 @@ fn now() -> String {
 #[derive(Debug, Clone)]
 struct Sandbox {
     info: SandboxInfo,
+    /// The pod's namespace and name.
+    pod: (String, String),
     dir: PathBuf,
     net: PodNet,
 }
@@ -401,6 +403,7 @@ impl Runtime for ProcessRuntime {
                     info.id.clone(),
                     Sandbox {
                         info: info.clone(),
+                        pod: (config.namespace.clone(), config.name.clone()),
                         dir,
                         net,
                     },
@@ -598,6 +601,91 @@ impl Runtime for ProcessRuntime {
             Ok((output.status.code().unwrap_or(128), text))
         }
         .boxed()
+    }
+
+    fn exec(
+        &self,
+        id: &str,
+        request: super::exec::ExecRequest,
+    ) -> BoxFuture<'_, Result<super::exec::ExecSession, RuntimeError>> {
+        let id = id.to_owned();
+        async move {
+            let (proc_env, pid, working_dir, sandbox) = self.with(|inner| {
+                let proc = inner
+                    .containers
+                    .get(&id)
+                    .ok_or_else(|| RuntimeError::NotFound(format!("container {id}")))?;
+                let sandbox = inner.sandboxes.get(&proc.sandbox).cloned();
+                Ok::<_, RuntimeError>((
+                    proc.config.env.clone(),
+                    proc.pid,
+                    proc.config.working_dir.clone(),
+                    sandbox,
+                ))
+            })??;
+            let Some(pid) = pid else {
+                return Err(RuntimeError::Failed(format!(
+                    "container {id} is not running"
+                )));
+            };
+            if request.command.is_empty() {
+                return Err(RuntimeError::Failed("exec of an empty command".into()));
+            }
+            let home = sandbox
+                .as_ref()
+                .map_or_else(|| self.root.clone(), |s| s.dir.clone());
+            let (command, cwd) = if self.can_mount {
+                // Into the container's own mount and network namespaces, where its volumes
+                // are; its working directory is looked up there.
+                let wd = working_dir
+                    .clone()
+                    .unwrap_or_else(|| home.display().to_string());
+                let mut command = vec![
+                    "nsenter".to_owned(),
+                    format!("--target={pid}"),
+                    "--mount".to_owned(),
+                    "--net".to_owned(),
+                    format!("--wd={wd}"),
+                    "--".to_owned(),
+                ];
+                command.extend(request.command.iter().cloned());
+                (command, PathBuf::from("/"))
+            } else {
+                let cwd = working_dir
+                    .map(PathBuf::from)
+                    .filter(|d| d.is_dir())
+                    .unwrap_or(home);
+                let command = match &sandbox {
+                    Some(s) => wrap(&s.net, &request.command),
+                    None => request.command.clone(),
+                };
+                (command, cwd)
+            };
+            // It counts against the container's limits, as a runc exec does.
+            let command = super::cgroups::wrap(&self.cgroups.existing(&id), &command);
+            super::exec::spawn(&command, &proc_env, &cwd, &request)
+        }
+        .boxed()
+    }
+
+    fn find_container(&self, namespace: &str, pod: &str, container: &str) -> Option<String> {
+        self.with(|inner| {
+            let sandboxes: Vec<&String> = inner
+                .sandboxes
+                .iter()
+                .filter(|(_, s)| s.pod.0 == namespace && s.pod.1 == pod)
+                .map(|(id, _)| id)
+                .collect();
+            // The running one first, else the latest (ids grow with each container made).
+            inner
+                .containers
+                .iter()
+                .filter(|(_, p)| sandboxes.contains(&&p.sandbox) && p.config.name == container)
+                .max_by_key(|(id, p)| (p.pid.is_some(), id.len(), (*id).clone()))
+                .map(|(id, _)| id.clone())
+        })
+        .ok()
+        .flatten()
     }
 
     fn changed(&self, id: &str) -> BoxFuture<'static, ()> {

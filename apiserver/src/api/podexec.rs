@@ -1,0 +1,149 @@
+//! `pods/exec`: a command run in a pod's container, what `kubectl exec` and `kubectl cp`
+//! ask for. The apiserver checks the request against the pod (the container must be its own;
+//! a finished pod runs nothing), then passes the WebSocket upgrade through to the node's
+//! kubelet endpoint (`/exec/{namespace}/{pod}/{container}`, [`super::nodeproxy`]) and, once
+//! the node has switched protocols, splices the client's connection and the node's: the
+//! remote-command protocol (`v5.channel.k8s.io`, `v4.channel.k8s.io`) runs end to end between
+//! kubectl and the node agent. The node's refusals come back as `Status` errors.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use hyper_util::rt::TokioIo;
+
+use super::nodeproxy;
+use super::resource::Call;
+use super::status::ApiError;
+
+/// The request headers the upgrade needs at the node.
+const UPGRADE_HEADERS: &[header::HeaderName] = &[
+    header::CONNECTION,
+    header::UPGRADE,
+    header::SEC_WEBSOCKET_KEY,
+    header::SEC_WEBSOCKET_VERSION,
+    header::SEC_WEBSOCKET_PROTOCOL,
+];
+
+/// How long reaching the node may take.
+const CONNECT: Duration = Duration::from_secs(5);
+
+fn unreachable(node: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(format!(
+        "error dialing backend: the node {node} cannot be reached: {e}"
+    ))
+}
+
+/// `GET pods/NAME/exec` with an upgrade to WebSocket.
+pub async fn exec(
+    call: &Call<'_>,
+    name: &str,
+    raw_query: &str,
+    mut request: Request<Body>,
+) -> Result<Response<Body>, ApiError> {
+    let (pod, node) = nodeproxy::locate(call, name).await?;
+    let container = nodeproxy::container(&pod, name, call.q("container"))?;
+    if let Some(phase @ ("Succeeded" | "Failed")) = pod["status"]["phase"].as_str() {
+        return Err(ApiError::bad_request(format!(
+            "cannot exec into a container in a completed pod; current phase is {phase}"
+        )));
+    }
+    // The pod and container are checked first: kubectl falls back to SPDY when an upgrade is
+    // refused, and the refusal it prints is the second one.
+    let wants_websocket = call
+        .headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !wants_websocket {
+        return Err(ApiError::bad_request(
+            "Upgrade request required: pods/exec is served over WebSocket (v5.channel.k8s.io, v4.channel.k8s.io); SPDY is not",
+        ));
+    }
+    let namespace = call.path.namespace.clone().unwrap_or_default();
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(
+            form_urlencoded::parse(raw_query.as_bytes()).filter(|(k, _)| k != "container"),
+        )
+        .finish();
+    let uri = format!(
+        "/exec/{}/{}/{}?{query}",
+        nodeproxy::encode(&namespace),
+        nodeproxy::encode(name),
+        nodeproxy::encode(&container)
+    );
+    let stream = tokio::time::timeout(
+        CONNECT,
+        tokio::net::TcpStream::connect((node.address.as_str(), node.port as u16)),
+    )
+    .await
+    .map_err(|_| unreachable(&node.name, "timed out"))?
+    .map_err(|e| unreachable(&node.name, e))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| unreachable(&node.name, e))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.with_upgrades().await {
+            tracing::debug!(error = %e, "a node connection for exec ended");
+        }
+    });
+    let mut forward = Request::builder()
+        .method("GET")
+        .uri(uri)
+        .header(header::HOST, format!("{}:{}", node.address, node.port));
+    for name in UPGRADE_HEADERS {
+        for value in call.headers.get_all(name) {
+            forward = forward.header(name, value);
+        }
+    }
+    let forward = forward
+        .body(Body::empty())
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut answer = sender
+        .send_request(forward)
+        .await
+        .map_err(|e| unreachable(&node.name, e))?;
+    if answer.status() != StatusCode::SWITCHING_PROTOCOLS {
+        let code = answer.status();
+        let text = answer
+            .into_body()
+            .collect()
+            .await
+            .map(|b| String::from_utf8_lossy(&b.to_bytes()).trim().to_owned())
+            .unwrap_or_default();
+        return Err(match code {
+            StatusCode::NOT_FOUND => ApiError::new(404, "NotFound", text),
+            StatusCode::BAD_REQUEST => ApiError::bad_request(text),
+            _ => ApiError::internal(text),
+        });
+    }
+    let from_client = hyper::upgrade::on(&mut request);
+    let from_node = hyper::upgrade::on(&mut answer);
+    let pod_name = format!("{namespace}/{name}");
+    tokio::spawn(async move {
+        match (from_client.await, from_node.await) {
+            (Ok(client), Ok(node)) => {
+                let (mut client, mut node) = (TokioIo::new(client), TokioIo::new(node));
+                match tokio::io::copy_bidirectional(&mut client, &mut node).await {
+                    Ok((up, down)) => {
+                        tracing::debug!(pod = %pod_name, up, down, "an exec stream ended");
+                    }
+                    Err(e) => {
+                        tracing::debug!(pod = %pod_name, error = %e, "an exec stream ended with an error");
+                    }
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(pod = %pod_name, error = %e, "an exec upgrade failed");
+            }
+        }
+    });
+    let mut response = Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
+    for (name, value) in answer.headers() {
+        response = response.header(name, value);
+    }
+    response
+        .body(Body::empty())
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
