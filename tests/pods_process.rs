@@ -904,3 +904,120 @@ fn kubectl_exec_and_cp_reach_into_containers() {
     stop(&mut a);
     assert!(!running(&format!("sleep {seconds}")));
 }
+
+fn steady_yaml(seconds: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: steady}}
+spec:
+  containers:
+  - name: tick
+    image: busybox
+    command: [sh, -c, 'i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.2; done', steady, "{seconds}"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: finished}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: once
+    image: busybox
+    command: [sh, -c, 'echo done once']
+"#
+    )
+}
+
+fn pids_of(pattern: &str) -> String {
+    let out = Command::new("pgrep")
+        .args(["-f", pattern])
+        .output()
+        .expect("pgrep");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn a_node_agent_killed_with_sigkill_adopts_its_running_pods() {
+    let Some((mut a, _)) = process_appliance(4) else {
+        return;
+    };
+    let k = &a.kubectl;
+    let seconds = marker(4);
+    k.ok_stdin(&["apply", "-f", "-"], &steady_yaml(&seconds));
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/steady",
+        "--timeout=60s",
+    ]);
+    wait_for(
+        Duration::from_secs(60),
+        "the finished pod Succeeded",
+        || (k.jsonpath(&["pod", "finished"], "{.status.phase}") == "Succeeded").then_some(()),
+    );
+    let pattern = format!("steady {seconds}");
+    let before = pids_of(&pattern);
+    assert!(!before.is_empty(), "the container runs");
+    let id = k.jsonpath(
+        &["pod", "steady"],
+        "{.status.containerStatuses[0].containerID}",
+    );
+    let ticks_before = k.ok(&["logs", "steady"]).lines().count();
+
+    // SIGKILL to the whole appliance (its node agent included), then it starts again.
+    a.server.crash_and_restart();
+    assert_eq!(
+        pids_of(&pattern),
+        before,
+        "the container ran on while no agent was there"
+    );
+    let k = &a.kubectl;
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "node/local",
+        "--timeout=60s",
+    ]);
+    // The pod is taken over: the same container, not started again, still Ready.
+    wait_for(Duration::from_secs(30), "the log going on", || {
+        (k.ok(&["logs", "steady"]).lines().count() > ticks_before + 10).then_some(())
+    });
+    assert_eq!(
+        pids_of(&pattern),
+        before,
+        "the container was not started twice"
+    );
+    assert_eq!(
+        k.jsonpath(
+            &["pod", "steady"],
+            "{.status.containerStatuses[0].containerID} {.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].ready}"
+        ),
+        format!("{id} 0 true")
+    );
+    // The log runs on without a gap: every tick is there once, in order.
+    let logs = k.ok(&["logs", "steady"]);
+    let numbers: Vec<u64> = logs
+        .lines()
+        .filter_map(|l| l.strip_prefix("tick ")?.parse().ok())
+        .collect();
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{logs}");
+    assert_eq!(
+        k.ok(&["exec", "steady", "--", "echo", "still here"]),
+        "still here\n"
+    );
+    // A pod that had finished is not run again.
+    assert_eq!(
+        k.jsonpath(&["pod", "finished"], "{.status.phase}"),
+        "Succeeded"
+    );
+    assert_eq!(k.ok(&["logs", "finished"]), "done once\n");
+
+    k.ok(&["delete", "pod", "steady", "finished"]);
+    wait_for(
+        Duration::from_secs(30),
+        "the adopted container stopped",
+        || pids_of(&pattern).is_empty().then_some(()),
+    );
+    stop(&mut a);
+}

@@ -234,6 +234,14 @@ impl NodeAgent {
                 .collect(),
             cancel.clone(),
         ));
+        // What an earlier run of these nodes left running is found again before any pod
+        // worker starts (the workers then take their pods over).
+        for node in &self.nodes {
+            let adopted = node.runtime.recover().await;
+            if adopted > 0 {
+                tracing::info!(node = %node.config.name, containers = adopted, "found running containers of an earlier run");
+            }
+        }
         let by_name: HashMap<String, NodeSite> = self
             .nodes
             .iter()
@@ -316,12 +324,49 @@ impl NodeAgent {
                         tracing::debug!(pod = %uid, "the pod's worker had already stopped");
                     }
                 }
-                watcher::Event::Init | watcher::Event::InitDone => {}
+                watcher::Event::InitDone => {
+                    // Every pod bound here is known now: what the runtimes have of any other
+                    // pod (deleted while no agent ran) goes.
+                    let known: HashSet<String> = workers.keys().cloned().collect();
+                    tokio::spawn(remove_orphans(by_name.values().cloned().collect(), known));
+                }
+                watcher::Event::Init => {}
             }
         }
         // What the runtimes run on the host ends with the agent (a `process` node's pods).
         futures::future::join_all(self.nodes.iter().map(|n| n.runtime.shutdown())).await;
         Ok(())
+    }
+}
+
+/// Stops and removes what the nodes' runtimes have of pods not in `known` (pods deleted while
+/// no agent ran): their sandboxes, containers and volumes.
+async fn remove_orphans(sites: Vec<NodeSite>, known: HashSet<String>) {
+    for site in sites {
+        let sandboxes = match site.runtime.list_pod_sandboxes().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "the runtime's sandboxes could not be listed");
+                continue;
+            }
+        };
+        for sandbox in sandboxes
+            .into_iter()
+            .filter(|s| !known.contains(&s.pod_uid))
+        {
+            tracing::info!(pod = %sandbox.pod_uid, "removing a pod deleted while no agent ran");
+            if let Err(e) = site.runtime.stop_pod_sandbox(&sandbox.id).await {
+                tracing::warn!(sandbox = %sandbox.id, error = %e, "an orphaned sandbox could not be stopped");
+            }
+            if let Err(e) = site.runtime.remove_pod_sandbox(&sandbox.id).await {
+                tracing::warn!(sandbox = %sandbox.id, error = %e, "an orphaned sandbox could not be removed");
+            }
+            if let Some(root) = &site.volume_root
+                && let Err(e) = crate::worker::volumes::remove(root, &sandbox.pod_uid)
+            {
+                tracing::warn!(pod = %sandbox.pod_uid, error = %e, "an orphaned pod's volumes could not be removed");
+            }
+        }
     }
 }
 

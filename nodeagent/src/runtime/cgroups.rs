@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use super::RuntimeError;
 
 /// A container's limits.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// `limits.memory`, in bytes.
     pub memory_bytes: Option<u64>,

@@ -4,9 +4,6 @@
 
 use std::path::Path;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
-use tokio::sync::Mutex;
-
 /// The longest piece of a line one record holds (the kubelet's 16 KiB).
 pub const MAX_LINE: usize = 16 * 1024;
 
@@ -48,29 +45,50 @@ pub fn parse(line: &str) -> Option<(&str, &str, bool, &str)> {
     Some((time, stream, complete, text))
 }
 
-/// Copies `from` (a container's stdout or stderr) into the log file `file`, line by line,
-/// until the stream ends. Both streams of a container share the file through `file`'s lock.
-pub async fn copy(
+/// Cuts one stream's bytes, as they arrive, into records: complete lines as they end, a
+/// line longer than [`MAX_LINE`] in partial pieces, and what is left at the end as a partial
+/// record.
+#[derive(Debug)]
+pub struct Lines {
     stream: &'static str,
-    from: impl AsyncRead + Unpin,
-    file: &Mutex<tokio::fs::File>,
-) -> std::io::Result<()> {
-    let mut reader = BufReader::new(from);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let n = reader.read_until(b'\n', &mut line).await?;
-        if n == 0 {
-            return Ok(());
+    pending: Vec<u8>,
+}
+
+impl Lines {
+    /// A splitter for `stream` (`stdout` or `stderr`).
+    pub fn new(stream: &'static str) -> Lines {
+        Lines {
+            stream,
+            pending: Vec::new(),
         }
-        let complete = line.last() == Some(&b'\n');
-        if complete {
-            line.pop();
+    }
+
+    /// The records `bytes` complete.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for chunk in bytes.split_inclusive(|b| *b == b'\n') {
+            self.pending.extend_from_slice(chunk);
+            if self.pending.last() == Some(&b'\n') {
+                self.pending.pop();
+                out.extend(records(self.stream, &self.pending, true));
+                self.pending.clear();
+            } else if self.pending.len() >= MAX_LINE {
+                let rest = self.pending.split_off(MAX_LINE);
+                out.extend(records(self.stream, &self.pending, false));
+                self.pending = rest;
+            }
         }
-        let bytes = records(stream, &line, complete);
-        let mut file = file.lock().await;
-        file.write_all(&bytes).await?;
-        file.flush().await?;
+        out
+    }
+
+    /// The last unfinished line, as a partial record (nothing when there is none).
+    pub fn finish(&mut self) -> Vec<u8> {
+        if self.pending.is_empty() {
+            return Vec::new();
+        }
+        let out = records(self.stream, &self.pending, false);
+        self.pending.clear();
+        out
     }
 }
 
@@ -106,6 +124,23 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!((lines[0].2, lines[0].3.len()), (false, MAX_LINE));
         assert_eq!((lines[1].2, lines[1].3.len()), (true, 10));
+    }
+
+    #[test]
+    fn lines_split_where_the_bytes_end_them() {
+        let mut lines = Lines::new("stdout");
+        assert!(lines.push(b"hel").is_empty());
+        let out = String::from_utf8(lines.push(b"lo\nwor")).expect("utf-8");
+        assert_eq!(
+            parse(out.trim_end()).map(|p| (p.2, p.3)),
+            Some((true, "hello"))
+        );
+        let rest = String::from_utf8(lines.finish()).expect("utf-8");
+        assert_eq!(
+            parse(rest.trim_end()).map(|p| (p.2, p.3)),
+            Some((false, "wor"))
+        );
+        assert!(lines.finish().is_empty());
     }
 
     #[test]

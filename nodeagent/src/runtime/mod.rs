@@ -56,7 +56,7 @@ pub struct SandboxInfo {
 }
 
 /// What a container is made from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ContainerConfig {
     /// Container name.
     pub name: String,
@@ -77,7 +77,7 @@ pub struct ContainerConfig {
 }
 
 /// A container's state, as CRI reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ContainerState {
     /// Created, not started.
     Created,
@@ -97,6 +97,32 @@ pub enum ContainerState {
         /// `Completed`, `Error`, `OOMKilled`.
         reason: String,
     },
+}
+
+/// A container a runtime still has for a pod it finds again after the node agent restarted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdoptedContainer {
+    /// Its id.
+    pub id: String,
+    /// Its name in the pod spec.
+    pub name: String,
+    /// Whether it is an init container.
+    pub init: bool,
+    /// How many times the container of that name was started before this one.
+    pub restarts: u32,
+    /// Its state now.
+    pub state: ContainerState,
+    /// The state of the start before it, if any (`lastState`).
+    pub previous: Option<ContainerState>,
+}
+
+/// A pod's sandbox and the latest container of each name, as found again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adopted {
+    /// The sandbox.
+    pub sandbox: SandboxInfo,
+    /// The latest container of each name.
+    pub containers: Vec<AdoptedContainer>,
 }
 
 /// One container's status.
@@ -164,6 +190,16 @@ pub trait Runtime: Send + Sync + 'static {
                 "the {name} runtime runs no processes to exec in"
             )))
         })
+    }
+    /// Finds again what an earlier run of this node left (its sandboxes and containers,
+    /// those still running adopted), before any pod is started; how many containers run on.
+    fn recover(&self) -> BoxFuture<'_, usize> {
+        Box::pin(async { 0 })
+    }
+    /// What the runtime still has of pod `pod_uid` from before the node agent restarted
+    /// (`None`: nothing; the pod starts afresh).
+    fn adopt(&self, _pod_uid: &str) -> Option<Adopted> {
+        None
     }
     /// The id of the container `container` of pod `namespace/pod` that runs now (or ran
     /// last), if this runtime has it.

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 /// One bind mount.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Mount {
     /// What is mounted (a directory or file on the host).
     pub source: PathBuf,

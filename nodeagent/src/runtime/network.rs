@@ -37,6 +37,9 @@ pub trait PodNetwork: Send + Sync + std::fmt::Debug + 'static {
     fn close(&self) -> BoxFuture<'_, ()> {
         async {}.boxed()
     }
+    /// Removes what an earlier run of this node left for pods other than `keep` (their uids:
+    /// the pods it found again).
+    fn sweep(&self, _keep: &std::collections::HashSet<String>) {}
 }
 
 /// iproute2's `ip`, by absolute path (a container's own `PATH` must not decide which runs).
@@ -152,56 +155,7 @@ impl CniBridge {
             plugins,
             data_dir: data_dir.to_owned(),
         };
-        bridge.sweep();
         Ok(bridge)
-    }
-
-    /// Removes what an earlier run of this node left (it was killed): the processes in its
-    /// pods' namespaces, the namespaces, and its address reservations. Its pods are started
-    /// afresh by their workers.
-    fn sweep(&self) {
-        let prefix = format!("{}-", self.bridge);
-        let stale: Vec<String> = std::fs::read_dir("/run/netns")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with(&prefix))
-            .collect();
-        for name in &stale {
-            let pids = std::process::Command::new(ip_program())
-                .args(["netns", "pids", name])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default();
-            for pid in pids
-                .split_whitespace()
-                .filter_map(|p| p.parse::<i32>().ok())
-            {
-                if let Some(pid) = rustix::process::Pid::from_raw(pid)
-                    && let Err(e) =
-                        rustix::process::kill_process(pid, rustix::process::Signal::KILL)
-                {
-                    tracing::warn!(netns = %name, pid = pid.as_raw_nonzero().get(), error = %e, "a stale pod process could not be killed");
-                }
-            }
-            let deleted = std::process::Command::new(ip_program())
-                .args(["netns", "del", name])
-                .status();
-            if !deleted.is_ok_and(|s| s.success()) {
-                tracing::warn!(netns = %name, "a stale pod network namespace could not be removed");
-            }
-        }
-        if !stale.is_empty() {
-            tracing::warn!(namespaces = stale.len(), bridge = %self.bridge, "removed the pod networks an earlier run of this node left behind");
-            // Their addresses were reserved by the earlier run.
-            let reservations = self.data_dir.join(&self.bridge);
-            if let Err(e) = std::fs::remove_dir_all(&reservations)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(dir = %reservations.display(), error = %e, "stale address reservations could not be removed");
-            }
-        }
     }
 
     fn netns(&self, uid: &str) -> String {
@@ -264,6 +218,70 @@ impl CniBridge {
 }
 
 impl PodNetwork for CniBridge {
+    fn sweep(&self, keep: &std::collections::HashSet<String>) {
+        let prefix = format!("{}-", self.bridge);
+        let stale: Vec<String> = std::fs::read_dir("/run/netns")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| {
+                n.strip_prefix(&prefix)
+                    .is_some_and(|uid| !keep.contains(uid))
+            })
+            .collect();
+        for name in &stale {
+            let pids = std::process::Command::new(ip_program())
+                .args(["netns", "pids", name])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            for pid in pids
+                .split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok())
+            {
+                if let Some(pid) = rustix::process::Pid::from_raw(pid)
+                    && let Err(e) =
+                        rustix::process::kill_process(pid, rustix::process::Signal::KILL)
+                {
+                    tracing::warn!(netns = %name, pid = pid.as_raw_nonzero().get(), error = %e, "a stale pod process could not be killed");
+                }
+            }
+            let deleted = std::process::Command::new(ip_program())
+                .args(["netns", "del", name])
+                .status();
+            if !deleted.is_ok_and(|s| s.success()) {
+                tracing::warn!(netns = %name, "a stale pod network namespace could not be removed");
+            }
+        }
+        if !stale.is_empty() {
+            tracing::warn!(namespaces = stale.len(), bridge = %self.bridge, "removed the pod networks an earlier run of this node left behind");
+        }
+        // Address reservations (host-local keeps one file per address, naming its pod) of
+        // pods not kept are released.
+        let reservations = self.data_dir.join(&self.bridge);
+        for entry in std::fs::read_dir(&reservations)
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let path = entry.path();
+            let is_address = entry
+                .file_name()
+                .to_string_lossy()
+                .parse::<std::net::IpAddr>()
+                .is_ok();
+            let owner = std::fs::read_to_string(&path).unwrap_or_default();
+            let owner = owner.lines().next().unwrap_or_default().trim().to_owned();
+            if is_address
+                && !keep.contains(&owner)
+                && let Err(e) = std::fs::remove_file(&path)
+            {
+                tracing::warn!(reservation = %path.display(), error = %e, "a stale address reservation could not be removed");
+            }
+        }
+    }
+
     fn attach(&self, uid: &str) -> BoxFuture<'_, Result<PodNet, RuntimeError>> {
         let uid = uid.to_owned();
         async move {

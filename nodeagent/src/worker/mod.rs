@@ -2,19 +2,21 @@
 //! (sandbox, init containers in order, containers, restarts, the end) against the runtime, and
 //! writes the pod's status whenever what the kubelet would report changes.
 
+mod adopt;
 pub mod atomic;
 pub mod env;
 pub mod hooks;
 pub mod probe;
+mod report;
 pub mod sources;
 pub mod status;
+mod stop;
 pub mod volumes;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1 as core;
-use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -26,7 +28,6 @@ use crate::runtime::{
     ContainerConfig, ContainerState, Runtime, RuntimeError, SandboxConfig, SandboxInfo,
 };
 use sources::PodSources;
-use status::{ContainerReport, PodReport};
 
 /// A container restarted after a failure waits 10 s, doubling to 5 min (CrashLoopBackOff).
 const RESTART_BACKOFF: Duration = Duration::from_secs(10);
@@ -177,9 +178,19 @@ impl PodWorker {
                 .as_ref()
                 .and_then(|s| serde_json::to_value(s).ok())
                 .unwrap_or_else(|| json!({})),
-            start_time: jiff::Timestamp::now()
-                .strftime("%Y-%m-%dT%H:%M:%SZ")
-                .to_string(),
+            // A pod taken over keeps the start time it was given.
+            start_time: pod
+                .status
+                .as_ref()
+                .and_then(|s| s.start_time.as_ref())
+                .map_or_else(
+                    || {
+                        jiff::Timestamp::now()
+                            .strftime("%Y-%m-%dT%H:%M:%SZ")
+                            .to_string()
+                    },
+                    |t| t.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                ),
             pod,
             site,
             state: PodState::Pending,
@@ -379,6 +390,13 @@ impl PodWorker {
                 PodState::Pending => {
                     if !self.make_volumes().await? {
                         return Ok(Some(Instant::now() + Duration::from_secs(5)));
+                    }
+                    // A pod the runtime still runs from before this agent started is taken
+                    // over, not started twice.
+                    let uid = self.pod.metadata.uid.clone().unwrap_or_default();
+                    if let Some(adopted) = self.site.runtime.adopt(&uid) {
+                        self.state = self.take_over(adopted);
+                        continue;
                     }
                     let annotations = self.pod.metadata.annotations.clone().unwrap_or_default();
                     let sandbox = self
@@ -581,90 +599,6 @@ impl PodWorker {
         }
     }
 
-    /// The pod's termination grace period.
-    /// The grace period for stopping containers: the deletion's, once the pod is being
-    /// deleted, else the pod's `terminationGracePeriodSeconds`.
-    fn grace(&self) -> Duration {
-        let seconds = self
-            .pod
-            .metadata
-            .deletion_grace_period_seconds
-            .filter(|_| self.pod.metadata.deletion_timestamp.is_some())
-            .or(self.spec().termination_grace_period_seconds)
-            .unwrap_or(30);
-        Duration::from_secs(seconds.max(0) as u64)
-    }
-
-    /// Deletes the stopped pod with a grace period of 0 (this uid only), as the kubelet
-    /// finishes a graceful deletion; retried with back-off while the apiserver cannot be
-    /// reached.
-    async fn finish_deletion(&self) {
-        use backon::{BackoffBuilder, ExponentialBuilder};
-        let api: Api<core::Pod> = Api::namespaced(
-            self.site.client.clone(),
-            self.pod.metadata.namespace.as_deref().unwrap_or("default"),
-        );
-        let name = self.pod.metadata.name.clone().unwrap_or_default();
-        let params = kube::api::DeleteParams {
-            grace_period_seconds: Some(0),
-            preconditions: Some(kube::api::Preconditions {
-                uid: self.pod.metadata.uid.clone(),
-                resource_version: None,
-            }),
-            ..kube::api::DeleteParams::default()
-        };
-        let mut delays = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(200))
-            .with_max_delay(Duration::from_secs(5))
-            .with_max_times(8)
-            .build();
-        loop {
-            match api.delete(&name, &params).await {
-                Ok(_) => {
-                    tracing::debug!(pod = %name_of(&self.pod), "deleted after stopping");
-                    return;
-                }
-                // Gone already, or another pod of that name now: nothing left to do.
-                Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => return,
-                Err(e) => match delays.next() {
-                    Some(delay) => {
-                        tracing::warn!(pod = %name_of(&self.pod), error = %e, "the stopped pod could not be deleted; retrying");
-                        tokio::time::sleep(delay).await;
-                    }
-                    None => {
-                        tracing::error!(pod = %name_of(&self.pod), error = %e, "the stopped pod could not be deleted; it stays Terminating until its next change");
-                        return;
-                    }
-                },
-            }
-        }
-    }
-
-    /// Stops container `id` (`c`) within `grace`: its preStop hook first, then the runtime's
-    /// stop with what is left of the grace period.
-    async fn stop_gracefully(
-        &self,
-        c: Option<&core::Container>,
-        id: &str,
-        ip: &str,
-        grace: Duration,
-    ) -> Result<(), RuntimeError> {
-        let deadline = Instant::now() + grace;
-        let handler = c.and_then(|c| c.lifecycle.as_ref()?.pre_stop.as_ref().map(|h| (c, h)));
-        if let Some((c, handler)) = handler
-            && let Some(hook) = hooks::of(handler, c)
-            && let Err(message) = hooks::run(&hook, self.site.runtime.as_ref(), id, ip, grace).await
-        {
-            self.event(
-                "Warning",
-                "FailedPreStopHook",
-                format!("PreStopHook failed: {message}"),
-            );
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        self.site.runtime.stop_container(id, left).await
-    }
-
     /// Running: restarts containers that ended, per the policy and back-off.
     async fn tend(
         &mut self,
@@ -762,161 +696,5 @@ impl PodWorker {
             return Ok(None);
         }
         Ok(wake)
-    }
-
-    /// What the status should say now.
-    pub async fn pod_report(&self) -> PodReport {
-        let spec = self.spec();
-        let (sandbox, initialized) = match &self.state {
-            PodState::Pending | PodState::Gone => (None, false),
-            PodState::Initializing { sandbox, .. } => (Some(sandbox), false),
-            PodState::Running { sandbox } | PodState::Finished { sandbox } => (Some(sandbox), true),
-        };
-        let mut init = Vec::new();
-        for (i, c) in spec.init_containers.iter().flatten().enumerate() {
-            init.push(self.container_report(c, &self.init[i]).await);
-        }
-        let mut containers = Vec::new();
-        for (i, c) in spec.containers.iter().enumerate() {
-            let mut r = self.container_report(c, &self.containers[i]).await;
-            if !initialized && r.status.is_none() {
-                // No sandbox yet (volumes being made): ContainerCreating; init containers
-                // running: PodInitializing.
-                let reason = match sandbox {
-                    None => "ContainerCreating",
-                    Some(_) => "PodInitializing",
-                };
-                r.waiting = Some((reason.into(), String::new()));
-            }
-            containers.push(r);
-        }
-        PodReport {
-            pod_ip: sandbox.map(|s| s.ip.clone()),
-            host_ip: self.site.host_ip.clone(),
-            start_time: self.start_time.clone(),
-            init,
-            initialized,
-            containers,
-            restart_policy: self.restart_policy(),
-            runtime: self.site.runtime.name().to_owned(),
-        }
-    }
-
-    async fn container_report(&self, c: &core::Container, slot: &Slot) -> ContainerReport {
-        let status = match &slot.id {
-            Some(id) => self.site.runtime.container_status(id).await.ok(),
-            None => None,
-        };
-        let ready = match (&slot.id, &status) {
-            (Some(id), Some(s)) if matches!(s.state, ContainerState::Running { .. }) => self
-                .site
-                .runtime
-                .readiness(id)
-                .map_or(slot.probes.ready(), |(ready, _)| ready),
-            _ => false,
-        };
-        let waiting = match (&slot.config_error, slot.restart_at) {
-            (Some(message), _) => Some(("CreateContainerConfigError".to_owned(), message.clone())),
-            (None, Some(_)) => Some((
-                "CrashLoopBackOff".to_owned(),
-                format!(
-                    "back-off restarting failed container {} in pod {}",
-                    c.name,
-                    name_of(&self.pod)
-                ),
-            )),
-            (None, None) => None,
-        };
-        ContainerReport {
-            name: c.name.clone(),
-            image: c.image.clone().unwrap_or_default(),
-            status,
-            ready: ready && waiting.is_none(),
-            restarts: slot.restarts,
-            waiting,
-            last: slot.last.clone(),
-        }
-    }
-
-    /// Writes the status if it changed.
-    async fn report(&mut self) {
-        let status = self.pod_report().await.to_json(&self.last_status);
-        if status == self.last_status {
-            return;
-        }
-        let api: Api<core::Pod> = Api::namespaced(
-            self.site.client.clone(),
-            self.pod.metadata.namespace.as_deref().unwrap_or("default"),
-        );
-        let name = self.pod.metadata.name.clone().unwrap_or_default();
-        match api
-            .patch_status(
-                &name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({"status": status})),
-            )
-            .await
-        {
-            Ok(_) => self.last_status = status,
-            Err(kube::Error::Api(e)) if e.code == 404 => {
-                tracing::debug!(pod = %name_of(&self.pod), "the pod is gone; its status is not written");
-            }
-            Err(e) => {
-                tracing::warn!(pod = %name_of(&self.pod), error = %e, "the pod's status could not be written; retried on the next change")
-            }
-        }
-    }
-
-    /// Stops and removes everything of the pod.
-    async fn tear_down(&mut self) {
-        let sandbox = match std::mem::replace(&mut self.state, PodState::Gone) {
-            PodState::Initializing { sandbox, .. }
-            | PodState::Running { sandbox }
-            | PodState::Finished { sandbox } => sandbox,
-            PodState::Pending | PodState::Gone => return,
-        };
-        let grace = self.grace();
-        let spec = self.spec();
-        for c in &spec.containers {
-            self.event(
-                "Normal",
-                "Killing",
-                format!("Stopping container {}", c.name),
-            );
-        }
-        // The app containers in parallel (each preStop hook, then the stop, within the one
-        // grace period), then what is left of the init containers.
-        let this: &PodWorker = self;
-        let stops = this.containers.iter().enumerate().filter_map(|(i, slot)| {
-            let id = slot.id.clone()?;
-            let c = spec.containers.get(i);
-            let ip = sandbox.ip.clone();
-            Some(async move {
-                if let Err(e) = this.stop_gracefully(c, &id, &ip, grace).await {
-                    tracing::warn!(container = %id, error = %e, "a container could not be stopped");
-                }
-            })
-        });
-        futures::future::join_all(stops).await;
-        for slot in &self.init {
-            if let Some(id) = &slot.id
-                && let Err(e) = self.site.runtime.stop_container(id, grace).await
-            {
-                tracing::warn!(container = %id, error = %e, "a container could not be stopped");
-            }
-        }
-        if let Err(e) = self.site.runtime.stop_pod_sandbox(&sandbox.id).await {
-            tracing::warn!(sandbox = %sandbox.id, error = %e, "the sandbox could not be stopped");
-        }
-        if let Err(e) = self.site.runtime.remove_pod_sandbox(&sandbox.id).await {
-            tracing::warn!(sandbox = %sandbox.id, error = %e, "the sandbox could not be removed");
-        }
-        if let Some(root) = &self.site.volume_root
-            && let Err(e) =
-                volumes::remove(root, self.pod.metadata.uid.as_deref().unwrap_or_default())
-        {
-            tracing::warn!(pod = %name_of(&self.pod), error = %e, "the pod's volumes could not be removed");
-        }
-        tracing::debug!(pod = %name_of(&self.pod), "torn down");
     }
 }

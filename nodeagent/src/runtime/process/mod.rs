@@ -6,7 +6,14 @@
 //! SIGKILL after the grace period) reaches everything it started.
 //!
 //! Pods get their network from a [`PodNetwork`]: a namespace of their own on a CNI bridge (as
-//! root), or the host's. Mount namespaces for volumes and cgroups come next.
+//! root), or the host's; volumes are bind-mounted in a mount namespace of the container's own
+//! and limits set in its cgroups. Each container runs under a [`keeper`], and every sandbox
+//! and container is [`record`]ed on disk, so that a node agent started again adopts the
+//! containers still running ([`ProcessRuntime::recover`]) instead of starting them twice.
+
+mod keeper;
+pub mod record;
+mod recover;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,14 +27,25 @@ use tokio::sync::watch;
 
 use super::network::{HostNetwork, PodNet, PodNetwork, wrap};
 use super::{
-    ContainerConfig, ContainerState, ContainerStatus, Runtime, RuntimeError, SandboxConfig,
-    SandboxInfo, crilog,
+    Adopted, ContainerConfig, ContainerState, ContainerStatus, Runtime, RuntimeError,
+    SandboxConfig, SandboxInfo, crilog,
 };
+use keeper::Pipes;
+use record::{ContainerRecord, SandboxRecord};
 
 fn now() -> String {
     jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
+}
+
+/// Writes a container's record; a failure is logged (the container runs on; only its
+/// adoption by a later agent would miss it).
+fn persist(record: &ContainerRecord) {
+    let path = record::container_path(&record.log);
+    if let Err(e) = record::write(&path, record) {
+        tracing::warn!(record = %path.display(), error = %e, "a container's record could not be written");
+    }
 }
 
 /// A sandbox: the pod's directory and network.
@@ -47,10 +65,74 @@ struct Proc {
     config: ContainerConfig,
     log: PathBuf,
     state: ContainerState,
-    /// The process group, while it runs.
+    /// The process group (its keeper's pid), while it runs.
     pid: Option<u32>,
+    /// That process's start time (to tell it from a later process with its pid).
+    start_ticks: Option<u64>,
+    /// Its keeper's pipes and exit file.
+    pipes: Pipes,
     /// Flips to true when the process has ended.
     ended: watch::Sender<bool>,
+}
+
+impl Proc {
+    fn record(&self, id: &str) -> ContainerRecord {
+        ContainerRecord {
+            id: id.to_owned(),
+            sandbox: self.sandbox.clone(),
+            config: self.config.clone(),
+            log: self.log.clone(),
+            state: self.state.clone(),
+            pid: self.pid,
+            start_ticks: self.start_ticks,
+        }
+    }
+}
+
+/// How the end of a container's process is seen.
+enum Waiter {
+    /// It is this agent's child.
+    Child(tokio::process::Child),
+    /// It was adopted (not this agent's child): looked at until it is gone.
+    Adopted {
+        /// Its pid.
+        pid: u32,
+        /// Its start time.
+        ticks: u64,
+    },
+}
+
+/// A container's stdout and stderr pipes, open for reading.
+type Readers = (
+    tokio::net::unix::pipe::Receiver,
+    tokio::net::unix::pipe::Receiver,
+);
+
+/// How often an adopted container's process is looked at.
+const ADOPTED_POLL: Duration = Duration::from_millis(250);
+
+impl Waiter {
+    /// Waits for the end; the wait status's code when it is known.
+    async fn wait(self) -> Option<i32> {
+        match self {
+            Waiter::Child(mut child) => match child.wait().await {
+                Ok(status) => {
+                    use std::os::unix::process::ExitStatusExt;
+                    status.code().or_else(|| status.signal().map(|s| 128 + s))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "waiting for a container failed");
+                    None
+                }
+            },
+            Waiter::Adopted { pid, ticks } => {
+                while record::start_ticks(pid) == Some(ticks) {
+                    tokio::time::sleep(ADOPTED_POLL).await;
+                }
+                None
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -145,7 +227,7 @@ impl ProcessRuntime {
     /// Marks a container ended with `exit_code` and `reason`.
     fn ended(&self, id: &str, exit_code: i32, reason: &str) {
         let done = self.with(|inner| {
-            if let Some(proc) = inner.containers.get_mut(id) {
+            inner.containers.get_mut(id).map(|proc| {
                 let started_at = match &proc.state {
                     ContainerState::Running { started_at } => started_at.clone(),
                     _ => now(),
@@ -157,12 +239,71 @@ impl ProcessRuntime {
                     reason: reason.to_owned(),
                 };
                 proc.pid = None;
+                proc.start_ticks = None;
                 proc.ended.send_replace(true);
-            }
+                proc.record(id)
+            })
         });
-        if done.is_err() {
-            tracing::error!(container = %id, "the process runtime's state is poisoned");
+        match done {
+            Ok(Some(record)) => persist(&record),
+            Ok(None) => {}
+            Err(_) => tracing::error!(container = %id, "the process runtime's state is poisoned"),
         }
+    }
+
+    /// Follows a running container: copies its pipes into its log, and when its process
+    /// ends, reports the end (after the last of its output is in the log).
+    ///
+    /// The pipes are opened by the caller before the process can end: a pipe's content is
+    /// lost when its last holder closes it.
+    fn follow(
+        &self,
+        id: String,
+        waiter: Waiter,
+        pipes: Pipes,
+        readers: std::io::Result<Readers>,
+        log: PathBuf,
+    ) {
+        let runtime = self.clone();
+        tokio::spawn(async move {
+            let (exited_tx, exited) = watch::channel(false);
+            let mut copies = Vec::new();
+            match (readers, crilog::open(&log).await) {
+                (Ok((out, err)), Ok(file)) => {
+                    let file = Arc::new(tokio::sync::Mutex::new(file));
+                    for (stream, from) in [("stdout", out), ("stderr", err)] {
+                        let (file, exited) = (file.clone(), exited.clone());
+                        copies.push(tokio::spawn(async move {
+                            keeper::copy(stream, from, &file, exited).await
+                        }));
+                    }
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(container = %id, error = %e, "a container's output cannot be logged");
+                }
+            }
+            let status = waiter.wait().await;
+            exited_tx.send_replace(true);
+            for copy in copies {
+                match copy.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(container = %id, error = %e, "a container's log could not be written")
+                    }
+                    Err(e) => tracing::warn!(container = %id, error = %e, "a log copier failed"),
+                }
+            }
+            // The keeper's word first; a keeper killed itself (SIGKILL to the group) writes
+            // none: then the wait status, or, for an adopted one, a kill.
+            let code = pipes.exit_code().or(status).unwrap_or(137);
+            let reason = match code {
+                0 => "Completed",
+                137 if runtime.cgroups.oom_killed(&id) => "OOMKilled",
+                _ => "Error",
+            };
+            runtime.ended(&id, code, reason);
+            runtime.cgroups.remove(&id);
+        });
     }
 
     async fn start(&self, id: String) -> Result<(), RuntimeError> {
@@ -219,20 +360,28 @@ impl ProcessRuntime {
             }
         };
         // Outside in: the container's cgroups (joined first: `ip netns exec` hides the host's
-        // /sys), the pod's network, its mounts, its command.
+        // /sys), the pod's network, its mounts, its keeper, its command.
+        let log_pipes = Pipes::beside(&log);
         let command = super::cgroups::wrap(
             &groups,
             &wrap(
                 &net,
-                &super::mounts::wrap(mounts, &workdir, &config.command),
+                &super::mounts::wrap(mounts, &workdir, &keeper::wrap(&log_pipes, &config.command)),
             ),
         );
         let Some((program, args)) = command.split_first() else {
             return Err(RuntimeError::Failed("an empty command".into()));
         };
-        let file = crilog::open(&log)
-            .await
-            .map_err(|e| RuntimeError::Failed(format!("opening {}: {e}", log.display())))?;
+        let pipes = log_pipes;
+        if let Some(dir) = log.parent() {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| RuntimeError::Failed(format!("creating {}: {e}", dir.display())))?;
+        }
+        pipes.make().map_err(|e| {
+            RuntimeError::Failed(format!("making the pipes of {}: {e}", log.display()))
+        })?;
+        let readers = pipes.open();
         let mut command = tokio::process::Command::new(program);
         command
             .args(args)
@@ -241,10 +390,10 @@ impl ProcessRuntime {
             .env_clear()
             .envs(config.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .process_group(0);
-        let mut child = match command.spawn() {
+        let child = match command.spawn() {
             Ok(child) => child,
             Err(e) => {
                 self.ended(&id, 128, "StartError");
@@ -255,61 +404,19 @@ impl ProcessRuntime {
             }
         };
         let pid = child.id();
-        self.with(|inner| {
-            if let Some(proc) = inner.containers.get_mut(&id) {
+        let record = self.with(|inner| {
+            inner.containers.get_mut(&id).map(|proc| {
                 proc.pid = pid;
+                proc.start_ticks = pid.and_then(record::start_ticks);
                 proc.state = ContainerState::Running { started_at: now() };
                 proc.ended.send_replace(false);
-            }
+                proc.record(&id)
+            })
         })?;
-        let file = Arc::new(tokio::sync::Mutex::new(file));
-        let mut copies = Vec::new();
-        if let Some(out) = child.stdout.take() {
-            let file = file.clone();
-            copies.push(tokio::spawn(async move {
-                crilog::copy("stdout", out, &file).await
-            }));
+        if let Some(record) = record {
+            persist(&record);
         }
-        if let Some(err) = child.stderr.take() {
-            let file = file.clone();
-            copies.push(tokio::spawn(async move {
-                crilog::copy("stderr", err, &file).await
-            }));
-        }
-        let runtime = self.clone();
-        tokio::spawn(async move {
-            let (code, reason) = match child.wait().await {
-                Ok(status) => {
-                    use std::os::unix::process::ExitStatusExt;
-                    let code = status
-                        .code()
-                        .or_else(|| status.signal().map(|s| 128 + s))
-                        .unwrap_or(128);
-                    let reason = match code {
-                        0 => "Completed",
-                        137 if runtime.cgroups.oom_killed(&id) => "OOMKilled",
-                        _ => "Error",
-                    };
-                    (code, reason)
-                }
-                Err(e) => {
-                    tracing::warn!(container = %id, error = %e, "waiting for a container failed");
-                    (128, "Error")
-                }
-            };
-            // The log has all the output before the end is reported.
-            for copy in copies {
-                match copy.await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        tracing::warn!(container = %id, error = %e, "a container's log could not be written")
-                    }
-                    Err(e) => tracing::warn!(container = %id, error = %e, "a log copier failed"),
-                }
-            }
-            runtime.ended(&id, code, reason);
-            runtime.cgroups.remove(&id);
-        });
+        self.follow(id, Waiter::Child(child), pipes, readers, log);
         Ok(())
     }
 
@@ -398,6 +505,17 @@ impl Runtime for ProcessRuntime {
                 ip: net.ip.clone(),
                 ready: true,
             };
+            let record = SandboxRecord {
+                id: info.id.clone(),
+                pod_uid: info.pod_uid.clone(),
+                namespace: config.namespace.clone(),
+                name: config.name.clone(),
+                ip: net.ip.clone(),
+                netns: net.netns.clone(),
+            };
+            if let Err(e) = record::write(&record::sandbox_path(&dir), &record) {
+                tracing::warn!(pod = %config.name, error = %e, "a sandbox's record could not be written");
+            }
             self.with(|inner| {
                 inner.sandboxes.insert(
                     info.id.clone(),
@@ -494,19 +612,24 @@ impl Runtime for ProcessRuntime {
                 inner.next += 1;
                 let id = format!("process-{}", inner.next);
                 let log = dir.join(&config.name).join(format!("{starts}.log"));
-                inner.containers.insert(
-                    id.clone(),
-                    Proc {
-                        sandbox,
-                        config,
-                        log,
-                        state: ContainerState::Created,
-                        pid: None,
-                        ended: watch::channel(false).0,
-                    },
-                );
-                Ok(id)
+                let proc = Proc {
+                    sandbox,
+                    config,
+                    pipes: Pipes::beside(&log),
+                    log,
+                    state: ContainerState::Created,
+                    pid: None,
+                    start_ticks: None,
+                    ended: watch::channel(false).0,
+                };
+                let record = proc.record(&id);
+                inner.containers.insert(id.clone(), proc);
+                Ok::<_, RuntimeError>((id, record))
             })?
+            .map(|(id, record)| {
+                persist(&record);
+                id
+            })
         }
         .boxed()
     }
@@ -528,9 +651,19 @@ impl Runtime for ProcessRuntime {
                         "container {id} is running: stop it first"
                     )));
                 }
-                inner.containers.remove(&id);
-                Ok(())
-            })?
+                Ok(inner.containers.remove(&id))
+            })??
+            .map_or(Ok(()), |proc| {
+                let path = record::container_path(&proc.log);
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => tracing::warn!(record = %path.display(), error = %e, "a container's record could not be removed"),
+                }
+                proc.pipes.remove().map_err(|e| {
+                    RuntimeError::Failed(format!("removing the pipes of container {id}: {e}"))
+                })
+            })
         }
         .boxed()
     }
@@ -666,6 +799,14 @@ impl Runtime for ProcessRuntime {
             super::exec::spawn(&command, &proc_env, &cwd, &request)
         }
         .boxed()
+    }
+
+    fn recover(&self) -> BoxFuture<'_, usize> {
+        self.recover_records().boxed()
+    }
+
+    fn adopt(&self, pod_uid: &str) -> Option<Adopted> {
+        self.adopted(pod_uid)
     }
 
     fn find_container(&self, namespace: &str, pod: &str, container: &str) -> Option<String> {
