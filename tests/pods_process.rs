@@ -763,11 +763,14 @@ spec:
     volumeMounts:
     - {{name: config, mountPath: {mnt}/config}}
     - {{name: scratch, mountPath: {mnt}/scratch}}
+    - {{name: cache, mountPath: {mnt}/cache}}
   volumes:
   - name: config
     configMap: {{name: shell-config}}
   - name: scratch
     emptyDir: {{}}
+  - name: cache
+    emptyDir: {{medium: Memory, sizeLimit: 8Mi}}
 "#
     )
 }
@@ -824,6 +827,23 @@ fn kubectl_exec_and_cp_reach_into_containers() {
         assert_eq!(
             k.ok(&["exec", "shell", "--", "pwd"]),
             format!("{mnt}/scratch\n")
+        );
+        // Its own /etc/hosts, naming the pod at its IP; a memory-backed emptyDir is a tmpfs.
+        let ip = k.jsonpath(&["pod", "shell"], "{.status.podIP}");
+        let hosts = k.ok(&["exec", "shell", "--", "cat", "/etc/hosts"]);
+        assert!(hosts.contains(&format!("{ip}\tshell\n")), "{hosts}");
+        assert_eq!(
+            k.ok(&[
+                "exec",
+                "shell",
+                "--",
+                "stat",
+                "-f",
+                "-c",
+                "%T",
+                &format!("{mnt}/cache")
+            ]),
+            "tmpfs\n"
         );
         let inside = k.ok(&["exec", "shell", "--", "readlink", "/proc/self/ns/net"]);
         let host = std::fs::read_link("/proc/self/ns/net").expect("own netns");

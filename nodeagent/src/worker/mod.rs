@@ -5,12 +5,15 @@
 mod adopt;
 pub mod atomic;
 pub mod env;
+pub mod grpc_health;
 pub mod hooks;
+pub mod hosts;
 pub mod probe;
 mod report;
 pub mod sources;
 pub mod status;
 mod stop;
+pub mod tmpfs;
 pub mod volumes;
 
 use std::sync::Arc;
@@ -148,6 +151,8 @@ pub struct PodWorker {
     sources: Option<(Instant, PodSources)>,
     /// When the pod's volumes are next brought up to date.
     refresh_at: Option<Instant>,
+    /// The pod's own `/etc/hosts`, once written (pods with a network of their own).
+    hosts_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for PodWorker {
@@ -197,6 +202,7 @@ impl PodWorker {
             prepared: Vec::new(),
             sources: None,
             refresh_at: None,
+            hosts_file: None,
         }
     }
 
@@ -282,9 +288,37 @@ impl PodWorker {
         Ok(Some(next))
     }
 
+    /// Writes the pod's `/etc/hosts` when it has a network of its own (an IP that is not the
+    /// node's) and the node makes volumes.
+    fn write_hosts(&mut self, sandbox: &SandboxInfo) {
+        let own_network =
+            sandbox.ip != self.site.host_ip && !self.spec().host_network.unwrap_or(false);
+        let Some(root) = self.site.volume_root.as_ref().filter(|_| own_network) else {
+            return;
+        };
+        let dir = root.join(self.pod.metadata.uid.as_deref().unwrap_or_default());
+        let path = dir.join(hosts::FILE);
+        let written = std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(&path, hosts::content(&self.pod, &sandbox.ip)));
+        match written {
+            Ok(()) => self.hosts_file = Some(path),
+            Err(e) => {
+                tracing::warn!(pod = %name_of(&self.pod), error = %e, "the pod's /etc/hosts could not be written; its containers see the node's");
+            }
+        }
+    }
+
     /// The mounts of container `c`.
     fn mounts_of(&self, c: &core::Container) -> Vec<crate::runtime::mounts::Mount> {
         let volumes = self.spec().volumes.unwrap_or_default();
+        let hosts = self
+            .hosts_file
+            .iter()
+            .map(|path| crate::runtime::mounts::Mount {
+                source: path.clone(),
+                target: "/etc/hosts".into(),
+                read_only: false,
+            });
         c.volume_mounts
             .iter()
             .flatten()
@@ -306,6 +340,7 @@ impl PodWorker {
                     read_only: vm.read_only.unwrap_or(false) || api_data,
                 })
             })
+            .chain(hosts)
             .collect()
     }
 
@@ -395,6 +430,7 @@ impl PodWorker {
                     // over, not started twice.
                     let uid = self.pod.metadata.uid.clone().unwrap_or_default();
                     if let Some(adopted) = self.site.runtime.adopt(&uid) {
+                        self.write_hosts(&adopted.sandbox);
                         self.state = self.take_over(adopted);
                         continue;
                     }
@@ -410,6 +446,7 @@ impl PodWorker {
                             restart_policy: self.restart_policy(),
                         })
                         .await?;
+                    self.write_hosts(&sandbox);
                     self.state = PodState::Initializing { sandbox, next: 0 };
                 }
                 PodState::Initializing { sandbox, next } => {

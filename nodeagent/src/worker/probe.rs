@@ -1,6 +1,6 @@
 //! Container probes as the kubelet runs them: startup, liveness and readiness, each an `exec`
 //! (through the runtime), an `httpGet` (2xx and 3xx succeed), a `tcpSocket` (a connection
-//! succeeds) or a `grpc` health check, with Kubernetes' defaults (period 10 s, timeout 1 s,
+//! succeeds) or a `grpc` health check ([`super::grpc_health`]), with Kubernetes' defaults (period 10 s, timeout 1 s,
 //! success threshold 1, failure threshold 3, no initial delay). A startup probe gates the
 //! others; readiness decides the container's `ready`; liveness (or startup) failures past the
 //! threshold restart the container.
@@ -59,10 +59,12 @@ pub enum Action {
         /// The port.
         port: u16,
     },
-    /// A gRPC health check: a connection to the port, as far as this agent checks it.
+    /// A gRPC health check (`grpc.health.v1.Health/Check`).
     Grpc {
         /// The port.
         port: u16,
+        /// The service asked about (empty: the server as a whole).
+        service: String,
     },
 }
 
@@ -150,6 +152,7 @@ impl ProbeSpec {
             Action::Grpc {
                 port: u16::try_from(grpc.port)
                     .map_err(|_| ProbeError::Port(grpc.port.to_string()))?,
+                service: grpc.service.clone().unwrap_or_default(),
             }
         } else {
             return Err(ProbeError::NoAction);
@@ -315,7 +318,9 @@ pub async fn run(
             headers,
         } => http_get(host.as_deref().unwrap_or(ip), *port, path, headers, timeout).await,
         Action::Tcp { host, port } => tcp(host.as_deref().unwrap_or(ip), *port, timeout).await,
-        Action::Grpc { port } => tcp(ip, *port, timeout).await,
+        Action::Grpc { port, service } => {
+            super::grpc_health::check(ip, *port, service, timeout).await
+        }
     }
 }
 

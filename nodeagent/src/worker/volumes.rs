@@ -1,5 +1,5 @@
 //! A pod's volumes on its node, made before its containers start, as the kubelet's volume
-//! manager makes them: `emptyDir` (a directory), `hostPath` (the host's path; created for
+//! manager makes them: `emptyDir` (a directory; a tmpfs for `medium: Memory`), `hostPath` (the host's path; created for
 //! `DirectoryOrCreate`), `configMap` and `secret` (their keys as files, or the `items` chosen,
 //! with `defaultMode`/`mode`), `downwardAPI` (pod fields as files) and `projected` (several of
 //! those in one directory), from the pod's [`PodSources`]. Files are written under
@@ -220,6 +220,21 @@ impl VolumeMaker<'_> {
                 }
             }
             dir
+        } else if let Some(empty) = volume
+            .empty_dir
+            .as_ref()
+            .filter(|e| e.medium.as_deref() == Some("Memory"))
+        {
+            let size = empty
+                .size_limit
+                .as_ref()
+                .and_then(|q| ferry_schema::quantity::Quantity::parse(&q.0).ok())
+                .and_then(|q| u64::try_from(q.value()).ok());
+            super::tmpfs::mount(&dir, size).map_err(io(&dir))?;
+            return Ok(Prepared {
+                name: volume.name.clone(),
+                source: dir,
+            });
         } else {
             // emptyDir, and kinds this node does not make, as an empty directory.
             std::fs::create_dir_all(&dir).map_err(io(&dir))?;
@@ -239,6 +254,8 @@ impl VolumeMaker<'_> {
 /// Removes what the pod's volumes left under `root`.
 pub fn remove(root: &Path, uid: &str) -> Result<(), VolumeError> {
     let dir = root.join(uid);
+    // Memory-backed emptyDirs first: their tmpfs is unmounted, not emptied.
+    super::tmpfs::unmount_under(&dir).map_err(io(&dir))?;
     match std::fs::remove_dir_all(&dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
