@@ -36,7 +36,7 @@ class PodWatch(threading.Thread):
 
     def __init__(self, base):
         super().__init__(daemon=True)
-        self.base, self.added, self.running = base, {}, {}
+        self.base, self.added, self.bound, self.running = base, {}, {}, {}
 
     def run(self):
         with urllib.request.urlopen(f"{self.base}/api/v1/namespaces/default/pods?watch=true",
@@ -47,6 +47,8 @@ class PodWatch(threading.Thread):
                 name, now = pod["metadata"]["name"], time.monotonic()
                 if event["type"] == "ADDED":
                     self.added.setdefault(name, now)
+                if pod.get("spec", {}).get("nodeName"):
+                    self.bound.setdefault(name, now)
                 if pod.get("status", {}).get("phase") == "Running":
                     self.running.setdefault(name, now)
 
@@ -64,6 +66,7 @@ def measure(work, port, up, agent_pid, tag):
         time.sleep(0.1)
     time.sleep(3)
     idle = rss_mib(agent_pid)
+    idle_anon = rss_mib(agent_pid, "RssAnon")
     watch = PodWatch(base)
     watch.start()
     time.sleep(0.5)
@@ -76,16 +79,23 @@ def measure(work, port, up, agent_pid, tag):
     all_running = max(watch.running.values()) - t0 if len(watch.running) == PODS else None
     time.sleep(2)
     busy = rss_mib(agent_pid)
+    busy_anon = rss_mib(agent_pid, "RssAnon")
     latencies = sorted((watch.running[n] - watch.added[n]) * 1000
                        for n in watch.running if n in watch.added)
+    binding = sorted((watch.bound[n] - watch.added[n]) * 1000
+                     for n in watch.bound if n in watch.added)
     listed = get(f"{base}/api/v1/namespaces/default/pods")["items"]
     return {
         f"{tag}running": len(watch.running),
         f"{tag}startup_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
         f"{tag}startup_p99_ms": round(latencies[max(0, int(len(latencies) * 0.99) - 1)], 1) if latencies else None,
         f"{tag}all_running_s": round(all_running, 2) if all_running is not None else None,
+        f"{tag}scheduled_p50_ms": round(statistics.median(binding), 1) if binding else None,
+        f"{tag}scheduled_p99_ms": round(binding[max(0, int(len(binding) * 0.99) - 1)], 1) if binding else None,
         f"{tag}idle_rss_mib": round(idle, 1),
         f"{tag}busy_rss_mib": round(busy, 1),
+        f"{tag}idle_anon_mib": round(idle_anon, 1),
+        f"{tag}busy_anon_mib": round(busy_anon, 1),
         f"{tag}pod_ips": len({p.get("status", {}).get("podIP") for p in listed}),
     }
 
@@ -152,6 +162,7 @@ def main():
         ("[ferry node] first create -> last pod Running (s)", result["agent_all_running_s"], f"<= {GOALS['all_running_s']}"),
         ("[ferry node] node agent RSS idle (MiB)", result["agent_idle_rss_mib"], f"<= {GOALS['idle_rss_mib']}"),
         ("[ferry node] node agent RSS with the pods running (MiB)", result["agent_busy_rss_mib"], f"<= {GOALS['busy_rss_mib']}"),
+        ("[ferry node] of which its own (RssAnon) idle / busy (MiB)", f"{result['agent_idle_anon_mib']} / {result['agent_busy_anon_mib']}", "(the rest: the shared binary's pages)"),
     ]
     for name, value, goal in rows:
         print(f"{name:72} {value!s:>10}  {goal}")

@@ -12,10 +12,13 @@ def free_port():
         return s.getsockname()[1]
 
 
-def rss_mib(pid):
+def rss_mib(pid, field="VmRSS"):
+    """Resident memory in MiB: all of it (`VmRSS`), or one part (`RssAnon`: the process's own
+    heap and stacks; `RssFile`: pages of its binary and libraries, shared with other processes
+    that map them)."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     return 0.0
 

@@ -114,6 +114,9 @@ fn judge(
     let managed = match effective {
         "True" => None,
         "False" => Some(NOT_READY),
+        // A node that has not reported Ready yet (it registered just now) is given its grace
+        // period, as Kubernetes gives it: no taint until then.
+        _ if ready.is_none() && fresh => None,
         _ => Some(UNREACHABLE),
     };
     if let Some(key) = managed {
@@ -180,11 +183,18 @@ fn eviction_in(pod: &core::Pod, taints: &[core::Taint]) -> Option<i64> {
     soonest
 }
 
+/// How long node events are gathered before a pass they asked for.
+const NODE_EVENT_GATHER: Duration = Duration::from_millis(50);
+
 /// Runs the controller until `cancel` fires.
 pub async fn run(client: kube::Client, settings: LifecycleSettings, cancel: CancellationToken) {
     let (nodes, node_writer) = reflector::store::<core::Node>();
     let (leases, lease_writer) = reflector::store::<Lease>();
     let (pods, pod_writer) = reflector::store::<core::Pod>();
+    // A node that changed (Ready again, cordoned) is looked at at once, not at the next tick,
+    // as kube-controller-manager's taint passes follow node updates.
+    let changed = Arc::new(tokio::sync::Notify::new());
+    let node_changed = changed.clone();
     let drive = |stream: futures::stream::BoxStream<'static, ()>| {
         tokio::spawn(stream.for_each(|()| async {}))
     };
@@ -196,7 +206,7 @@ pub async fn run(client: kube::Client, settings: LifecycleSettings, cancel: Canc
         ),
     )
     .default_backoff()
-    .map(|_| ())
+    .map(move |_| node_changed.notify_one())
     .boxed();
     let lease_stream = reflector::reflector(
         lease_writer,
@@ -229,6 +239,10 @@ pub async fn run(client: kube::Client, settings: LifecycleSettings, cancel: Canc
         tokio::select! {
             () = cancel.cancelled() => break,
             _ = tick.tick() => {}
+            () = changed.notified() => {
+                // A burst of node events is looked at once.
+                tokio::time::sleep(NODE_EVENT_GATHER).await;
+            }
         }
         if let Err(e) = nodes.wait_until_ready().await {
             tracing::warn!(error = %e, "the node cache is not ready");
@@ -478,6 +492,14 @@ mod tests {
         assert!(condition.is_none());
         let (condition, _) = judge(&node("True", false), None, grace, long);
         assert!(condition.is_some());
+        // A node that registered just now and has not reported Ready carries no taint of
+        // ours within its grace period; past it, it is unreachable.
+        let mut fresh: core::Node = node("True", false);
+        fresh.status = None;
+        let (_, taints) = judge(&fresh, None, grace, Duration::from_secs(1));
+        assert!(taints.iter().all(|t| t["key"] != UNREACHABLE), "{taints:?}");
+        let (_, taints) = judge(&fresh, None, grace, long);
+        assert!(taints.iter().any(|t| t["key"] == UNREACHABLE), "{taints:?}");
     }
 
     #[test]
