@@ -73,7 +73,7 @@ pub struct UpArgs {
     /// A file holding the shared secret of Git-host webhooks (POST /hooks/git/SOURCE).
     #[arg(long)]
     webhook_secret_file: Option<PathBuf>,
-    /// How many nodes run inside the appliance.
+    /// How many nodes run inside the appliance (0: none; `ferry node` processes join it).
     #[arg(long, default_value_t = 1)]
     nodes: usize,
     /// The nodes' name (with --nodes N > 1: the prefix of NAME-0 .. NAME-N-1; default: the
@@ -249,17 +249,21 @@ impl Companion for GitOps {
             scheduler_metrics,
             cancel.clone(),
         ));
-        let mut agent =
-            NodeAgent::new(client.clone(), self.nodes).heartbeat_every(self.lease_renew);
-        if let Some(endpoint) = self.endpoint {
-            agent = agent.serve_endpoint(endpoint.0, endpoint.1);
-        }
-        let agent_cancel = cancel.clone();
-        let nodes = tokio::spawn(async move {
-            if let Err(e) = agent.run(agent_cancel).await {
-                tracing::error!(error = %e, "the nodes stopped");
+        // `--nodes 0`: the control plane alone; `ferry node` processes run the pods.
+        let mut tasks = Vec::new();
+        if !self.nodes.is_empty() {
+            let mut agent =
+                NodeAgent::new(client.clone(), self.nodes).heartbeat_every(self.lease_renew);
+            if let Some(endpoint) = self.endpoint {
+                agent = agent.serve_endpoint(endpoint.0, endpoint.1);
             }
-        });
+            let agent_cancel = cancel.clone();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = agent.run(agent_cancel).await {
+                    tracing::error!(error = %e, "the nodes stopped");
+                }
+            }));
+        }
         let cluster = Cluster::new(client);
         cluster
             .apply_source(&self.source, "ferry-up")
@@ -276,7 +280,7 @@ impl Companion for GitOps {
             });
         Ok(crate::serve::Started {
             routes: hooks,
-            tasks: vec![nodes],
+            tasks,
         })
     }
 }
@@ -327,7 +331,10 @@ pub fn up(args: UpArgs) -> anyhow::Result<()> {
         args.node.runtime = Some(crate::node::RuntimeKind::Process);
     }
     let roots = args.serve.data_dir.join("nodes");
-    let nodes = args.node.handles(&node_name, args.nodes, &roots)?;
+    let nodes = match args.nodes {
+        0 => Vec::new(),
+        count => args.node.handles(&node_name, count, &roots)?,
+    };
     let endpoint = args.node.endpoint(&nodes, &roots, "127.0.0.1:0");
     let companion = GitOps {
         loops: args.loops.clone(),

@@ -1041,3 +1041,89 @@ fn a_node_agent_killed_with_sigkill_adopts_its_running_pods() {
     );
     stop(&mut a);
 }
+
+fn sleeper(name: &str, seconds: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers:\n  - name: c\n    image: busybox\n    command: [sh, -c, 'exec sleep {seconds}', {name}]\n"
+    )
+}
+
+#[test]
+fn pods_deleted_while_their_agent_was_away_go_when_it_returns() {
+    // The appliance runs no node; a `ferry node --runtime process` of its own runs the pods.
+    let Some(a) = Appliance::up(ferry_binary(), &["--nodes", "0"]) else {
+        return;
+    };
+    let k = &a.kubectl;
+    let root = a.dir.path().join("agent").display().to_string();
+    let cidr = pod_cidr(5);
+    let args = [
+        "--name",
+        "away",
+        "--runtime",
+        "process",
+        "--root-dir",
+        &root,
+        "--pod-cidr",
+        &cidr,
+        "--endpoint-listen",
+        "127.0.0.1:0",
+    ];
+    let mut node = a.node(&args);
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "node/away",
+        "--timeout=60s",
+    ]);
+    // (markers of one length: neither is a part of the other)
+    let (gone, kept) = (format!("{}7", marker(5)), format!("{}1", marker(5)));
+    k.ok_stdin(&["apply", "-f", "-"], &sleeper("gone", &gone));
+    k.ok_stdin(&["apply", "-f", "-"], &sleeper("kept", &kept));
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/gone",
+        "pod/kept",
+        "--timeout=60s",
+    ]);
+    let kept_pids = pids_of(&format!("sleep {kept}"));
+
+    // The agent is killed; its pods run on. One is deleted for good meanwhile.
+    node.kill();
+    assert!(
+        running(&format!("sleep {gone}")),
+        "the pod outlived its agent"
+    );
+    k.ok(&["delete", "pod", "gone", "--force", "--grace-period=0"]);
+
+    // Back, the agent stops and removes the deleted pod, and keeps the other as it was.
+    let mut node = a.node(&args);
+    wait_for(
+        Duration::from_secs(30),
+        "the deleted pod's process stopped",
+        || (!running(&format!("sleep {gone}"))).then_some(()),
+    );
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "node/away",
+        "--timeout=60s",
+    ]);
+    assert_eq!(pids_of(&format!("sleep {kept}")), kept_pids);
+    assert_eq!(
+        k.jsonpath(
+            &["pod", "kept"],
+            "{.status.containerStatuses[0].restartCount}"
+        ),
+        "0"
+    );
+    let left = std::fs::read_dir(Path::new(&root).join("away").join("pods"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(left, 1, "only the kept pod's directory stays");
+
+    k.ok(&["delete", "pod", "kept"]);
+    assert!(!running(&format!("sleep {kept}")));
+    node.terminate();
+}

@@ -137,21 +137,8 @@ impl FerryProcess {
     /// Stops the server as an operator would (SIGTERM), so that what it started (a process
     /// node's pods, their network namespaces) goes with it; SIGKILL if it takes over 20 s.
     pub fn terminate(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
+        if sigterm_and_wait(&mut self.child, Duration::from_secs(20)) {
             return;
-        }
-        let term = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        if let Err(e) = term {
-            eprintln!("signalling ferry: {e}");
-        }
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while std::time::Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
         }
         eprintln!("ferry did not stop within 20 s of SIGTERM; killing it");
     }
@@ -365,7 +352,7 @@ impl Drop for Watching {
 }
 
 /// A `ferry` process that serves nothing of its own (`ferry node`, `ferry controller`), with
-/// its stderr kept in a file; killed when dropped.
+/// its stderr kept in a file; stopped (SIGTERM, then SIGKILL) when dropped.
 #[derive(Debug)]
 pub struct Background {
     child: Child,
@@ -398,6 +385,15 @@ impl Background {
         }
     }
 
+    /// SIGTERM (a `ferry node` then stops its pods' processes), and wait; SIGKILL when it
+    /// takes over 20 s.
+    pub fn terminate(&mut self) {
+        if !sigterm_and_wait(&mut self.child, Duration::from_secs(20)) {
+            eprintln!("ferry did not stop within 20 s of SIGTERM; killing it");
+            self.kill();
+        }
+    }
+
     /// What it logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -406,8 +402,31 @@ impl Background {
 
 impl Drop for Background {
     fn drop(&mut self) {
-        self.kill();
+        // As an operator stops it: a `ferry node` of real processes takes them with it (a
+        // test that kills one on purpose calls `kill` itself).
+        self.terminate();
     }
+}
+
+/// Sends SIGTERM to `child` and waits up to `within` for it to exit; whether it did.
+fn sigterm_and_wait(child: &mut Child, within: Duration) -> bool {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return true;
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    if let Err(e) = term {
+        eprintln!("signalling ferry: {e}");
+    }
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
 }
 
 /// Polls `check` every 100 ms until it returns `Some`, or panics after `within` naming `what`.
