@@ -130,7 +130,7 @@ fn endpoints_follow_the_pods_a_service_selects() {
     );
 
     // Scaled to zero, with the laggard gone: no addresses, one empty slice.
-    k.ok(&["delete", "pod", "laggard", "--wait=true"]);
+    k.ok(&["delete", "pod", "laggard", "--wait=true", "--timeout=60s"]);
     k.ok(&["scale", "deployment/web", "--replicas=0"]);
     wait_for(Duration::from_secs(60), "web's endpoints empty", || {
         get(k, "endpoints/web", "{.subsets}")

@@ -308,7 +308,7 @@ fn pods_run_as_host_processes() {
     assert_eq!(k.ok(&["logs", "-f", "once"]), "done\n");
 
     // A deleted pod's processes end, and its network namespace goes.
-    k.ok(&["delete", "pod", "hello", "envy"]);
+    k.ok(&["delete", "pod", "hello", "envy", "--timeout=60s"]);
     wait_for(Duration::from_secs(30), "the pod's process ended", || {
         (!running(&pattern) && namespaces_left(std::slice::from_ref(&uid)).is_empty()).then_some(())
     });
@@ -483,7 +483,7 @@ fn probes_decide_readiness_and_restart_containers() {
         },
     );
     assert!(!marks.join("pre").exists());
-    k.ok(&["delete", "pod", "hooked"]);
+    k.ok(&["delete", "pod", "hooked", "--timeout=60s"]);
     wait_for(Duration::from_secs(30), "the preStop hook ran", || {
         marks.join("pre").exists().then_some(())
     });
@@ -523,7 +523,7 @@ fn probes_decide_readiness_and_restart_containers() {
     );
     assert!(!running(&format!("stubborn {seconds}")));
 
-    k.ok(&["delete", "pod", "web"]);
+    k.ok(&["delete", "pod", "web", "--timeout=60s"]);
     let pattern = format!("sleep {seconds}");
     wait_for(Duration::from_secs(30), "the pod's processes ended", || {
         (!running(&pattern) && !running(&format!("http.server {port}"))).then_some(())
@@ -738,7 +738,7 @@ fn volumes_are_mounted_and_limits_enforced() {
     assert_eq!(ended, "OOMKilled 137");
     assert_eq!(k.jsonpath(&["pod", "hog"], "{.status.phase}"), "Failed");
 
-    k.ok(&["delete", "pod", "vols", "waiting", "hog"]);
+    k.ok(&["delete", "pod", "vols", "waiting", "hog", "--timeout=60s"]);
     stop(&mut a);
     assert!(!running(&format!("sleep {seconds}")));
 }
@@ -920,7 +920,7 @@ fn kubectl_exec_and_cp_reach_into_containers() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("/no/such/program"), "{stderr}");
 
-    k.ok(&["delete", "pod", "shell"]);
+    k.ok(&["delete", "pod", "shell", "--timeout=60s"]);
     stop(&mut a);
     assert!(!running(&format!("sleep {seconds}")));
 }
@@ -1033,7 +1033,7 @@ fn a_node_agent_killed_with_sigkill_adopts_its_running_pods() {
     );
     assert_eq!(k.ok(&["logs", "finished"]), "done once\n");
 
-    k.ok(&["delete", "pod", "steady", "finished"]);
+    k.ok(&["delete", "pod", "steady", "finished", "--timeout=60s"]);
     wait_for(
         Duration::from_secs(30),
         "the adopted container stopped",
@@ -1118,12 +1118,19 @@ fn pods_deleted_while_their_agent_was_away_go_when_it_returns() {
         ),
         "0"
     );
-    let left = std::fs::read_dir(Path::new(&root).join("away").join("pods"))
-        .map(|d| d.count())
-        .unwrap_or(0);
-    assert_eq!(left, 1, "only the kept pod's directory stays");
+    // Only the kept pod's directory stays (the other's goes once its sandbox is removed).
+    wait_for(
+        Duration::from_secs(30),
+        "the deleted pod's directory gone",
+        || {
+            let left = std::fs::read_dir(Path::new(&root).join("away").join("pods"))
+                .map(|d| d.count())
+                .unwrap_or(0);
+            (left == 1).then_some(())
+        },
+    );
 
-    k.ok(&["delete", "pod", "kept"]);
+    k.ok(&["delete", "pod", "kept", "--timeout=60s"]);
     assert!(!running(&format!("sleep {kept}")));
     node.terminate();
 }

@@ -84,7 +84,7 @@ fn ordinals_in_order_a_partitioned_update_and_claims_kept() {
     assert_eq!(&fields[2..], ["2", "2"], "{revisions}");
 
     // A pod below the partition comes back at the old revision, with the same claim.
-    k.ok(&["delete", "pod", "db-0", "--wait=true"]);
+    k.ok(&["delete", "pod", "db-0", "--wait=true", "--timeout=60s"]);
     wait_for(Duration::from_secs(60), "db-0 back", || {
         pods(k)
             .first()

@@ -44,10 +44,12 @@ fn pods_of(k: &Kubectl, app: &str) -> Vec<String> {
         "-l",
         &format!("app={app}"),
         "-o",
-        "jsonpath={range .items[*]}{.metadata.name} {.spec.containers[0].image}{\"\\n\"}{end}",
+        "jsonpath={range .items[*]}{.metadata.name} {.spec.containers[0].image} {.metadata.deletionTimestamp}{\"\\n\"}{end}",
     ])
     .lines()
-    .map(str::to_owned)
+    // Pods being deleted (their node is stopping them) are not the set's any more.
+    .filter(|l| l.split(' ').nth(2).is_none_or(str::is_empty))
+    .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
     .collect()
 }
 
@@ -85,7 +87,7 @@ fn a_rolling_update_keeps_its_bounds_and_kubectl_rollout_drives_it() {
         "--watch",
         "--output-watch-events",
         "-o",
-        "jsonpath={.type} {.object.metadata.name} {.object.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}",
+        "jsonpath={.type} {.object.metadata.name} ready={.object.status.conditions[?(@.type==\"Ready\")].status} deleting={.object.metadata.deletionTimestamp}{\"\\n\"}",
     ]);
     k.ok(&[
         "annotate",
@@ -115,10 +117,16 @@ fn a_rolling_update_keeps_its_bounds_and_kubectl_rollout_drives_it() {
         let (Some(kind), Some(name)) = (words.next(), words.next()) else {
             continue;
         };
-        if kind == "DELETED" {
+        let rest: Vec<&str> = words.collect();
+        // A pod being deleted is outside the rollout's bounds, as on Kubernetes (its node is
+        // stopping it; it is no replica any more).
+        let deleting = rest
+            .iter()
+            .any(|w| w.len() > "deleting=".len() && w.starts_with("deleting="));
+        if kind == "DELETED" || deleting {
             state.remove(name);
         } else {
-            state.insert(name.to_owned(), words.next() == Some("True"));
+            state.insert(name.to_owned(), rest.contains(&"ready=True"));
         }
         if events > 10 {
             most = most.max(state.len());

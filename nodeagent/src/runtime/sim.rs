@@ -17,6 +17,9 @@ use super::{
     SandboxInfo,
 };
 
+/// How long a hollow container takes to stop (at most its grace period).
+const STOP_TIME: Duration = Duration::from_millis(200);
+
 /// The annotation with a hollow pod's exit code.
 pub const EXIT_CODE_ANNOTATION: &str = "sim.ferry.dev/exit-code";
 /// The annotation with a hollow pod's run time (Go's form, `30s`), instead of the node's.
@@ -305,11 +308,7 @@ impl Runtime for SimRuntime {
         async move { result }.boxed()
     }
 
-    fn stop_container(
-        &self,
-        id: &str,
-        _grace: Duration,
-    ) -> BoxFuture<'_, Result<(), RuntimeError>> {
+    fn stop_container(&self, id: &str, grace: Duration) -> BoxFuture<'_, Result<(), RuntimeError>> {
         let result = (|| {
             let mut state = self.state.lock().map_err(|_| poisoned())?;
             let c = state
@@ -321,7 +320,14 @@ impl Runtime for SimRuntime {
             }
             Ok(())
         })();
-        async move { result }.boxed()
+        async move {
+            // A stop is never instant on a real node; a hollow one takes a little time too
+            // (within the grace period), so that a client waiting for a deletion (kubectl
+            // delete lists, then watches) sees the pod go rather than only its successor.
+            tokio::time::sleep(STOP_TIME.min(grace)).await;
+            result
+        }
+        .boxed()
     }
 
     fn remove_container(&self, id: &str) -> BoxFuture<'_, Result<(), RuntimeError>> {

@@ -88,8 +88,13 @@ fn slim_containers(all: Vec<ContainerStatus>) -> Vec<ContainerStatus> {
 
 /// Neither finished nor being deleted.
 pub fn is_active(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none() && !is_finished(pod)
+}
+
+/// Whether the pod has ended (`Succeeded` or `Failed`).
+pub fn is_finished(pod: &Pod) -> bool {
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-    pod.metadata.deletion_timestamp.is_none() && !matches!(phase, Some("Succeeded" | "Failed"))
+    matches!(phase, Some("Succeeded" | "Failed"))
 }
 
 /// When the pod became Ready, if it is.

@@ -240,7 +240,6 @@ impl ProcessRuntime {
                 };
                 proc.pid = None;
                 proc.start_ticks = None;
-                proc.ended.send_replace(true);
                 proc.record(id)
             })
         });
@@ -248,6 +247,14 @@ impl ProcessRuntime {
             Ok(Some(record)) => persist(&record),
             Ok(None) => {}
             Err(_) => tracing::error!(container = %id, "the process runtime's state is poisoned"),
+        }
+        // Only once its record says so: whoever waits for the end may remove the container
+        // (and its directory) next.
+        if self
+            .with(|inner| inner.containers.get(id).map(|p| p.ended.send_replace(true)))
+            .is_err()
+        {
+            tracing::error!(container = %id, "the process runtime's state is poisoned");
         }
     }
 

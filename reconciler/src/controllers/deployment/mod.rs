@@ -111,6 +111,7 @@ fn as_set(rs: &ReplicaSet) -> Set {
         replicas: rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
         current: status.map_or(0, |s| s.replicas),
         available: status.and_then(|s| s.available_replicas).unwrap_or(0),
+        terminating: status.and_then(|s| s.terminating_replicas).unwrap_or(0),
         created: rs
             .metadata
             .creation_timestamp

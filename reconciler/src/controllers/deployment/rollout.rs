@@ -18,6 +18,8 @@ pub struct Set {
     pub current: i32,
     /// `status.availableReplicas`.
     pub available: i32,
+    /// `status.terminatingReplicas`: pods being deleted, not yet gone.
+    pub terminating: i32,
     /// Creation time, seconds (older sets shrink first).
     pub created: i64,
 }
@@ -123,15 +125,15 @@ fn shrink_old(replicas: i32, bounds: Bounds, new: &Set, old: &[Set]) -> Vec<Scal
         .collect()
 }
 
-/// The next step of a Recreate: old sets to zero; once their pods are gone, the new set to
-/// `replicas`.
+/// The next step of a Recreate: old sets to zero; once their pods are gone (terminating ones
+/// too: old and new never run at once), the new set to `replicas`.
 pub fn recreate(replicas: i32, new: &Set, old: &[Set]) -> Vec<Scale> {
     let shrink: Vec<Scale> = old
         .iter()
         .filter(|s| s.replicas > 0)
         .map(|s| (s.name.clone(), 0))
         .collect();
-    if !shrink.is_empty() || old.iter().any(|s| s.current > 0) {
+    if !shrink.is_empty() || old.iter().any(|s| s.current > 0 || s.terminating > 0) {
         return shrink;
     }
     if new.replicas != replicas {
@@ -203,6 +205,7 @@ mod tests {
             replicas,
             current,
             available,
+            terminating: 0,
             created,
         }
     }

@@ -81,6 +81,14 @@ async fn reconcile<K: Replicated>(
         .into_iter()
         .filter(|p| p.namespace().as_deref() == Some(ns.as_str()));
     let owned = owner::claim_and_settle(&pod_api, set.as_ref(), &selector, candidates).await?;
+    // Pods being deleted that have not finished: a ReplicaSet reports them (a Recreate
+    // rollout waits for them to go); a ReplicationController's API has no such field.
+    let terminating = (K::kind(&()) == "ReplicaSet").then(|| {
+        owned
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_some() && !pods::is_finished(p))
+            .count() as i32
+    });
     let active: Vec<Arc<Pod>> = owned.into_iter().filter(|p| pods::is_active(p)).collect();
     let failure = if rs.metadata.deletion_timestamp.is_none()
         && ctx.expectations.satisfied(&key, |name| {
@@ -96,7 +104,7 @@ async fn reconcile<K: Replicated>(
     };
     let now = jiff::Timestamp::now();
     let refused = failure.as_ref().map(|(_, message)| message.clone());
-    let status = status::compute(&rs, &active, failure, now);
+    let status = status::compute(&rs, &active, terminating, failure, now);
     if rs.status.as_ref() != Some(&status) {
         let mut body = json!({"status": status});
         if status.conditions.is_none() {

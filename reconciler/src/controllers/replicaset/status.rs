@@ -11,11 +11,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use crate::controllers::conditions;
 use crate::controllers::pods::{is_available, is_ready};
 
-/// The status `rs` should carry, given its active pods and the failure of this reconcile's
-/// writes, if any (`FailedCreate` or `FailedDelete`, and the message).
+/// The status `rs` should carry, given its active pods, how many of its pods are being
+/// deleted (`terminating`: reported for ReplicaSets, whose API has the field; a Recreate
+/// rollout waits for it to reach 0) and the failure of this reconcile's writes, if any
+/// (`FailedCreate` or `FailedDelete`, and the message).
 pub fn compute(
     rs: &ReplicaSet,
     active: &[Arc<Pod>],
+    terminating: Option<i32>,
     failure: Option<(&str, String)>,
     now: jiff::Timestamp,
 ) -> ReplicaSetStatus {
@@ -61,7 +64,7 @@ pub fn compute(
         available_replicas: Some(count(&|p| is_available(p, min_ready, now))),
         observed_generation: rs.metadata.generation,
         conditions: (!conditions.is_empty()).then_some(conditions),
-        terminating_replicas: None,
+        terminating_replicas: terminating,
     }
 }
 
@@ -116,7 +119,7 @@ mod tests {
             pod(&[("app", "web")], Some(95)),
             pod(&[("app", "web"), ("tier", "a")], None),
         ];
-        let s = compute(&rs, &pods, None, ts(106));
+        let s = compute(&rs, &pods, None, None, ts(106));
         assert_eq!(s.replicas, 3);
         assert_eq!(s.fully_labeled_replicas, Some(2));
         assert_eq!(s.ready_replicas, Some(2));
@@ -124,7 +127,13 @@ mod tests {
         assert_eq!(s.observed_generation, Some(3));
         assert!(s.conditions.is_none());
 
-        let failed = compute(&rs, &pods, Some(("FailedCreate", "quota".into())), ts(106));
+        let failed = compute(
+            &rs,
+            &pods,
+            None,
+            Some(("FailedCreate", "quota".into())),
+            ts(106),
+        );
         let c = &failed.conditions.expect("fixture")[0];
         assert_eq!(
             (c.type_.as_str(), c.reason.as_deref()),
