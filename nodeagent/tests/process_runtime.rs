@@ -150,14 +150,29 @@ async fn a_missing_command_is_a_start_error() {
     assert!(err.to_string().contains("/no/such/program"), "{err}");
     assert_eq!(exited(&runtime, &id).await, (128, "StartError".into()));
 
-    // An exec runs in the container's environment and reports its exit code.
+    // An exec needs a running container: it runs in its environment and reports its exit
+    // code.
+    let refused = runtime
+        .exec_sync(&id, vec!["true".into()], Duration::from_secs(5))
+        .await
+        .expect_err("not running");
+    assert!(refused.to_string().contains("is not running"), "{refused}");
+    let running = runtime
+        .create_container(&sb.id, container("running", "exec sleep 30"))
+        .await
+        .expect("created");
+    runtime.start_container(&running).await.expect("started");
     let (code, out) = runtime
         .exec_sync(
-            &id,
+            &running,
             vec!["sh".into(), "-c".into(), "echo $WHO; exit 4".into()],
             Duration::from_secs(5),
         )
         .await
         .expect("exec");
     assert_eq!((code, out.as_str()), (4, "world\n"));
+    runtime
+        .stop_container(&running, Duration::from_secs(2))
+        .await
+        .expect("stopped");
 }

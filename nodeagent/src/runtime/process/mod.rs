@@ -11,6 +11,7 @@
 //! and container is [`record`]ed on disk, so that a node agent started again adopts the
 //! containers still running ([`ProcessRuntime::recover`]) instead of starting them twice.
 
+mod inside;
 mod keeper;
 pub mod record;
 mod recover;
@@ -703,44 +704,7 @@ impl Runtime for ProcessRuntime {
         timeout: Duration,
     ) -> BoxFuture<'_, Result<(i32, String), RuntimeError>> {
         let id = id.to_owned();
-        async move {
-            let (env, sandbox) = self.with(|inner| {
-                let proc = inner
-                    .containers
-                    .get(&id)
-                    .ok_or_else(|| RuntimeError::NotFound(format!("container {id}")))?;
-                let sandbox = inner.sandboxes.get(&proc.sandbox).cloned();
-                Ok::<_, RuntimeError>((proc.config.env.clone(), sandbox))
-            })??;
-            if command.is_empty() {
-                return Err(RuntimeError::Failed("exec of an empty command".into()));
-            }
-            let dir = sandbox.as_ref().map(|s| s.dir.clone());
-            let command = match &sandbox {
-                Some(s) => wrap(&s.net, &command),
-                None => command,
-            };
-            let Some((program, args)) = command.split_first() else {
-                return Err(RuntimeError::Failed("exec of an empty command".into()));
-            };
-            let mut cmd = tokio::process::Command::new(program);
-            cmd.args(args)
-                .env_clear()
-                .envs(env.iter().map(|(k, v)| (k, v)))
-                .stdin(Stdio::null())
-                .kill_on_drop(true);
-            if let Some(dir) = dir {
-                cmd.current_dir(dir);
-            }
-            let output = tokio::time::timeout(timeout, cmd.output())
-                .await
-                .map_err(|_| RuntimeError::Failed(format!("command timed out after {timeout:?}")))?
-                .map_err(|e| RuntimeError::Failed(format!("exec {program:?}: {e}")))?;
-            let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-            text.push_str(&String::from_utf8_lossy(&output.stderr));
-            Ok((output.status.code().unwrap_or(128), text))
-        }
-        .boxed()
+        async move { self.run_inside(&id, &command, timeout).await }.boxed()
     }
 
     fn exec(
@@ -750,60 +714,8 @@ impl Runtime for ProcessRuntime {
     ) -> BoxFuture<'_, Result<super::exec::ExecSession, RuntimeError>> {
         let id = id.to_owned();
         async move {
-            let (proc_env, pid, working_dir, sandbox) = self.with(|inner| {
-                let proc = inner
-                    .containers
-                    .get(&id)
-                    .ok_or_else(|| RuntimeError::NotFound(format!("container {id}")))?;
-                let sandbox = inner.sandboxes.get(&proc.sandbox).cloned();
-                Ok::<_, RuntimeError>((
-                    proc.config.env.clone(),
-                    proc.pid,
-                    proc.config.working_dir.clone(),
-                    sandbox,
-                ))
-            })??;
-            let Some(pid) = pid else {
-                return Err(RuntimeError::Failed(format!(
-                    "container {id} is not running"
-                )));
-            };
-            if request.command.is_empty() {
-                return Err(RuntimeError::Failed("exec of an empty command".into()));
-            }
-            let home = sandbox
-                .as_ref()
-                .map_or_else(|| self.root.clone(), |s| s.dir.clone());
-            let (command, cwd) = if self.can_mount {
-                // Into the container's own mount and network namespaces, where its volumes
-                // are; its working directory is looked up there.
-                let wd = working_dir
-                    .clone()
-                    .unwrap_or_else(|| home.display().to_string());
-                let mut command = vec![
-                    "nsenter".to_owned(),
-                    format!("--target={pid}"),
-                    "--mount".to_owned(),
-                    "--net".to_owned(),
-                    format!("--wd={wd}"),
-                    "--".to_owned(),
-                ];
-                command.extend(request.command.iter().cloned());
-                (command, PathBuf::from("/"))
-            } else {
-                let cwd = working_dir
-                    .map(PathBuf::from)
-                    .filter(|d| d.is_dir())
-                    .unwrap_or(home);
-                let command = match &sandbox {
-                    Some(s) => wrap(&s.net, &request.command),
-                    None => request.command.clone(),
-                };
-                (command, cwd)
-            };
-            // It counts against the container's limits, as a runc exec does.
-            let command = super::cgroups::wrap(&self.cgroups.existing(&id), &command);
-            super::exec::spawn(&command, &proc_env, &cwd, &request)
+            let place = self.inside(&id, &request.command)?;
+            super::exec::spawn(&place.command, &place.env, &place.cwd, &request)
         }
         .boxed()
     }
