@@ -19,6 +19,22 @@ pub struct NodeEndpoint {
     pub port: u64,
 }
 
+/// The node's refusal of a request passed to it (its status and plain-text body), as the
+/// `Status` error the client gets.
+pub async fn refusal(code: axum::http::StatusCode, body: hyper::body::Incoming) -> ApiError {
+    use http_body_util::BodyExt;
+    let text = body
+        .collect()
+        .await
+        .map(|b| String::from_utf8_lossy(&b.to_bytes()).trim().to_owned())
+        .unwrap_or_default();
+    match code {
+        axum::http::StatusCode::NOT_FOUND => ApiError::new(404, "NotFound", text),
+        axum::http::StatusCode::BAD_REQUEST => ApiError::bad_request(text),
+        _ => ApiError::internal(text),
+    }
+}
+
 /// A path segment or query value, percent-encoded.
 pub fn encode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode, header};
-use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 
 use super::nodeproxy;
@@ -106,17 +105,7 @@ pub async fn exec(
         .map_err(|e| unreachable(&node.name, e))?;
     if answer.status() != StatusCode::SWITCHING_PROTOCOLS {
         let code = answer.status();
-        let text = answer
-            .into_body()
-            .collect()
-            .await
-            .map(|b| String::from_utf8_lossy(&b.to_bytes()).trim().to_owned())
-            .unwrap_or_default();
-        return Err(match code {
-            StatusCode::NOT_FOUND => ApiError::new(404, "NotFound", text),
-            StatusCode::BAD_REQUEST => ApiError::bad_request(text),
-            _ => ApiError::internal(text),
-        });
+        return Err(nodeproxy::refusal(code, answer.into_body()).await);
     }
     let from_client = hyper::upgrade::on(&mut request);
     let from_node = hyper::upgrade::on(&mut answer);

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Response, StatusCode, header};
-use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -60,17 +59,7 @@ pub async fn log(call: &Call<'_>, name: &str) -> Result<Response<Body>, ApiError
     })?;
     let code = answer.status();
     if code != StatusCode::OK {
-        let text = answer
-            .into_body()
-            .collect()
-            .await
-            .map(|b| String::from_utf8_lossy(&b.to_bytes()).trim().to_owned())
-            .unwrap_or_default();
-        return Err(match code {
-            StatusCode::NOT_FOUND => ApiError::new(404, "NotFound", text),
-            StatusCode::BAD_REQUEST => ApiError::bad_request(text),
-            _ => ApiError::internal(text),
-        });
+        return Err(nodeproxy::refusal(code, answer.into_body()).await);
     }
     Response::builder()
         .status(StatusCode::OK)

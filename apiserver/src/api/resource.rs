@@ -550,27 +550,17 @@ async fn delete(call: &Call<'_>, name: &str, body: Body) -> Result<Response<Body
                 object,
                 expected,
             });
-            let changes = call
-                .state
-                .storage
-                .write(ops)
-                .await
-                .map_err(|e| call.storage_error(e))?;
-            return Ok(respond_object(
-                call,
-                StatusCode::OK,
-                &changes[0].object,
-                &[],
-            ));
         }
-        super::deletion::Plan::Remove => {}
+        super::deletion::Plan::Remove => {
+            ops.extend(
+                deletion_ops(call.state, call.kind, &stored.object)
+                    .await
+                    .map_err(|e| call.storage_error(e))?,
+            );
+            ops.push(WriteOp::Delete { key, expected });
+        }
     }
-    ops.extend(
-        deletion_ops(call.state, call.kind, &stored.object)
-            .await
-            .map_err(|e| call.storage_error(e))?,
-    );
-    ops.push(WriteOp::Delete { key, expected });
+    // The object's own change is the last one written.
     let changes = call
         .state
         .storage
