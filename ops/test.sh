@@ -85,6 +85,22 @@ if [ "$(id -u)" = "0" ] && [ ! -x /usr/lib/cni/bridge ]; then
 fi
 need ip "puts the process runtime's pods in network namespaces (iproute2)" || true
 
+# The cri runtime's suite (tests/pods_cri.rs) starts a containerd of its own (ops/cri/), builds
+# the local busybox images with umoci and pulls from a loopback docker-registry; as root.
+if [ "$(id -u)" = "0" ]; then
+  for pair in containerd:containerd runc:runc umoci:umoci busybox:busybox-static \
+              docker-registry:docker-registry curl:curl; do
+    tool=${pair%%:*} package=${pair#*:}
+    if ! command -v "$tool" >/dev/null 2>&1 && can_apt; then
+      apt_install "$package"
+    fi
+    if ! command -v "$tool" >/dev/null 2>&1 && [ "${CI:-}" = "true" ]; then
+      echo "test.sh: $tool ($package) is required (the cri runtime's suite) and cannot be installed" >&2
+      exit 1
+    fi
+  done
+fi
+
 # The official Python kubernetes client: the apiserver suite drives it (paging a selector list,
 # reading Status bodies). Installed from PyPI into target/client-venv, once.
 if command -v python3 >/dev/null 2>&1; then

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use ferry_nodeagent::agent::{NodeAgent, NodeHandle};
 use ferry_nodeagent::config;
+use ferry_nodeagent::runtime::cri::CriRuntime;
 use ferry_nodeagent::runtime::network::CniBridge;
 use ferry_nodeagent::runtime::process::ProcessRuntime;
 use ferry_nodeagent::runtime::sim::{SimRuntime, SimTimings};
@@ -19,6 +20,8 @@ pub enum RuntimeKind {
     /// Each container a process of this host, started from the pod's command; pods share
     /// the host's network.
     Process,
+    /// Containers run by a CRI v1 runtime (containerd, CRI-O) at `--cri-socket`.
+    Cri,
 }
 
 /// How the nodes of this process look.
@@ -55,6 +58,9 @@ pub struct NodeOptions {
     /// for `ferry up`).
     #[arg(long)]
     pub endpoint_listen: Option<std::net::SocketAddr>,
+    /// The CRI runtime's socket (`--runtime cri`).
+    #[arg(long, default_value = "/run/containerd/containerd.sock")]
+    pub cri_socket: std::path::PathBuf,
     /// How often each node renews its Lease (the kubelet's 10 s).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub node_lease_renew_interval: Duration,
@@ -110,10 +116,10 @@ impl NodeOptions {
             );
             configs[0].pod_cidr = cidr.clone();
         }
-        Ok(configs
+        configs
             .into_iter()
             .map(|config| {
-                let volumes = (kind == RuntimeKind::Process)
+                let volumes = (kind != RuntimeKind::Sim)
                     .then(|| root.join(&config.name).join("volumes"));
                 let runtime: Arc<dyn ferry_nodeagent::runtime::Runtime> = match kind {
                     RuntimeKind::Sim => Arc::new(SimRuntime::new(&config.pod_cidr, timings)),
@@ -128,14 +134,21 @@ impl NodeOptions {
                             }
                         }
                     }
+                    RuntimeKind::Cri => Arc::new(CriRuntime::new(
+                        &self.cri_socket,
+                        &config.name,
+                        &config.address,
+                        &config.pod_cidr,
+                        &root.join(&config.name),
+                    )),
                 };
-                NodeHandle {
+                Ok(NodeHandle {
                     config,
                     runtime,
                     volumes,
-                }
+                })
             })
-            .collect())
+            .collect()
     }
 }
 

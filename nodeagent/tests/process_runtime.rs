@@ -15,6 +15,7 @@ fn sandbox(uid: &str) -> SandboxConfig {
         uid: uid.into(),
         annotations: Default::default(),
         restart_policy: "Never".into(),
+        host_network: false,
     }
 }
 
@@ -23,6 +24,7 @@ fn container(name: &str, script: &str) -> ContainerConfig {
         name: name.into(),
         image: "busybox".into(),
         command: vec!["sh".into(), "-c".into(), script.into()],
+        image_entrypoint: false,
         init: false,
         env: vec![
             ("PATH".into(), "/usr/bin:/bin".into()),

@@ -409,7 +409,7 @@ impl Drop for Background {
 }
 
 /// Sends SIGTERM to `child` and waits up to `within` for it to exit; whether it did.
-fn sigterm_and_wait(child: &mut Child, within: Duration) -> bool {
+pub(crate) fn sigterm_and_wait(child: &mut Child, within: Duration) -> bool {
     if matches!(child.try_wait(), Ok(Some(_))) {
         return true;
     }

@@ -8,6 +8,7 @@
 //! end-to-end suites start it.
 
 pub mod appliance;
+pub mod cri;
 pub mod ferry;
 pub mod git;
 pub mod tools;

@@ -1,10 +1,12 @@
 //! The container runtime, shaped like CRI v1's RuntimeService: pod sandboxes, containers,
 //! their status, and exec. The pod workers drive any back end through it; `sim` (a hollow
-//! node) and `process` (host processes) are here; `cri` comes next.
+//! node), `process` (host processes) and `cri` (a CRI v1 runtime such as containerd).
 
 pub mod cgroups;
+pub mod cri;
 pub mod crilog;
 pub mod exec;
+pub mod image;
 pub mod mounts;
 pub mod network;
 pub mod process;
@@ -25,6 +27,12 @@ pub enum RuntimeError {
     /// The runtime refused or failed.
     #[error("{0}")]
     Failed(String),
+    /// An image could not be pulled (`ErrImagePull`).
+    #[error("{0}")]
+    ImagePull(String),
+    /// An image is missing and its policy says never to pull it (`ErrImageNeverPull`).
+    #[error("{0}")]
+    ImageNeverPull(String),
 }
 
 /// What a sandbox is made from (CRI's PodSandboxConfig, the parts ferry uses).
@@ -40,6 +48,8 @@ pub struct SandboxConfig {
     pub annotations: BTreeMap<String, String>,
     /// `spec.restartPolicy`.
     pub restart_policy: String,
+    /// `spec.hostNetwork`: the pod uses the node's network namespace.
+    pub host_network: bool,
 }
 
 /// A sandbox that exists.
@@ -62,8 +72,13 @@ pub struct ContainerConfig {
     pub name: String,
     /// Image.
     pub image: String,
-    /// Command and args.
+    /// Command and args (expanded).
     pub command: Vec<String>,
+    /// The spec gives no `command`: the image's entrypoint runs, with `command` (the spec's
+    /// args) as its arguments, or with the image's own when there are none. Runtimes without
+    /// images run `command` as it is.
+    #[serde(default)]
+    pub image_entrypoint: bool,
     /// Whether it is an init container (runs to completion before the others).
     pub init: bool,
     /// Its environment, in order.
@@ -140,12 +155,19 @@ pub struct ContainerStatus {
     pub changes_at: Option<Instant>,
     /// Its log file (CRI format), when it writes one.
     pub log_path: Option<std::path::PathBuf>,
+    /// The image it runs as the runtime resolved it (`imageID`), when it has images.
+    pub image_ref: Option<String>,
 }
 
 /// The runtime.
 pub trait Runtime: Send + Sync + 'static {
     /// The runtime's name (`sim`, `process`, `cri`).
     fn name(&self) -> &'static str;
+    /// The scheme of container ids in pod status (`containerd://...`); the runtime's name
+    /// unless it knows better.
+    fn id_scheme(&self) -> String {
+        self.name().to_owned()
+    }
     /// Creates and starts a sandbox.
     fn run_pod_sandbox(
         &self,
@@ -157,6 +179,14 @@ pub trait Runtime: Send + Sync + 'static {
     fn remove_pod_sandbox(&self, id: &str) -> BoxFuture<'_, Result<(), RuntimeError>>;
     /// Every sandbox (to find pods again after a restart).
     fn list_pod_sandboxes(&self) -> BoxFuture<'_, Result<Vec<SandboxInfo>, RuntimeError>>;
+    /// Makes sure the node has an image, pulling it as its policy says; runtimes without
+    /// images have every image.
+    fn pull_image(
+        &self,
+        _request: image::ImageRequest,
+    ) -> BoxFuture<'_, Result<image::ImageReady, RuntimeError>> {
+        Box::pin(async { Ok(image::ImageReady::Present) })
+    }
     /// Creates a container in a sandbox.
     fn create_container(
         &self,

@@ -160,6 +160,7 @@ impl SimRuntime {
             state,
             changes_at,
             log_path: None,
+            image_ref: None,
         }
     }
 }
@@ -382,6 +383,7 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
             restart_policy: restart.into(),
+            host_network: false,
         }
     }
 
@@ -390,6 +392,7 @@ mod tests {
             name: "c".into(),
             image: "busybox".into(),
             command: Vec::new(),
+            image_entrypoint: false,
             init: false,
             env: Vec::new(),
             working_dir: None,

@@ -9,6 +9,7 @@ pub mod grpc_health;
 pub mod hooks;
 pub mod hosts;
 pub mod probe;
+mod pull;
 mod report;
 pub mod sources;
 pub mod status;
@@ -132,8 +133,20 @@ struct Slot {
     running: bool,
     /// Its probes (app containers).
     probes: probe::ContainerProbes,
-    /// Why it could not be created (a missing ConfigMap, Secret or key), until it is.
-    config_error: Option<String>,
+    /// Why it waits to be created (a missing ConfigMap, Secret or key; an image that could
+    /// not be pulled), until it is.
+    waiting: Option<Waiting>,
+    /// Failed pulls of its image in a row (the pull back-off).
+    pull_failures: u32,
+}
+
+/// Why a container waits to be created, as `state.waiting` says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Waiting {
+    /// `CreateContainerConfigError`, `ErrImagePull`, `ImagePullBackOff`, `ErrImageNeverPull`.
+    reason: &'static str,
+    /// What went wrong.
+    message: String,
 }
 
 /// Drives one pod.
@@ -444,6 +457,7 @@ impl PodWorker {
                             uid: self.pod.metadata.uid.clone().unwrap_or_default(),
                             annotations,
                             restart_policy: self.restart_policy(),
+                            host_network: spec.host_network.unwrap_or(false),
                         })
                         .await?;
                     self.write_hosts(&sandbox);
@@ -538,13 +552,20 @@ impl PodWorker {
                 } else {
                     &mut self.containers[index]
                 };
-                slot.config_error = Some(message);
+                slot.waiting = Some(Waiting {
+                    reason: "CreateContainerConfigError",
+                    message,
+                });
                 slot.restart_at = Some(Instant::now() + CONFIG_RETRY);
                 slot.id = None;
                 slot.running = false;
                 return Ok(());
             }
         };
+        if !self.ensure_image(c, init, index).await? {
+            return Ok(());
+        }
+        let image_entrypoint = c.command.as_ref().is_none_or(Vec::is_empty);
         let mut command = c.command.clone().unwrap_or_default();
         command.extend(c.args.clone().unwrap_or_default());
         let command = command.iter().map(|a| env::expand(a, &env)).collect();
@@ -557,6 +578,7 @@ impl PodWorker {
                     name: c.name.clone(),
                     image: c.image.clone().unwrap_or_default(),
                     command,
+                    image_entrypoint,
                     init,
                     env,
                     working_dir: c.working_dir.clone().filter(|d| !d.is_empty()),
@@ -565,12 +587,6 @@ impl PodWorker {
                 },
             )
             .await?;
-        let image = c.image.clone().unwrap_or_default();
-        self.event(
-            "Normal",
-            "Pulled",
-            format!("Container image \"{image}\" already present on machine"),
-        );
         self.event(
             "Normal",
             "Created",
@@ -597,7 +613,7 @@ impl PodWorker {
         };
         slot.id = Some(id);
         slot.restart_at = None;
-        slot.config_error = None;
+        slot.waiting = None;
         slot.running = started;
         if !init {
             let (probes, problems) = probe::ContainerProbes::of(c, Instant::now());
@@ -607,6 +623,15 @@ impl PodWorker {
             }
         }
         Ok(())
+    }
+
+    /// The bookkeeping of init container or container `index`.
+    fn slot(&mut self, init: bool, index: usize) -> &mut Slot {
+        if init {
+            &mut self.init[index]
+        } else {
+            &mut self.containers[index]
+        }
     }
 
     /// Runs the container's postStart hook; a failure kills the container (its restart

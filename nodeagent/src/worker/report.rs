@@ -44,7 +44,7 @@ impl PodWorker {
             initialized,
             containers,
             restart_policy: self.restart_policy(),
-            runtime: self.site.runtime.name().to_owned(),
+            runtime: self.site.runtime.id_scheme(),
         }
     }
 
@@ -65,8 +65,8 @@ impl PodWorker {
                 .map_or(slot.probes.ready(), |(ready, _)| ready),
             _ => false,
         };
-        let waiting = match (&slot.config_error, slot.restart_at) {
-            (Some(message), _) => Some(("CreateContainerConfigError".to_owned(), message.clone())),
+        let waiting = match (&slot.waiting, slot.restart_at) {
+            (Some(w), _) => Some((w.reason.to_owned(), w.message.clone())),
             (None, Some(_)) => Some((
                 "CrashLoopBackOff".to_owned(),
                 format!(

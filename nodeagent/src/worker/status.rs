@@ -62,7 +62,11 @@ impl ContainerReport {
         let mut out = json!({
             "name": self.name,
             "image": self.image,
-            "imageID": format!("{runtime}://{}", self.image),
+            "imageID": self
+                .status
+                .as_ref()
+                .and_then(|s| s.image_ref.clone())
+                .unwrap_or_else(|| format!("{runtime}://{}", self.image)),
             "ready": self.ready,
             "started": running,
             "restartCount": self.restarts,

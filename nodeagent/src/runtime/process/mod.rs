@@ -691,6 +691,7 @@ impl Runtime for ProcessRuntime {
                     state: proc.state.clone(),
                     changes_at: None,
                     log_path: Some(proc.log.clone()),
+                    image_ref: None,
                 })
             })?
         }

@@ -179,6 +179,7 @@ mod tests {
                 name: "c".into(),
                 image: "busybox".into(),
                 command: vec!["sleep".into(), "1".into()],
+                image_entrypoint: false,
                 init: false,
                 env: vec![],
                 working_dir: None,
