@@ -25,6 +25,7 @@ bench what="validate":
     cargo build --release
     cargo build --release -p ferry-apiserver --example apibench
     cargo build --release -p ferry-reconciler --example schedbench
+    cargo build --release -p ferry-nodeagent --example cri_raw
     python3 ops/bench/{{what}}.py
 
 # Formatting and lints, as CI runs them.

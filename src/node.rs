@@ -6,9 +6,11 @@ use std::time::Duration;
 use ferry_nodeagent::agent::{NodeAgent, NodeHandle};
 use ferry_nodeagent::config;
 use ferry_nodeagent::runtime::cri::CriRuntime;
+use ferry_nodeagent::runtime::crilog::Rotation;
 use ferry_nodeagent::runtime::network::CniBridge;
 use ferry_nodeagent::runtime::process::ProcessRuntime;
 use ferry_nodeagent::runtime::sim::{SimRuntime, SimTimings};
+use ferry_schema::quantity::Quantity;
 
 use crate::serve::parse_duration;
 
@@ -58,6 +60,12 @@ pub struct NodeOptions {
     /// for `ferry up`).
     #[arg(long)]
     pub endpoint_listen: Option<std::net::SocketAddr>,
+    /// A container log file this large is rotated (the kubelet's containerLogMaxSize).
+    #[arg(long, default_value = "10Mi")]
+    pub container_log_max_size: String,
+    /// Log files kept per container, the current one included (containerLogMaxFiles).
+    #[arg(long, default_value_t = 5)]
+    pub container_log_max_files: usize,
     /// The CRI runtime's socket (`--runtime cri`).
     #[arg(long, default_value = "/run/containerd/containerd.sock")]
     pub cri_socket: std::path::PathBuf,
@@ -103,6 +111,7 @@ impl NodeOptions {
             start_delay: self.sim_start_delay,
             run_time: self.sim_run_time,
         };
+        let rotation = self.log_rotation()?;
         let mut configs = config::nodes(name, count, &labels, &taints, &capacity);
         if let Some(cidr) = &self.pod_cidr {
             anyhow::ensure!(
@@ -125,7 +134,8 @@ impl NodeOptions {
                     RuntimeKind::Sim => Arc::new(SimRuntime::new(&config.pod_cidr, timings)),
                     RuntimeKind::Process => {
                         let dir = root.join(&config.name);
-                        let runtime = ProcessRuntime::new(&dir, &config.address);
+                        let runtime =
+                            ProcessRuntime::new(&dir, &config.address).with_log_rotation(rotation);
                         match CniBridge::new(&config.pod_cidr, &dir.join("cni")) {
                             Ok(bridge) => Arc::new(runtime.with_network(Arc::new(bridge))),
                             Err(why) => {
@@ -140,7 +150,8 @@ impl NodeOptions {
                         &config.address,
                         &config.pod_cidr,
                         &root.join(&config.name),
-                    )),
+                    )
+                    .with_log_rotation(rotation)),
                 };
                 Ok(NodeHandle {
                     config,
@@ -153,6 +164,29 @@ impl NodeOptions {
 }
 
 impl NodeOptions {
+    /// The container log rotation the flags ask for.
+    fn log_rotation(&self) -> anyhow::Result<Rotation> {
+        let size = Quantity::parse(&self.container_log_max_size)
+            .ok()
+            .and_then(|q| u64::try_from(q.value()).ok())
+            .filter(|b| *b > 0)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--container-log-max-size: {:?} is not a size such as 10Mi",
+                    self.container_log_max_size
+                )
+            })?;
+        anyhow::ensure!(
+            self.container_log_max_files >= 2,
+            "--container-log-max-files: {} keeps no rotated file; give at least 2",
+            self.container_log_max_files
+        );
+        Ok(Rotation {
+            max_bytes: size,
+            max_files: self.container_log_max_files,
+        })
+    }
+
     /// The node endpoint's address and the log roots of `handles`, when their runtime runs
     /// real containers (`default` when no address was given).
     pub fn endpoint(

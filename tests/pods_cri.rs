@@ -40,6 +40,11 @@ fn cri_appliance(containerd: &Containerd, test: u32) -> Option<Appliance> {
             "local",
             "--pod-cidr",
             &cidr,
+            // Small, so that a chatty container's log is rotated within the test.
+            "--container-log-max-size",
+            "16Ki",
+            "--container-log-max-files",
+            "3",
         ],
     )?;
     wait_for(Duration::from_secs(60), "the node registered", || {
@@ -175,6 +180,15 @@ spec:
   - name: c
     image: {registry}/ferry/nothere:1
     command: [sleep, "3600"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: chatty}}
+spec:
+  containers:
+  - name: c
+    image: ferry.local/busybox:1
+    command: [sh, -c, 'i=0; while [ $i -lt 600 ]; do echo "line $i of a chatty container"; i=$((i+1)); done; exec sleep 3600']
 ---
 apiVersion: v1
 kind: Pod
@@ -319,6 +333,29 @@ fn pods_run_on_containerd() {
     wait_for(Duration::from_secs(30), "ErrImageNeverPull", || {
         (waiting_reason(k, "never") == "ErrImageNeverPull").then_some(())
     });
+
+    // A log past the size limit is rotated: the runtime reopens a new file, the old one is
+    // kept beside it.
+    let uid = k.jsonpath(&["pod", "chatty"], "{.metadata.uid}");
+    let dir = a
+        .dir
+        .path()
+        .join("data/nodes/local/pods")
+        .join(format!("default_chatty_{uid}"))
+        .join("c");
+    let rotated = wait_for(Duration::from_secs(60), "the chatty log rotated", || {
+        std::fs::read_dir(&dir)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().contains("0.log.2"))
+    });
+    let old = std::fs::read_to_string(&rotated).expect("the rotated log");
+    assert!(old.contains("line 599 of a chatty container"), "{old}");
+    let current = std::fs::metadata(dir.join("0.log"))
+        .expect("a new log file")
+        .len();
+    assert!(current < 16 * 1024, "{current}");
 
     // Graceful deletion stops and removes the pod's containers.
     let ids: Vec<String> = k

@@ -262,6 +262,9 @@ async fn read_from(path: &Path, offset: u64) -> Result<(String, u64), LogError> 
         source,
     };
     let mut file = tokio::fs::File::open(path).await.map_err(io)?;
+    // A file shorter than what was read of it is a new one (the old was rotated away).
+    let len = file.metadata().await.map_err(io)?.len();
+    let offset = if len < offset { 0 } else { offset };
     file.seek(std::io::SeekFrom::Start(offset))
         .await
         .map_err(io)?;

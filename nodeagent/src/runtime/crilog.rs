@@ -1,8 +1,96 @@
 //! Container log files in the CRI format the kubelet reads: one line per record,
 //! `<RFC 3339 nano time> <stdout|stderr> <F|P> <text>`, `P` marking a piece of a line longer
-//! than [`MAX_LINE`] that the next record continues, `F` its end.
+//! than [`MAX_LINE`] that the next record continues, `F` its end. A file that grows past
+//! [`Rotation::max_bytes`] is renamed `<n>.log.<UTC time>` and a new one begun, keeping at most
+//! [`Rotation::max_files`] files per container, as the kubelet's `containerLogMaxSize` and
+//! `containerLogMaxFiles` do (`kubectl logs` reads the current file).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use tokio::io::AsyncWriteExt;
+
+/// How container log files are rotated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    /// A file this large is rotated (the kubelet's 10 MiB).
+    pub max_bytes: u64,
+    /// Files kept per container, the current one included (the kubelet's 5; at least 2).
+    pub max_files: usize,
+}
+
+impl Default for Rotation {
+    fn default() -> Rotation {
+        Rotation {
+            max_bytes: 10 * 1024 * 1024,
+            max_files: 5,
+        }
+    }
+}
+
+/// Renames the log file at `path` to `path.<UTC time>` and removes the oldest rotated files
+/// beyond what `rotation` keeps; returns the new name. The caller begins a new file.
+pub fn rotate(path: &Path, rotation: &Rotation) -> std::io::Result<PathBuf> {
+    let stamp = jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S.%6f");
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let rotated = path.with_file_name(format!("{name}.{stamp}"));
+    std::fs::rename(path, &rotated)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let prefix = format!("{name}.");
+    let mut old: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
+    // The time in the names sorts them oldest first.
+    old.sort();
+    let keep = rotation.max_files.max(2) - 1;
+    for gone in old.iter().take(old.len().saturating_sub(keep)) {
+        std::fs::remove_file(gone)?;
+    }
+    Ok(rotated)
+}
+
+/// A container's current log file, rotated as it grows.
+#[derive(Debug)]
+pub struct LogFile {
+    path: PathBuf,
+    file: tokio::fs::File,
+    size: u64,
+    rotation: Rotation,
+}
+
+impl LogFile {
+    /// Opens (creating or appending to) the log at `path`.
+    pub async fn open(path: &Path, rotation: Rotation) -> std::io::Result<LogFile> {
+        let file = open(path).await?;
+        let size = file.metadata().await?.len();
+        Ok(LogFile {
+            path: path.to_owned(),
+            file,
+            size,
+            rotation,
+        })
+    }
+
+    /// Appends whole records, rotating the file once it has grown past the limit.
+    pub async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.file.write_all(bytes).await?;
+        self.file.flush().await?;
+        self.size += bytes.len() as u64;
+        if self.size >= self.rotation.max_bytes {
+            rotate(&self.path, &self.rotation)?;
+            self.file = open(&self.path).await?;
+            self.size = 0;
+        }
+        Ok(())
+    }
+}
 
 /// The longest piece of a line one record holds (the kubelet's 16 KiB).
 pub const MAX_LINE: usize = 16 * 1024;
@@ -141,6 +229,43 @@ mod tests {
             Some((false, "wor"))
         );
         assert!(lines.finish().is_empty());
+    }
+
+    #[tokio::test]
+    async fn files_rotate_by_size_and_old_ones_go() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c").join("0.log");
+        let rotation = Rotation {
+            max_bytes: 100,
+            max_files: 3,
+        };
+        let mut file = LogFile::open(&path, rotation).await.expect("open");
+        for i in 0..20 {
+            file.write(&records(
+                "stdout",
+                format!("line {i:02} of the log").as_bytes(),
+                true,
+            ))
+            .await
+            .expect("write");
+        }
+        let mut names: Vec<String> = std::fs::read_dir(dir.path().join("c"))
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        // The current file and the two newest rotated ones.
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert_eq!(names[0], "0.log");
+        assert!(
+            names[1].starts_with("0.log.2") && names[2] > names[1],
+            "{names:?}"
+        );
+        let current = std::fs::read_to_string(&path).expect("read");
+        assert!(current.len() < 100 + 60, "{current}");
+        let newest = std::fs::read_to_string(dir.path().join("c").join(&names[2])).expect("read");
+        assert!(newest.contains("line 1"), "{newest}");
     }
 
     #[test]

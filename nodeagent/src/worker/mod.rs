@@ -459,7 +459,14 @@ impl PodWorker {
                             restart_policy: self.restart_policy(),
                             host_network: spec.host_network.unwrap_or(false),
                         })
-                        .await?;
+                        .await
+                        .inspect_err(|e| {
+                            self.event(
+                                "Warning",
+                                "FailedCreatePodSandBox",
+                                format!("Failed to create pod sandbox: {e}"),
+                            );
+                        })?;
                     self.write_hosts(&sandbox);
                     self.state = PodState::Initializing { sandbox, next: 0 };
                 }

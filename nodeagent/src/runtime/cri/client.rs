@@ -241,6 +241,17 @@ impl CriClient {
             .map(drop)
     }
 
+    /// `ReopenContainerLog`: the runtime writes a new file at the container's log path (after
+    /// the old one was renamed).
+    pub async fn reopen_container_log(&self, id: &str) -> Result<(), RuntimeError> {
+        let request = api::ContainerRef {
+            container_id: id.to_owned(),
+        };
+        self.call::<_, api::Empty>(RUNTIME, "ReopenContainerLog", request)
+            .await
+            .map(drop)
+    }
+
     /// `ListContainers`, of the containers carrying `labels`.
     pub async fn list_containers(
         &self,

@@ -73,9 +73,15 @@ pub struct CriRuntime {
     cidr_given: AtomicBool,
     /// The runtime's name as it says it (`containerd`), once it answered.
     runtime_name: std::sync::OnceLock<String>,
-    book: Mutex<Book>,
+    book: Arc<Mutex<Book>>,
     exits: Arc<Exits>,
+    /// How containers' log files are rotated, and whether the rotation loop runs.
+    rotation: super::crilog::Rotation,
+    rotating: AtomicBool,
 }
+
+/// How often container log sizes are looked at (the kubelet's 10 s).
+const ROTATION_CHECK: Duration = Duration::from_secs(10);
 
 /// Nanoseconds since the epoch as RFC 3339.
 fn rfc3339(nanos: i64) -> String {
@@ -136,8 +142,56 @@ impl CriRuntime {
             pod_cidr: pod_cidr.to_owned(),
             cidr_given: AtomicBool::new(false),
             runtime_name: std::sync::OnceLock::new(),
-            book: Mutex::new(Book::default()),
+            book: Arc::default(),
+            rotation: super::crilog::Rotation::default(),
+            rotating: AtomicBool::new(false),
         }
+    }
+
+    /// The same, rotating containers' log files as `rotation` says.
+    pub fn with_log_rotation(mut self, rotation: super::crilog::Rotation) -> CriRuntime {
+        self.rotation = rotation;
+        self
+    }
+
+    /// Starts the loop that rotates the logs of running containers, once: a file past the
+    /// size limit is renamed and the runtime told to reopen it (`ReopenContainerLog`).
+    fn start_rotating(&self) {
+        if self.rotating.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (client, book, exits, rotation) = (
+            self.client.clone(),
+            self.book.clone(),
+            self.exits.clone(),
+            self.rotation,
+        );
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(ROTATION_CHECK).await;
+                let logs: Vec<(String, PathBuf)> = book
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .containers
+                    .iter()
+                    .filter(|(id, _)| !exits.has_ended(id))
+                    .map(|(id, c)| (id.clone(), c.log.clone()))
+                    .collect();
+                for (id, log) in logs {
+                    let big = std::fs::metadata(&log).is_ok_and(|m| m.len() >= rotation.max_bytes);
+                    if !big {
+                        continue;
+                    }
+                    if let Err(e) = super::crilog::rotate(&log, &rotation) {
+                        tracing::warn!(container = %id, log = %log.display(), error = %e, "a container log could not be rotated");
+                        continue;
+                    }
+                    if let Err(e) = client.reopen_container_log(&id).await {
+                        tracing::warn!(container = %id, error = %e, "the runtime did not reopen a rotated log");
+                    }
+                }
+            }
+        });
     }
 
     fn book(&self) -> std::sync::MutexGuard<'_, Book> {
@@ -313,6 +367,7 @@ impl Runtime for CriRuntime {
         config: SandboxConfig,
     ) -> BoxFuture<'_, Result<SandboxInfo, RuntimeError>> {
         Box::pin(async move {
+            self.start_rotating();
             self.give_pod_cidr().await?;
             let log_dir = self.pods_dir.join(format!(
                 "{}_{}_{}",

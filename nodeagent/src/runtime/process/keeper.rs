@@ -15,7 +15,6 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::unix::pipe;
 use tokio::sync::{Mutex, watch};
 
@@ -130,7 +129,7 @@ pub fn wrap(pipes: &Pipes, command: &[String]) -> Vec<String> {
 pub async fn copy(
     stream: &'static str,
     from: pipe::Receiver,
-    file: &Mutex<tokio::fs::File>,
+    file: &Mutex<crilog::LogFile>,
     mut ended: watch::Receiver<bool>,
 ) -> io::Result<()> {
     let mut lines = crilog::Lines::new(stream);
@@ -165,13 +164,8 @@ pub async fn copy(
     write(file, &lines.finish()).await
 }
 
-async fn write(file: &Mutex<tokio::fs::File>, bytes: &[u8]) -> io::Result<()> {
-    if bytes.is_empty() {
-        return Ok(());
-    }
-    let mut file = file.lock().await;
-    file.write_all(bytes).await?;
-    file.flush().await
+async fn write(file: &Mutex<crilog::LogFile>, bytes: &[u8]) -> io::Result<()> {
+    file.lock().await.write(bytes).await
 }
 
 #[cfg(test)]
@@ -193,7 +187,11 @@ mod tests {
                 "echo one; echo two >&2; printf tail; exit 7".into(),
             ],
         );
-        let file = Mutex::new(crilog::open(&log).await.expect("log"));
+        let file = Mutex::new(
+            crilog::LogFile::open(&log, crilog::Rotation::default())
+                .await
+                .expect("log"),
+        );
         let (ended_tx, ended) = watch::channel(false);
         let mut child = tokio::process::Command::new(&command[0])
             .args(&command[1..])

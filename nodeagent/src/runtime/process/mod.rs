@@ -152,6 +152,8 @@ pub struct ProcessRuntime {
     can_mount: bool,
     /// Where containers' limits are set.
     cgroups: super::cgroups::Hierarchy,
+    /// How containers' log files are rotated.
+    rotation: super::crilog::Rotation,
     inner: Arc<Mutex<Inner>>,
 }
 
@@ -205,8 +207,15 @@ impl ProcessRuntime {
             network: Arc::new(HostNetwork::new(address)),
             can_mount: rustix::process::geteuid().is_root(),
             cgroups: super::cgroups::Hierarchy::detect(),
+            rotation: super::crilog::Rotation::default(),
             inner: Arc::default(),
         }
+    }
+
+    /// The same, rotating containers' log files as `rotation` says.
+    pub fn with_log_rotation(mut self, rotation: super::crilog::Rotation) -> ProcessRuntime {
+        self.rotation = rotation;
+        self
     }
 
     /// The same, giving pods their network through `network`.
@@ -276,7 +285,7 @@ impl ProcessRuntime {
         tokio::spawn(async move {
             let (exited_tx, exited) = watch::channel(false);
             let mut copies = Vec::new();
-            match (readers, crilog::open(&log).await) {
+            match (readers, crilog::LogFile::open(&log, runtime.rotation).await) {
                 (Ok((out, err)), Ok(file)) => {
                     let file = Arc::new(tokio::sync::Mutex::new(file));
                     for (stream, from) in [("stdout", out), ("stderr", err)] {
