@@ -1,7 +1,7 @@
 //! Pods run by containerd through CRI v1 (`ferry up --runtime cri`), against a containerd the
 //! test starts with its own config and socket (`ferry_testkit::cri`), the project's local
 //! busybox image and a registry on loopback with basic auth. Driven with the real kubectl:
-//! init containers before the others, logs (also followed), exec with exit codes, a pod IP
+//! init containers before the others, logs (also followed), attach, exec with exit codes, a pod IP
 //! that answers, a configMap volume updated in place, a crashing container's back-off, a
 //! liveness failure restarting its container, an OOM kill, pulls with and without a pull
 //! secret, a missing image (`ErrImagePull`, `ImagePullBackOff`, `ErrImageNeverPull`),
@@ -233,6 +233,11 @@ fn pods_run_on_containerd() {
     follow.until(Duration::from_secs(30), |l| l == "init ran");
     follow.until(Duration::from_secs(30), |l| l == "tick 2");
     drop(follow);
+
+    // Attach joins the container's own output (the runtime's Attach stream).
+    let mut attached = k.watch(&["attach", "web", "-c", "talker"]);
+    attached.until(Duration::from_secs(30), |l| l.starts_with("tick "));
+    drop(attached);
 
     // Exec: output and exit code, as kubectl reports them.
     let out = k.run(&[

@@ -920,7 +920,25 @@ fn kubectl_exec_and_cp_reach_into_containers() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("/no/such/program"), "{stderr}");
 
-    k.ok(&["delete", "pod", "shell", "--timeout=60s"]);
+    // kubectl attach: the container's own output, from its log as it is written.
+    let ticker = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: ticker}}\nspec:\n  containers:\n  - name: t\n    image: busybox\n    command: [sh, -c, 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done', '{seconds}']\n"
+    );
+    k.ok_stdin(&["apply", "-f", "-"], &ticker);
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/ticker",
+        "--timeout=60s",
+    ]);
+    let mut attached = k.watch(&["attach", "ticker"]);
+    let first = attached.until(Duration::from_secs(30), |l| l.starts_with("tick "));
+    let number = |l: &str| l.trim_start_matches("tick ").parse::<u32>().unwrap_or(0);
+    let later = attached.until(Duration::from_secs(30), |l| l.starts_with("tick "));
+    assert!(number(&later) > number(&first), "{first} then {later}");
+    drop(attached);
+
+    k.ok(&["delete", "pod", "shell", "ticker", "--timeout=60s"]);
     stop(&mut a);
     assert!(!running(&format!("sleep {seconds}")));
 }

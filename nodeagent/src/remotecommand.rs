@@ -67,6 +67,19 @@ fn flag(pairs: &HashMap<String, String>, name: &'static str) -> Result<bool, Exe
 impl ExecQuery {
     /// Reads the query string of an exec request.
     pub fn parse(query: &str) -> Result<ExecQuery, ExecError> {
+        let parsed = ExecQuery::parse_streams(query)?;
+        if parsed.request.command.is_empty() {
+            return Err(ExecError::NoCommand);
+        }
+        Ok(parsed)
+    }
+
+    /// The query of an attach request: the same streams, no command.
+    pub fn parse_attach(query: &str) -> Result<ExecQuery, ExecError> {
+        ExecQuery::parse_streams(query)
+    }
+
+    fn parse_streams(query: &str) -> Result<ExecQuery, ExecError> {
         let mut command = Vec::new();
         let mut pairs = HashMap::new();
         for (k, v) in form_urlencoded::parse(query.as_bytes()).into_owned() {
@@ -75,9 +88,6 @@ impl ExecQuery {
             } else {
                 pairs.insert(k, v);
             }
-        }
-        if command.is_empty() {
-            return Err(ExecError::NoCommand);
         }
         let tty = flag(&pairs, "tty")?;
         Ok(ExecQuery {

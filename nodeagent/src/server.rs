@@ -44,6 +44,7 @@ impl Kubelet {
                 get(container_logs),
             )
             .route("/exec/{namespace}/{pod}/{container}", get(exec))
+            .route("/attach/{namespace}/{pod}/{container}", get(attach))
             .with_state(self)
     }
 }
@@ -107,15 +108,63 @@ async fn exec(
         Ok(q) => q,
         Err(e) => return plain(StatusCode::BAD_REQUEST, e.to_string()),
     };
+    stream(
+        kubelet,
+        (namespace, pod, container),
+        query,
+        upgrade,
+        Verb::Exec,
+    )
+    .await
+}
+
+async fn attach(
+    State(kubelet): State<Kubelet>,
+    Path((namespace, pod, container)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let query = match ExecQuery::parse_attach(query.as_deref().unwrap_or_default()) {
+        Ok(q) => q,
+        Err(e) => return plain(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    stream(
+        kubelet,
+        (namespace, pod, container),
+        query,
+        upgrade,
+        Verb::Attach,
+    )
+    .await
+}
+
+/// What a streaming request does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    /// Runs a command in the container.
+    Exec,
+    /// Joins the container's own streams.
+    Attach,
+}
+
+/// Serves exec or attach over the WebSocket remote-command protocol.
+async fn stream(
+    kubelet: Kubelet,
+    (namespace, pod, container): (String, String, String),
+    query: ExecQuery,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    verb: Verb,
+) -> Response {
     let upgrade = match upgrade {
         Ok(u) => u,
         Err(e) => {
             return plain(
                 StatusCode::BAD_REQUEST,
                 format!(
-                    "exec is served over WebSocket ({}): {e}",
+                    "{verb:?} is served over WebSocket ({}): {e}",
                     PROTOCOLS.join(", ")
-                ),
+                )
+                .to_lowercase(),
             );
         }
     };
@@ -129,11 +178,12 @@ async fn exec(
             format!("container not found (\"{container}\")"),
         );
     };
-    tracing::info!(%namespace, %pod, %container, command = ?query.request.command, tty = query.request.tty, "exec");
-    let session = runtime
-        .exec(&id, query.request.clone())
-        .await
-        .map_err(|e| e.to_string());
+    tracing::info!(%namespace, %pod, %container, ?verb, command = ?query.request.command, tty = query.request.tty, "stream");
+    let session = match verb {
+        Verb::Exec => runtime.exec(&id, query.request.clone()).await,
+        Verb::Attach => runtime.attach(&id, query.request.clone()).await,
+    }
+    .map_err(|e| e.to_string());
     upgrade
         .protocols(PROTOCOLS)
         .on_upgrade(move |socket| crate::remotecommand::serve(socket, query, session))

@@ -25,6 +25,9 @@ fn container(name: &str, script: &str) -> ContainerConfig {
         image: "busybox".into(),
         command: vec!["sh".into(), "-c".into(), script.into()],
         image_entrypoint: false,
+        stdin: false,
+        stdin_once: false,
+        tty: false,
         init: false,
         env: vec![
             ("PATH".into(), "/usr/bin:/bin".into()),

@@ -211,12 +211,13 @@ async fn dispatch(state: &ApiState, request: Request) -> Result<Response<Body>, 
                 headers: parts.headers.clone(),
             };
             match streaming {
-                Some((name, sub)) if sub == "exec" => {
+                Some((name, sub)) if sub == "exec" || sub == "attach" => {
                     let raw = parts.uri.query().unwrap_or_default().to_owned();
-                    podexec::exec(&call, &name, &raw, Request::from_parts(parts, body)).await
+                    let request = Request::from_parts(parts, body);
+                    podexec::stream(&call, &name, &raw, request, &sub).await
                 }
                 Some((_, sub)) => Err(ApiError::bad_request(format!(
-                    "pods/{sub} is not served yet: ferry's node agents stream exec and logs"
+                    "pods/{sub} is not served yet: ferry's node agents stream exec, attach and logs"
                 ))),
                 None => resource::handle(call, parts.method, body).await,
             }

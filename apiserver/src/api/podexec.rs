@@ -1,7 +1,7 @@
-//! `pods/exec`: a command run in a pod's container, what `kubectl exec` and `kubectl cp`
-//! ask for. The apiserver checks the request against the pod (the container must be its own;
+//! `pods/exec` and `pods/attach`: a command run in a pod's container (`kubectl exec`,
+//! `kubectl cp`) or the container's own streams (`kubectl attach`). The apiserver checks the request against the pod (the container must be its own;
 //! a finished pod runs nothing), then passes the WebSocket upgrade through to the node's
-//! kubelet endpoint (`/exec/{namespace}/{pod}/{container}`, [`super::nodeproxy`]) and, once
+//! kubelet endpoint (`/exec|attach/{namespace}/{pod}/{container}`, [`super::nodeproxy`]) and, once
 //! the node has switched protocols, splices the client's connection and the node's: the
 //! remote-command protocol (`v5.channel.k8s.io`, `v4.channel.k8s.io`) runs end to end between
 //! kubectl and the node agent. The node's refusals come back as `Status` errors.
@@ -34,18 +34,24 @@ fn unreachable(node: &str, e: impl std::fmt::Display) -> ApiError {
     ))
 }
 
-/// `GET pods/NAME/exec` with an upgrade to WebSocket.
-pub async fn exec(
+/// `GET pods/NAME/exec` or `pods/NAME/attach` (`verb`) with an upgrade to WebSocket.
+pub async fn stream(
     call: &Call<'_>,
     name: &str,
     raw_query: &str,
     mut request: Request<Body>,
+    verb: &str,
 ) -> Result<Response<Body>, ApiError> {
     let (pod, node) = nodeproxy::locate(call, name).await?;
     let container = nodeproxy::container(&pod, name, call.q("container"))?;
     if let Some(phase @ ("Succeeded" | "Failed")) = pod["status"]["phase"].as_str() {
+        let what = if verb == "attach" {
+            "attach to"
+        } else {
+            "exec into"
+        };
         return Err(ApiError::bad_request(format!(
-            "cannot exec into a container in a completed pod; current phase is {phase}"
+            "cannot {what} a container in a completed pod; current phase is {phase}"
         )));
     }
     // The pod and container are checked first: kubectl falls back to SPDY when an upgrade is
@@ -56,9 +62,9 @@ pub async fn exec(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if !wants_websocket {
-        return Err(ApiError::bad_request(
-            "Upgrade request required: pods/exec is served over WebSocket (v5.channel.k8s.io, v4.channel.k8s.io); SPDY is not",
-        ));
+        return Err(ApiError::bad_request(format!(
+            "Upgrade request required: pods/{verb} is served over WebSocket (v5.channel.k8s.io, v4.channel.k8s.io); SPDY is not"
+        )));
     }
     let namespace = call.path.namespace.clone().unwrap_or_default();
     let query: String = form_urlencoded::Serializer::new(String::new())
@@ -67,7 +73,7 @@ pub async fn exec(
         )
         .finish();
     let uri = format!(
-        "/exec/{}/{}/{}?{query}",
+        "/{verb}/{}/{}/{}?{query}",
         nodeproxy::encode(&namespace),
         nodeproxy::encode(name),
         nodeproxy::encode(&container)

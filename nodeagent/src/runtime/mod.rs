@@ -2,6 +2,7 @@
 //! their status, and exec. The pod workers drive any back end through it; `sim` (a hollow
 //! node), `process` (host processes) and `cri` (a CRI v1 runtime such as containerd).
 
+pub mod attach;
 pub mod cgroups;
 pub mod cri;
 pub mod crilog;
@@ -81,6 +82,16 @@ pub struct ContainerConfig {
     pub image_entrypoint: bool,
     /// Whether it is an init container (runs to completion before the others).
     pub init: bool,
+    /// `stdin`, `stdinOnce` and `tty` of the spec (a container `kubectl attach -i` can
+    /// write to).
+    #[serde(default)]
+    pub stdin: bool,
+    /// `stdinOnce`.
+    #[serde(default)]
+    pub stdin_once: bool,
+    /// `tty`.
+    #[serde(default)]
+    pub tty: bool,
     /// Its environment, in order.
     pub env: Vec<(String, String)>,
     /// `workingDir`, when the spec sets one.
@@ -219,6 +230,35 @@ pub trait Runtime: Send + Sync + 'static {
             Err(RuntimeError::Failed(format!(
                 "the {name} runtime runs no processes to exec in"
             )))
+        })
+    }
+    /// Joins a running container's own streams (`kubectl attach`). A runtime that keeps
+    /// the container's output in a CRI log file serves its output from there as it is
+    /// written (stdin cannot be given: such containers are started without one).
+    fn attach(
+        &self,
+        id: &str,
+        request: exec::ExecRequest,
+    ) -> BoxFuture<'_, Result<exec::ExecSession, RuntimeError>> {
+        let id = id.to_owned();
+        Box::pin(async move {
+            if request.stdin {
+                return Err(RuntimeError::Failed(format!(
+                    "the {} runtime starts containers without stdin: attach shows their output only",
+                    self.name()
+                )));
+            }
+            let status = self.container_status(&id).await?;
+            if !matches!(status.state, ContainerState::Running { .. }) {
+                return Err(RuntimeError::Failed(format!(
+                    "cannot attach to container {}: it is not running",
+                    status.name
+                )));
+            }
+            let log = status.log_path.ok_or_else(|| {
+                RuntimeError::Failed(format!("the {} runtime keeps no output", self.name()))
+            })?;
+            Ok(attach::from_log(log, self.changed(&id), request.tty))
         })
     }
     /// Finds again what an earlier run of this node left (its sandboxes and containers,

@@ -303,6 +303,12 @@ pub struct ContainerConfig {
     pub labels: HashMap<String, String>,
     #[prost(string, tag = "11")]
     pub log_path: String,
+    #[prost(bool, tag = "12")]
+    pub stdin: bool,
+    #[prost(bool, tag = "13")]
+    pub stdin_once: bool,
+    #[prost(bool, tag = "14")]
+    pub tty: bool,
     #[prost(message, optional, tag = "15")]
     pub linux: Option<LinuxContainerConfig>,
 }
@@ -568,4 +574,19 @@ pub struct ExecRequest {
 pub struct ExecResponse {
     #[prost(string, tag = "1")]
     pub url: String,
+}
+
+/// `AttachRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AttachRequest {
+    #[prost(string, tag = "1")]
+    pub container_id: String,
+    #[prost(bool, tag = "2")]
+    pub stdin: bool,
+    #[prost(bool, tag = "3")]
+    pub tty: bool,
+    #[prost(bool, tag = "4")]
+    pub stdout: bool,
+    #[prost(bool, tag = "5")]
+    pub stderr: bool,
 }

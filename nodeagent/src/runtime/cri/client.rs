@@ -303,6 +303,12 @@ impl CriClient {
         Ok(response.url)
     }
 
+    /// `Attach`: the URL of the runtime's streaming server for it.
+    pub async fn attach(&self, request: api::AttachRequest) -> Result<String, RuntimeError> {
+        let response: api::ExecResponse = self.call(RUNTIME, "Attach", request).await?;
+        Ok(response.url)
+    }
+
     /// `ImageStatus`: the image when the runtime has it.
     pub async fn image_status(&self, image: &str) -> Result<Option<api::Image>, RuntimeError> {
         let request = api::ImageStatusRequest {

@@ -554,6 +554,9 @@ impl Runtime for CriRuntime {
                     (INIT.to_owned(), config.init.to_string()),
                 ]),
                 log_path: log_path.clone(),
+                stdin: config.stdin,
+                stdin_once: config.stdin_once,
+                tty: config.tty,
                 linux: Some(api::LinuxContainerConfig {
                     resources: Some(resources),
                 }),
@@ -666,6 +669,27 @@ impl Runtime for CriRuntime {
                     cmd: request.command.clone(),
                     tty: request.tty,
                     stdin: request.stdin,
+                    stdout: true,
+                    stderr: !request.tty,
+                })
+                .await?;
+            stream::open(&url, &request).await
+        })
+    }
+
+    fn attach(
+        &self,
+        id: &str,
+        request: super::exec::ExecRequest,
+    ) -> BoxFuture<'_, Result<super::exec::ExecSession, RuntimeError>> {
+        let id = id.to_owned();
+        Box::pin(async move {
+            let url = self
+                .client
+                .attach(api::AttachRequest {
+                    container_id: id,
+                    stdin: request.stdin,
+                    tty: request.tty,
                     stdout: true,
                     stderr: !request.tty,
                 })
