@@ -2,6 +2,7 @@
 //! accepting, open watches end, in-flight requests drain, and whatever is still running after
 //! `drain` is dropped.
 
+use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +58,13 @@ pub async fn serve_app(
     drain: Duration,
 ) -> Result<(), ServeError> {
     let stop = cancel.clone();
+    // Watch events are small writes a client never answers: without TCP_NODELAY, Nagle's
+    // algorithm holds each one back until the client's delayed ACK (tens of ms per event).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "TCP_NODELAY could not be set on a connection");
+        }
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         stop.cancelled().await;
         // Watches are long-lived: end them so the drain can finish.

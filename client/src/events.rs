@@ -1,6 +1,9 @@
 //! core/v1 Events, recorded as client-go's recorder records them: an Event repeated for the
 //! same object, reason and message is one Event whose `count` and `lastTimestamp` grow, so
 //! `kubectl describe` and `kubectl get events` show `(x12 over 3m)` rather than twelve rows.
+//! A busy component (the node agent, whose every pod start makes three) sends its Events
+//! through a [`Recorder::queued`] recorder: one sender writes them in order, one at a time,
+//! so they never crowd out the writes that matter (pod status) during a burst.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -69,7 +72,12 @@ pub struct Recorder {
     component: String,
     host: String,
     seen: Arc<Mutex<HashMap<Key, (String, i32)>>>,
+    /// The queue of a [`Recorder::queued`] recorder.
+    queue: Option<tokio::sync::mpsc::Sender<Queued>>,
 }
+
+/// An Event waiting in a queued recorder.
+type Queued = (Involved, &'static str, &'static str, String);
 
 impl std::fmt::Debug for Recorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -93,6 +101,41 @@ impl Recorder {
             component: component.to_owned(),
             host: host.to_owned(),
             seen: Arc::default(),
+            queue: None,
+        }
+    }
+
+    /// A recorder whose [`Recorder::send`] queues Events (up to `capacity`) for one sender
+    /// task; an Event that finds the queue full is dropped and logged, as client-go's
+    /// broadcaster drops them.
+    pub fn queued(client: kube::Client, component: &str, host: &str, capacity: usize) -> Recorder {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Queued>(capacity.max(1));
+        let sender = Recorder::new(client, component, host);
+        let recorder = Recorder {
+            queue: Some(tx),
+            ..sender.clone()
+        };
+        tokio::spawn(async move {
+            while let Some((about, kind, reason, message)) = rx.recv().await {
+                sender.record(&about, kind, reason, &message).await;
+            }
+        });
+        recorder
+    }
+
+    /// Records an Event without waiting: queued on a [`Recorder::queued`] recorder, else
+    /// written by a task of its own.
+    pub fn send(&self, about: Involved, kind: &'static str, reason: &'static str, message: String) {
+        match &self.queue {
+            Some(queue) => {
+                if let Err(e) = queue.try_send((about, kind, reason, message)) {
+                    tracing::warn!(reason, error = %e, "an event was dropped: the event queue is full");
+                }
+            }
+            None => {
+                let recorder = self.clone();
+                tokio::spawn(async move { recorder.record(&about, kind, reason, &message).await });
+            }
         }
     }
 

@@ -21,6 +21,9 @@ use crate::config::NodeConfig;
 use crate::heartbeat;
 use crate::node;
 use crate::runtime::Runtime;
+
+/// Events a node's queue holds before it drops one (client-go's broadcaster holds 1,000).
+const EVENT_QUEUE: usize = 1000;
 use crate::worker::{NodeSite, PodUpdate, PodWorker};
 
 /// One node of the process and its runtime.
@@ -250,10 +253,11 @@ impl NodeAgent {
                     runtime: n.runtime.clone(),
                     client: self.client.clone(),
                     host_ip: n.config.address.clone(),
-                    events: Some(Recorder::new(
+                    events: Some(Recorder::queued(
                         self.client.clone(),
                         "kubelet",
                         &n.config.name,
+                        EVENT_QUEUE,
                     )),
                     volume_root: n.volumes.clone(),
                     allocatable: n.config.capacity.clone(),

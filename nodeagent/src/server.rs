@@ -4,6 +4,7 @@
 //! `exec/{namespace}/{pod}/{container}` over WebSocket ([`crate::remotecommand`]), which its
 //! `pods/exec` proxies to. One endpoint serves every node of the process.
 
+use axum::serve::ListenerExt;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -199,6 +200,12 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<(tokio::net::TcpListener,
 /// Serves until `cancel` fires.
 pub async fn serve(listener: tokio::net::TcpListener, kubelet: Kubelet, cancel: CancellationToken) {
     let app = kubelet.router();
+    // Log lines and exec frames are small writes: sent at once, not held back by Nagle.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "TCP_NODELAY could not be set on a connection");
+        }
+    });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move { cancel.cancelled().await })
         .await;

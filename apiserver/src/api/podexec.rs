@@ -85,6 +85,9 @@ pub async fn stream(
     .await
     .map_err(|_| unreachable(&node.name, "timed out"))?
     .map_err(|e| unreachable(&node.name, e))?;
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(error = %e, "TCP_NODELAY could not be set towards the node");
+    }
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| unreachable(&node.name, e))?;

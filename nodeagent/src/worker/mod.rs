@@ -359,9 +359,8 @@ impl PodWorker {
 
     /// Records an Event beside the worker (Events are advice: never in the pod's way).
     fn event(&self, kind: &'static str, reason: &'static str, message: String) {
-        if let Some(recorder) = self.site.events.clone() {
-            let about = Involved::pod(&self.pod);
-            tokio::spawn(async move { recorder.record(&about, kind, reason, &message).await });
+        if let Some(recorder) = &self.site.events {
+            recorder.send(Involved::pod(&self.pod), kind, reason, message);
         }
     }
 
