@@ -183,6 +183,16 @@ spec:
 ---
 apiVersion: v1
 kind: Pod
+metadata: {{name: hostnet}}
+spec:
+  hostNetwork: true
+  containers:
+  - name: c
+    image: ferry.local/busybox:1
+    command: [sleep, "3600"]
+---
+apiVersion: v1
+kind: Pod
 metadata: {{name: chatty}}
 spec:
   containers:
@@ -277,6 +287,7 @@ fn pods_run_on_containerd() {
         (text == "CrashLoopBackOff 3").then_some(())
     });
     assert_eq!(k.ok(&["logs", "crashy", "--tail=1"]), "crashing\n");
+    assert_eq!(k.ok(&["logs", "crashy", "--previous"]), "crashing\n");
 
     // A failing liveness probe restarts its container.
     wait_for(Duration::from_secs(60), "the liveness restart", || {
@@ -302,6 +313,18 @@ fn pods_run_on_containerd() {
         );
         (reason == "OOMKilled").then_some(())
     });
+
+    // A pod in the node's network has the node's address.
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/hostnet",
+        "--timeout=90s",
+    ]);
+    assert_eq!(
+        k.jsonpath(&["pod", "hostnet"], "{.status.podIP}"),
+        k.jsonpath(&["pod", "hostnet"], "{.status.hostIP}")
+    );
 
     // Pulled from the registry with the pod's pull secret; refused without it.
     k.ok(&[

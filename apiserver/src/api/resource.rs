@@ -504,74 +504,89 @@ pub(crate) fn check_deletable(kind: &KindInfo, name: &str) -> Result<(), ApiErro
     Ok(())
 }
 
+/// Attempts at a DELETE whose object changed between its read and its write (a node agent's
+/// status write beside a controller's delete), when the client set no resourceVersion
+/// precondition: the apiserver reads again and re-plans, as Kubernetes' does.
+const DELETE_ATTEMPTS: usize = 5;
+
 async fn delete(call: &Call<'_>, name: &str, body: Body) -> Result<Response<Body>, ApiError> {
     let options = DeleteOptions::read(call, body).await?;
     let key = call.key(name);
-    let stored = fetch(call, &key).await?;
     check_deletable(call.kind, name)?;
-    if let Some(uid) = &options.uid
-        && stored.object["metadata"]["uid"].as_str() != Some(uid.as_str())
-    {
-        return Err(ApiError::conflict(call.kind.group, call.kind.plural, name));
-    }
-    if let Some(rv) = options.resource_version
-        && rv != stored.revision
-    {
-        return Err(ApiError::conflict(call.kind.group, call.kind.plural, name));
-    }
-    let expected = Some(stored.revision);
-    if is_namespace(call.kind) && !options.dry_run {
-        return delete_namespace(call, stored).await;
-    }
-    let plan = super::deletion::plan(
-        call.kind,
-        &stored.object,
-        &options.request(),
-        jiff::Timestamp::now(),
-    );
-    if options.dry_run {
-        let answer = match &plan {
-            super::deletion::Plan::Mark(object) => object,
-            _ => &stored.object,
-        };
-        return Ok(respond_object(call, StatusCode::OK, answer, &[]));
-    }
-    let mut ops = Vec::new();
-    match plan {
-        super::deletion::Plan::Keep => {
-            return Ok(respond_object(call, StatusCode::OK, &stored.object, &[]));
+    for attempt in 1..=DELETE_ATTEMPTS {
+        let stored = fetch(call, &key).await?;
+        if let Some(uid) = &options.uid
+            && stored.object["metadata"]["uid"].as_str() != Some(uid.as_str())
+        {
+            return Err(ApiError::conflict(call.kind.group, call.kind.plural, name));
         }
-        super::deletion::Plan::Mark(object) => {
-            // Finalizers or a pod's node hold the object: mark it, and whoever holds it
-            // finishes the job (the garbage collector owns `foregroundDeletion` and `orphan`;
-            // a node agent deletes its pod once stopped).
-            ops.push(WriteOp::Update {
-                key,
-                object,
-                expected,
-            });
+        if let Some(rv) = options.resource_version
+            && rv != stored.revision
+        {
+            return Err(ApiError::conflict(call.kind.group, call.kind.plural, name));
         }
-        super::deletion::Plan::Remove => {
-            ops.extend(
-                deletion_ops(call.state, call.kind, &stored.object)
-                    .await
-                    .map_err(|e| call.storage_error(e))?,
-            );
-            ops.push(WriteOp::Delete { key, expected });
+        let expected = Some(stored.revision);
+        if is_namespace(call.kind) && !options.dry_run {
+            return delete_namespace(call, stored).await;
+        }
+        let plan = super::deletion::plan(
+            call.kind,
+            &stored.object,
+            &options.request(),
+            jiff::Timestamp::now(),
+        );
+        if options.dry_run {
+            let answer = match &plan {
+                super::deletion::Plan::Mark(object) => object,
+                _ => &stored.object,
+            };
+            return Ok(respond_object(call, StatusCode::OK, answer, &[]));
+        }
+        let mut ops = Vec::new();
+        match plan {
+            super::deletion::Plan::Keep => {
+                return Ok(respond_object(call, StatusCode::OK, &stored.object, &[]));
+            }
+            super::deletion::Plan::Mark(object) => {
+                // Finalizers or a pod's node hold the object: mark it, and whoever holds it
+                // finishes the job (the garbage collector owns `foregroundDeletion` and
+                // `orphan`; a node agent deletes its pod once stopped).
+                ops.push(WriteOp::Update {
+                    key: key.clone(),
+                    object,
+                    expected,
+                });
+            }
+            super::deletion::Plan::Remove => {
+                ops.extend(
+                    deletion_ops(call.state, call.kind, &stored.object)
+                        .await
+                        .map_err(|e| call.storage_error(e))?,
+                );
+                ops.push(WriteOp::Delete {
+                    key: key.clone(),
+                    expected,
+                });
+            }
+        }
+        // The object's own change is the last one written.
+        match call.state.storage.write(ops).await {
+            Ok(changes) => {
+                let last = changes
+                    .last()
+                    .map(|c| (*c.object).clone())
+                    .unwrap_or_default();
+                return Ok(respond_object(call, StatusCode::OK, &last, &[]));
+            }
+            Err(crate::storage::StorageError::Conflict { .. })
+                if options.resource_version.is_none() && attempt < DELETE_ATTEMPTS =>
+            {
+                tracing::debug!(object = %name, attempt, "the object changed under a delete; reading it again");
+            }
+            Err(e) => return Err(call.storage_error(e)),
         }
     }
-    // The object's own change is the last one written.
-    let changes = call
-        .state
-        .storage
-        .write(ops)
-        .await
-        .map_err(|e| call.storage_error(e))?;
-    let last = changes
-        .last()
-        .map(|c| (*c.object).clone())
-        .unwrap_or_default();
-    Ok(respond_object(call, StatusCode::OK, &last, &[]))
+    Err(ApiError::conflict(call.kind.group, call.kind.plural, name))
 }
 
 /// Deletes a namespace with its content, or marks it Terminating while finalizers hold some of

@@ -51,6 +51,17 @@ impl Expectations {
         self.record(owner, |p| p.deletes.extend(names));
     }
 
+    /// `owner`'s deletions of these children failed: they are not waited for.
+    pub fn not_deleted(&self, owner: &str, names: impl IntoIterator<Item = String>) {
+        if let Ok(mut owners) = self.owners.lock()
+            && let Some(pending) = owners.get_mut(owner)
+        {
+            for name in names {
+                pending.deletes.remove(&name);
+            }
+        }
+    }
+
     /// Whether the cache has caught up with `owner`'s writes: every created child is in it
     /// (`cached` says so) and every deleted one is gone. Prunes what has been seen.
     pub fn satisfied(&self, owner: &str, cached: impl Fn(&str) -> bool) -> bool {
@@ -89,6 +100,16 @@ impl Expectations {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_deletions_are_not_waited_for() {
+        let e = Expectations::default();
+        e.deleted("ns/a", ["gone".to_owned(), "kept".to_owned()]);
+        e.not_deleted("ns/a", ["kept".to_owned()]);
+        // `kept` is still cached (its delete failed); only `gone` is waited for.
+        assert!(!e.satisfied("ns/a", |n| n == "gone" || n == "kept"));
+        assert!(e.satisfied("ns/a", |n| n == "kept"));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn waits_for_the_cache_then_times_out() {

@@ -393,7 +393,13 @@ impl Runtime for CriRuntime {
                     namespace: config.namespace.clone(),
                     attempt: 0,
                 }),
-                hostname: config.name.clone(),
+                // A pod in the node's network has the node's hostname (runc cannot set one
+                // without a UTS namespace of its own).
+                hostname: if config.host_network {
+                    String::new()
+                } else {
+                    config.name.clone()
+                },
                 log_directory: log_dir.to_string_lossy().into_owned(),
                 dns_config: None,
                 labels,

@@ -183,6 +183,15 @@ async fn manage(
         ctx.expectations
             .deleted(key, victims.iter().map(|p| p.name_any()));
         let (deleted, failure) = pods::delete_all(pod_api, &victims).await;
+        // A deletion that failed will not be seen: it is not waited for (the next pass
+        // picks its victims again).
+        ctx.expectations.not_deleted(
+            key,
+            victims
+                .iter()
+                .map(|p| p.name_any())
+                .filter(|n| !deleted.contains(n)),
+        );
         if !deleted.is_empty() {
             let message = created_message("Deleted", &deleted);
             ctx.recorder
