@@ -14,7 +14,7 @@ test:
 # End-to-end tests only: the ferry binary against real inputs, kubectl, git, PostgreSQL, the
 # kube crate, containerd and kubernetes-validate.
 e2e:
-    cargo test --test validate_cli --test parity_corpus --test apiserver_kubectl --test apiserver_real_clients --test gitops --test nodes --test workloads --test jobs --test daemonsets --test statefulsets --test endpoints --test disruption --test quota --test pods_process --test pods_cri
+    cargo test --test validate_cli --test parity_corpus --test apiserver_kubectl --test apiserver_real_clients --test gitops --test nodes --test workloads --test jobs --test daemonsets --test statefulsets --test endpoints --test disruption --test quota --test pods_process --test pods_cri --test kube_exec
     cargo test -p ferry-apiserver --test storage --test kube_client --test transaction
     python3 ops/bench/parity.py
 
