@@ -256,7 +256,9 @@ impl Renderer {
 }
 
 /// Reads `path` from `offset` to its end; the complete lines read and the new offset.
-async fn read_from(path: &Path, offset: u64) -> Result<(String, u64), LogError> {
+/// The whole records of the log at `path` from `offset` on, and the offset after them (from
+/// the start again when the file was rotated and begun anew).
+pub(crate) async fn read_from(path: &Path, offset: u64) -> Result<(String, u64), LogError> {
     let io = |source| LogError::Io {
         path: path.display().to_string(),
         source,

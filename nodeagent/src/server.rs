@@ -101,42 +101,20 @@ async fn container_logs(
 
 async fn exec(
     State(kubelet): State<Kubelet>,
-    Path((namespace, pod, container)): Path<(String, String, String)>,
+    Path(target): Path<(String, String, String)>,
     RawQuery(query): RawQuery,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let query = match ExecQuery::parse(query.as_deref().unwrap_or_default()) {
-        Ok(q) => q,
-        Err(e) => return plain(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    stream(
-        kubelet,
-        (namespace, pod, container),
-        query,
-        upgrade,
-        Verb::Exec,
-    )
-    .await
+    stream(kubelet, target, query, upgrade, Verb::Exec).await
 }
 
 async fn attach(
     State(kubelet): State<Kubelet>,
-    Path((namespace, pod, container)): Path<(String, String, String)>,
+    Path(target): Path<(String, String, String)>,
     RawQuery(query): RawQuery,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let query = match ExecQuery::parse_attach(query.as_deref().unwrap_or_default()) {
-        Ok(q) => q,
-        Err(e) => return plain(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    stream(
-        kubelet,
-        (namespace, pod, container),
-        query,
-        upgrade,
-        Verb::Attach,
-    )
-    .await
+    stream(kubelet, target, query, upgrade, Verb::Attach).await
 }
 
 /// What a streaming request does.
@@ -152,10 +130,19 @@ enum Verb {
 async fn stream(
     kubelet: Kubelet,
     (namespace, pod, container): (String, String, String),
-    query: ExecQuery,
+    query: Option<String>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     verb: Verb,
 ) -> Response {
+    let query = query.unwrap_or_default();
+    let parsed = match verb {
+        Verb::Exec => ExecQuery::parse(&query),
+        Verb::Attach => ExecQuery::parse_attach(&query),
+    };
+    let query = match parsed {
+        Ok(q) => q,
+        Err(e) => return plain(StatusCode::BAD_REQUEST, e.to_string()),
+    };
     let upgrade = match upgrade {
         Ok(u) => u,
         Err(e) => {

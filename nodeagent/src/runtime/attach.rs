@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::crilog;
 use super::exec::{ExecSession, Output};
@@ -26,24 +26,16 @@ pub fn from_log(log: PathBuf, ended: BoxFuture<'static, ()>, tty: bool) -> ExecS
         let mut ended = ended;
         let mut last = false;
         loop {
-            let mut chunk = String::new();
-            if let Ok(mut file) = tokio::fs::File::open(&log).await {
-                let len = file.metadata().await.map_or(0, |m| m.len());
-                if len < offset {
-                    offset = 0;
+            let chunk = match crate::logs::read_from(&log, offset).await {
+                Ok((chunk, next)) => {
+                    offset = next;
+                    chunk
                 }
-                let mut bytes = Vec::new();
-                let read = async {
-                    file.seek(std::io::SeekFrom::Start(offset)).await?;
-                    file.read_to_end(&mut bytes).await
-                };
-                if let Err(e) = read.await {
+                Err(e) => {
                     tracing::debug!(log = %log.display(), error = %e, "an attached log could not be read");
+                    String::new()
                 }
-                let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-                offset += whole as u64;
-                chunk = String::from_utf8_lossy(&bytes[..whole]).into_owned();
-            }
+            };
             for line in chunk.lines() {
                 let Some((_, stream, complete, text)) = crilog::parse(line) else {
                     continue;
