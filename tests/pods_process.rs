@@ -1152,3 +1152,159 @@ fn pods_deleted_while_their_agent_was_away_go_when_it_returns() {
     assert!(!running(&format!("sleep {kept}")));
     node.terminate();
 }
+
+/// A pod whose HTTP server listens on its own loopback only (reachable by port-forward, which
+/// dials inside the pod's network namespace, and by nothing else), serving a known file.
+fn served_yaml(mnt: &str, port: u16, seconds: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: served}}
+spec:
+  containers:
+  - name: http
+    image: python
+    command: [sh, -c, 'seq 1 400000 > {mnt}/www/big; exec python3 -m http.server --bind 127.0.0.1 --directory {mnt}/www {port}', '{seconds}']
+    volumeMounts:
+    - {{name: www, mountPath: {mnt}/www}}
+  volumes:
+  - name: www
+    emptyDir: {{}}
+"#
+    )
+}
+
+/// What `served` serves at `/big`.
+fn big_file() -> Vec<u8> {
+    (1..=400_000)
+        .map(|i| format!("{i}\n"))
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// `GET path` over HTTP/1.0 at `127.0.0.1:port`: the body of a 200.
+fn fetch(port: u16, path: &str) -> Result<Vec<u8>, String> {
+    use std::io::{Read, Write};
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: pod\r\n\r\n").map_err(|e| e.to_string())?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).map_err(|e| e.to_string())?;
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("no HTTP answer: {:?}", String::from_utf8_lossy(&answer)))?;
+    let head = String::from_utf8_lossy(&answer[..split]).into_owned();
+    if !head.starts_with("HTTP/1.0 200") {
+        return Err(head);
+    }
+    Ok(answer[split + 4..].to_vec())
+}
+
+#[test]
+fn kubectl_port_forward_reaches_pod_ports() {
+    let Some((mut a, _)) = process_appliance(5) else {
+        return;
+    };
+    let k = &a.kubectl;
+    let mnt = a.dir.path().join("mnt").display().to_string();
+    let seconds = marker(5);
+    let port = free_port();
+    k.ok_stdin(&["apply", "-f", "-"], &served_yaml(&mnt, port, &seconds));
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/served",
+        "--timeout=60s",
+    ]);
+    let want = big_file();
+
+    // kubectl 1.31+ tunnels SPDY through a WebSocket first; then the plain SPDY upgrade.
+    for (env, what) in [
+        (vec![], "SPDY through a WebSocket"),
+        (vec![("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false")], "SPDY"),
+    ] {
+        let local = free_port();
+        let mut forwarding = k.watch_env(
+            &["port-forward", "pod/served", &format!("{local}:{port}")],
+            &env,
+        );
+        forwarding.until(Duration::from_secs(30), |l| {
+            l.starts_with(&format!("Forwarding from 127.0.0.1:{local}"))
+        });
+        let body = wait_for(Duration::from_secs(30), "the pod's server answers", || {
+            fetch(local, "/big").ok()
+        });
+        assert!(
+            body == want,
+            "{what}: {} bytes of {} came back intact",
+            body.len(),
+            want.len()
+        );
+        // Connections side by side, each its own pair of streams.
+        let fetches: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(move || fetch(local, "/big")))
+            .collect();
+        for f in fetches {
+            let body = f.join().expect("joins").expect("fetched");
+            assert!(body == want, "{what}: a parallel fetch came back intact");
+        }
+        drop(forwarding);
+    }
+
+    if own_network() {
+        // The server listens on the pod's loopback: from the node, its IP does not answer.
+        let ip = k.jsonpath(&["pod", "served"], "{.status.podIP}");
+        let direct = std::net::TcpStream::connect_timeout(
+            &format!("{ip}:{port}").parse().expect("an address"),
+            Duration::from_secs(2),
+        );
+        assert!(
+            direct.is_err(),
+            "the server is not reachable at {ip}:{port}"
+        );
+    }
+
+    // A port nothing listens on: the error comes back on the error stream, as a kubelet's.
+    let local = free_port();
+    let log = a.dir.path().join("port-forward.err");
+    let mut closed = k
+        .command()
+        .args(["port-forward", "pod/served", &format!("{local}:1")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("kubectl starts");
+    let refused = wait_for(Duration::from_secs(30), "the refusal is reported", || {
+        // Each connection attempt makes one forward; the first may precede the listener.
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", local)) {
+            use std::io::Read;
+            let mut sink = Vec::new();
+            if let Err(e) = s.read_to_end(&mut sink) {
+                eprintln!("reading a refused forward: {e}");
+            }
+        }
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains("error forwarding port 1 to pod default/served")
+            .then_some(text)
+    });
+    assert!(
+        refused.contains("failed to connect to localhost:1"),
+        "{refused}"
+    );
+    let ended = wait_for(Duration::from_secs(30), "kubectl gives up", || {
+        closed.try_wait().ok().flatten()
+    });
+    assert!(!ended.success(), "kubectl port-forward exits with an error");
+
+    // Bad input: a pod that does not exist.
+    let err = k.fails(&["port-forward", "pod/nosuch", "18089:80"]);
+    assert!(err.contains("not found"), "{err}");
+
+    k.ok(&["delete", "pod", "served", "--timeout=60s"]);
+    stop(&mut a);
+    assert!(!running(&seconds));
+}

@@ -1,8 +1,11 @@
 //! The node agent's HTTP endpoint, on the port a node reports as its kubelet endpoint: the
 //! kubelet's `containerLogs/{namespace}/{pod}/{container}` read API (the options of
 //! [`crate::logs`]), which the apiserver's `pods/log` proxies to, and
-//! `exec/{namespace}/{pod}/{container}` over WebSocket ([`crate::remotecommand`]), which its
-//! `pods/exec` proxies to. One endpoint serves every node of the process.
+//! `exec/{namespace}/{pod}/{container}` and `attach/...` over WebSocket
+//! ([`crate::remotecommand`]), which its `pods/exec` and `pods/attach` proxy to, and
+//! `portForward/{namespace}/{pod}` ([`crate::portforward`], SPDY/3.1 by upgrade or through a
+//! WebSocket), which its `pods/portforward` proxies to. One endpoint serves every node of the
+//! process.
 
 use axum::serve::ListenerExt;
 use std::collections::HashMap;
@@ -14,27 +17,41 @@ use axum::body::Body;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::logs::{self, LogError, LogFiles, LogOptions, Writing};
+use crate::portforward::{self, NetnsDialer, PortDialer};
 use crate::remotecommand::{ExecQuery, PROTOCOLS};
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, RuntimeError};
 
 /// What the endpoint reads from.
 #[derive(Clone)]
 pub struct Kubelet {
     files: LogFiles,
     runtimes: Vec<Arc<dyn Runtime>>,
+    dialer: Arc<dyn PortDialer>,
+    shutdown: CancellationToken,
 }
 
 impl Kubelet {
     /// An endpoint over the nodes' log roots and runtimes.
     pub fn new(files: LogFiles, runtimes: Vec<Arc<dyn Runtime>>) -> Kubelet {
-        Kubelet { files, runtimes }
+        Kubelet {
+            files,
+            runtimes,
+            dialer: Arc::new(NetnsDialer),
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// The same endpoint reaching pods' ports through `dialer` (tests).
+    pub fn with_dialer(mut self, dialer: Arc<dyn PortDialer>) -> Kubelet {
+        self.dialer = dialer;
+        self
     }
 
     /// The routes.
@@ -46,6 +63,10 @@ impl Kubelet {
             )
             .route("/exec/{namespace}/{pod}/{container}", get(exec))
             .route("/attach/{namespace}/{pod}/{container}", get(attach))
+            .route(
+                "/portForward/{namespace}/{pod}",
+                get(port_forward).post(port_forward),
+            )
             .with_state(self)
     }
 }
@@ -177,6 +198,111 @@ async fn stream(
         .on_upgrade(move |socket| crate::remotecommand::serve(socket, query, session))
 }
 
+/// `kubectl port-forward`: SPDY/3.1 by an HTTP upgrade, or tunnelled through a WebSocket.
+async fn port_forward(
+    State(kubelet): State<Kubelet>,
+    Path((namespace, pod)): Path<(String, String)>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    request: Request<Body>,
+) -> Response {
+    let mut refusals = Vec::new();
+    let mut ports = None;
+    for runtime in &kubelet.runtimes {
+        match runtime.pod_ports(&namespace, &pod).await {
+            Ok(p) => {
+                ports = Some(p);
+                break;
+            }
+            Err(e) => refusals.push(e),
+        }
+    }
+    let Some(ports) = ports else {
+        let why = refusals
+            .iter()
+            .find(|e| !matches!(e, RuntimeError::NotFound(_)))
+            .map_or_else(
+                || format!("pod {namespace}/{pod} not found"),
+                ToString::to_string,
+            );
+        let code = if why.ends_with("not found") {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        };
+        return plain(code, why);
+    };
+    let target = portforward::Target {
+        pod: format!("{namespace}/{pod}"),
+        ports,
+    };
+    let (dialer, shutdown) = (kubelet.dialer.clone(), kubelet.shutdown.clone());
+    if let Ok(upgrade) = upgrade {
+        tracing::info!(pod = %target.pod, "port-forward through a WebSocket");
+        return upgrade
+            .protocols([portforward::TUNNEL_PROTOCOL])
+            .on_upgrade(move |socket| async move {
+                let io = portforward::tunnel::bytes_of(socket);
+                finish(portforward::serve(io, target, dialer, shutdown).await);
+            });
+    }
+    let headers = request.headers();
+    let spdy = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case(portforward::SPDY));
+    if !spdy {
+        return plain(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "port-forward is served over an upgrade to {} or a WebSocket ({})",
+                portforward::SPDY,
+                portforward::TUNNEL_PROTOCOL
+            ),
+        );
+    }
+    let offered: Vec<String> = headers
+        .get_all(portforward::PROTOCOL_HEADER)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|v| v.trim().to_owned())
+        .collect();
+    if !offered.is_empty() && !offered.iter().any(|p| p == portforward::PROTOCOL) {
+        return plain(
+            StatusCode::FORBIDDEN,
+            format!(
+                "unable to upgrade: unable to negotiate protocol: client supports {offered:?}, server supports [\"{}\"]",
+                portforward::PROTOCOL
+            ),
+        );
+    }
+    tracing::info!(pod = %target.pod, "port-forward over SPDY");
+    let on_upgrade = hyper::upgrade::on(request);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let io = hyper_util::rt::TokioIo::new(upgraded);
+                finish(portforward::serve(io, target, dialer, shutdown).await);
+            }
+            Err(e) => tracing::warn!(error = %e, "a port-forward upgrade failed"),
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, portforward::SPDY)
+        .header(portforward::PROTOCOL_HEADER, portforward::PROTOCOL)
+        .body(Body::empty())
+        .unwrap_or_else(|e| plain(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+fn finish(served: Result<(), portforward::PortForwardError>) {
+    match served {
+        Ok(()) => tracing::debug!("a port-forward connection ended"),
+        Err(e) => tracing::info!(error = %e, "a port-forward connection ended with an error"),
+    }
+}
+
 /// Binds the endpoint's listener.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<(tokio::net::TcpListener, SocketAddr)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -185,7 +311,12 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<(tokio::net::TcpListener,
 }
 
 /// Serves until `cancel` fires.
-pub async fn serve(listener: tokio::net::TcpListener, kubelet: Kubelet, cancel: CancellationToken) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    mut kubelet: Kubelet,
+    cancel: CancellationToken,
+) {
+    kubelet.shutdown = cancel.clone();
     let app = kubelet.router();
     // Log lines and exec frames are small writes: sent at once, not held back by Nagle.
     let listener = listener.tap_io(|tcp| {

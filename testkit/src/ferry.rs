@@ -282,9 +282,15 @@ impl Kubectl {
 
     /// Starts a long-running kubectl (a watch) with its output read on a thread.
     pub fn watch(&self, args: &[&str]) -> Watching {
+        self.watch_env(args, &[])
+    }
+
+    /// [`Kubectl::watch`] with more environment variables (`KUBECTL_*` switches).
+    pub fn watch_env(&self, args: &[&str], env: &[(&str, &str)]) -> Watching {
         let mut child = Command::new(&self.binary)
             .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             // Its complaints (an object not found, a dropped connection) go to the test's
             // output, where a failure is read.

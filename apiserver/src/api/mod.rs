@@ -216,9 +216,11 @@ async fn dispatch(state: &ApiState, request: Request) -> Result<Response<Body>, 
                     let request = Request::from_parts(parts, body);
                     podexec::stream(&call, &name, &raw, request, &sub).await
                 }
-                Some((_, sub)) => Err(ApiError::bad_request(format!(
-                    "pods/{sub} is not served yet: ferry's node agents stream exec, attach and logs"
-                ))),
+                Some((name, _)) => {
+                    let raw = parts.uri.query().unwrap_or_default().to_owned();
+                    let request = Request::from_parts(parts, body);
+                    podexec::port_forward(&call, &name, &raw, request).await
+                }
                 None => resource::handle(call, parts.method, body).await,
             }
         }

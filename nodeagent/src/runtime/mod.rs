@@ -170,6 +170,17 @@ pub struct ContainerStatus {
     pub image_ref: Option<String>,
 }
 
+/// Where a pod's ports are reached from the node (`kubectl port-forward` dials
+/// `localhost:PORT` there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodPorts {
+    /// Inside the network namespace at this path.
+    Namespace(std::path::PathBuf),
+    /// On the node's own network (a pod in the host network, or a runtime without network
+    /// namespaces).
+    Host,
+}
+
 /// The runtime.
 pub trait Runtime: Send + Sync + 'static {
     /// The runtime's name (`sim`, `process`, `cri`).
@@ -275,6 +286,20 @@ pub trait Runtime: Send + Sync + 'static {
     /// last), if this runtime has it.
     fn find_container(&self, _namespace: &str, _pod: &str, _container: &str) -> Option<String> {
         None
+    }
+    /// Where the ports of pod `namespace/pod` are reached (port-forward); an error when this
+    /// runtime does not run it or runs nothing that listens.
+    fn pod_ports(
+        &self,
+        namespace: &str,
+        pod: &str,
+    ) -> BoxFuture<'_, Result<PodPorts, RuntimeError>> {
+        let (name, what) = (self.name(), format!("{namespace}/{pod}"));
+        Box::pin(async move {
+            Err(RuntimeError::NotFound(format!(
+                "pod {what} (the {name} runtime has no ports to forward to)"
+            )))
+        })
     }
     /// A container's readiness when the runtime itself knows it (a hollow node does), with
     /// the time it becomes ready; `None` leaves readiness to the pod's probes.

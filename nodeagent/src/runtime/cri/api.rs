@@ -184,6 +184,9 @@ pub struct PodSandboxStatus {
 pub struct PodSandboxStatusResponse {
     #[prost(message, optional, tag = "1")]
     pub status: Option<PodSandboxStatus>,
+    /// With `verbose`: the runtime's own description (containerd: JSON under `info`).
+    #[prost(map = "string, string", tag = "2")]
+    pub info: HashMap<String, String>,
 }
 
 /// `PodSandboxFilter`.

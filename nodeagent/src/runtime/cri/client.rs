@@ -1,6 +1,7 @@
 //! A CRI v1 client over the runtime's Unix socket: one tonic channel (HTTP/2, reconnecting),
 //! one typed call per RPC ferry uses, and gRPC statuses turned into [`RuntimeError`]s.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -175,6 +176,20 @@ impl CriClient {
         response
             .status
             .ok_or_else(|| RuntimeError::Failed(format!("PodSandboxStatus of {id}: no status")))
+    }
+
+    /// `PodSandboxStatus` with `verbose`: the runtime's own description of the sandbox.
+    pub async fn pod_sandbox_info(
+        &self,
+        id: &str,
+    ) -> Result<HashMap<String, String>, RuntimeError> {
+        let request = api::PodSandboxStatusRequest {
+            pod_sandbox_id: id.to_owned(),
+            verbose: true,
+        };
+        let response: api::PodSandboxStatusResponse =
+            self.call(RUNTIME, "PodSandboxStatus", request).await?;
+        Ok(response.info)
     }
 
     /// `ListPodSandbox`, of the sandboxes carrying `labels`.

@@ -20,7 +20,7 @@ use futures::future::BoxFuture;
 
 use super::image::{ImageReady, ImageRequest, PullPolicy, auth_for};
 use super::{
-    Adopted, AdoptedContainer, ContainerConfig, ContainerState, ContainerStatus, Runtime,
+    Adopted, AdoptedContainer, ContainerConfig, ContainerState, ContainerStatus, PodPorts, Runtime,
     RuntimeError, SandboxConfig, SandboxInfo,
 };
 use client::CriClient;
@@ -764,6 +764,47 @@ impl Runtime for CriRuntime {
         self.book().adopted.remove(pod_uid)
     }
 
+    fn pod_ports(
+        &self,
+        namespace: &str,
+        pod: &str,
+    ) -> BoxFuture<'_, Result<PodPorts, RuntimeError>> {
+        let found = {
+            let book = self.book();
+            book.sandboxes
+                .iter()
+                .find(|(_, s)| {
+                    s.config
+                        .metadata
+                        .as_ref()
+                        .is_some_and(|m| m.namespace == namespace && m.name == pod)
+                })
+                .map(|(id, s)| {
+                    let host = s
+                        .config
+                        .linux
+                        .as_ref()
+                        .and_then(|l| l.security_context.as_ref())
+                        .and_then(|c| c.namespace_options.as_ref())
+                        .is_some_and(|o| o.network == api::NamespaceMode::Node as i32);
+                    (id.clone(), host)
+                })
+        };
+        let what = format!("{namespace}/{pod}");
+        Box::pin(async move {
+            let (id, host) = found.ok_or_else(|| RuntimeError::NotFound(format!("pod {what}")))?;
+            if host {
+                return Ok(PodPorts::Host);
+            }
+            let info = self.client.pod_sandbox_info(&id).await?;
+            netns_of(&info).map(PodPorts::Namespace).ok_or_else(|| {
+                RuntimeError::Failed(format!(
+                    "the runtime does not say where the network namespace of sandbox {id} is"
+                ))
+            })
+        })
+    }
+
     fn find_container(&self, namespace: &str, pod: &str, container: &str) -> Option<String> {
         let book = self.book();
         book.containers
@@ -791,4 +832,24 @@ impl Runtime for CriRuntime {
             .iter()
             .any(|(id, c)| c.log == path && !self.exits.has_ended(id))
     }
+}
+
+/// The network namespace of a sandbox from containerd's verbose status (`info`: JSON with
+/// the sandbox's `pid` and its `runtimeSpec`): the namespace of its process when it runs,
+/// else the path its spec names.
+fn netns_of(info: &HashMap<String, String>) -> Option<PathBuf> {
+    let parsed: serde_json::Value = serde_json::from_str(info.get("info")?).ok()?;
+    if let Some(pid) = parsed["pid"].as_u64().filter(|p| *p > 0) {
+        let path = PathBuf::from(format!("/proc/{pid}/ns/net"));
+        if path.exists() {
+            return Some(path);
+        }
+    }
+    parsed["runtimeSpec"]["linux"]["namespaces"]
+        .as_array()?
+        .iter()
+        .find(|ns| ns["type"] == "network")
+        .and_then(|ns| ns["path"].as_str())
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
 }

@@ -28,7 +28,7 @@ use tokio::sync::watch;
 
 use super::network::{HostNetwork, PodNet, PodNetwork, wrap};
 use super::{
-    Adopted, ContainerConfig, ContainerState, ContainerStatus, Runtime, RuntimeError,
+    Adopted, ContainerConfig, ContainerState, ContainerStatus, PodPorts, Runtime, RuntimeError,
     SandboxConfig, SandboxInfo, crilog,
 };
 use keeper::Pipes;
@@ -736,6 +736,34 @@ impl Runtime for ProcessRuntime {
 
     fn adopt(&self, pod_uid: &str) -> Option<Adopted> {
         self.adopted(pod_uid)
+    }
+
+    fn pod_ports(
+        &self,
+        namespace: &str,
+        pod: &str,
+    ) -> BoxFuture<'_, Result<PodPorts, RuntimeError>> {
+        let found = self
+            .with(|inner| {
+                inner
+                    .sandboxes
+                    .values()
+                    .filter(|s| s.pod.0 == namespace && s.pod.1 == pod && s.info.ready)
+                    .map(|s| s.net.netns.clone())
+                    .next()
+            })
+            .ok()
+            .flatten();
+        let what = format!("{namespace}/{pod}");
+        Box::pin(async move {
+            match found {
+                Some(Some(netns)) => Ok(PodPorts::Namespace(
+                    std::path::Path::new("/run/netns").join(netns),
+                )),
+                Some(None) => Ok(PodPorts::Host),
+                None => Err(RuntimeError::NotFound(format!("pod {what}"))),
+            }
+        })
     }
 
     fn find_container(&self, namespace: &str, pod: &str, container: &str) -> Option<String> {
