@@ -1,7 +1,9 @@
 //! The kube crate (the client ferry's own components use, and many operators) as the judge of
-//! `pods/exec` and `pods/attach` on a `process` node: its `Api::exec` speaks the
-//! remote-command protocol over WebSocket (stdin and its end, stdout, stderr, the final status
-//! with the exit code), and `Api::attach` joins a running container's output.
+//! `pods/exec`, `pods/attach` and `pods/portforward` on a `process` node: its `Api::exec`
+//! speaks the remote-command protocol over WebSocket (stdin and its end, stdout, stderr, the
+//! final status with the exit code), `Api::attach` joins a running container's output, and
+//! `Api::portforward` (the kubelet's WebSocket channel protocol) reaches a server listening on
+//! the pod's own loopback, or reports a port nothing listens on.
 
 use std::path::Path;
 use std::time::Duration;
@@ -31,6 +33,39 @@ spec:
     command: [sh, -c, 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done', 'MARKER']
 ";
 
+/// A pod serving `DIR/hello` on its own loopback at `PORT`.
+const SERVED: &str = "apiVersion: v1
+kind: Pod
+metadata: {name: served}
+spec:
+  containers:
+  - name: http
+    image: python
+    command: [sh, -c, 'mkdir -p DIR; echo forwarded > DIR/hello; exec python3 -m http.server --bind 127.0.0.1 --directory DIR PORT', 'MARKER']
+";
+
+/// `GET /hello` through the kube crate's port-forward: the answer, whole.
+async fn get_hello(pods: &Api<Pod>, port: u16) -> Result<String, String> {
+    let mut forwarder = pods
+        .portforward("served", &[port])
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut stream = forwarder.take_stream(port).ok_or("no stream")?;
+    let error = forwarder.take_error(port).ok_or("no error channel")?;
+    stream
+        .write_all(b"GET /hello HTTP/1.0\r\nHost: pod\r\n\r\n")
+        .await
+        .map_err(|e| e.to_string())?;
+    let answer = read_all(stream).await;
+    if let Some(message) = error.await {
+        return Err(message);
+    }
+    // The node closes the socket once the pod's connection has ended (as a kubelet does); the
+    // crate's own close after it is refused, so its `join` is not asked.
+    forwarder.abort();
+    Ok(answer)
+}
+
 async fn read_all(mut reader: impl tokio::io::AsyncRead + Unpin) -> String {
     let mut out = String::new();
     reader.read_to_string(&mut out).await.expect("read");
@@ -38,7 +73,7 @@ async fn read_all(mut reader: impl tokio::io::AsyncRead + Unpin) -> String {
 }
 
 #[test]
-fn the_kube_crate_execs_and_attaches() {
+fn the_kube_crate_execs_attaches_and_forwards_ports() {
     let cidr = format!("10.{}.{}.0/24", 226, std::process::id() % 250);
     let Some(a) = Appliance::up(
         ferry_binary(),
@@ -56,6 +91,16 @@ fn the_kube_crate_execs_and_attaches() {
     let seconds = marker();
     a.kubectl
         .ok_stdin(&["apply", "-f", "-"], &POD.replace("MARKER", &seconds));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let www = a.dir.path().join("www").display().to_string();
+    let served = SERVED
+        .replace("MARKER", &seconds)
+        .replace("DIR", &www)
+        .replace("PORT", &port.to_string());
+    a.kubectl.ok_stdin(&["apply", "-f", "-"], &served);
     a.kubectl.ok(&[
         "wait",
         "--for=condition=Ready",
@@ -145,8 +190,42 @@ fn the_kube_crate_execs_and_attaches() {
         .await
         .expect("two ticks in time");
         attached.abort();
+
+        // Port-forward: the server on the pod's loopback answers (once it listens).
+        a.kubectl.ok(&[
+            "wait",
+            "--for=condition=Ready",
+            "pod/served",
+            "--timeout=60s",
+        ]);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let answer = loop {
+            match tokio::time::timeout(Duration::from_secs(30), get_hello(&pods, port)).await {
+                Ok(Ok(answer)) => break answer,
+                Ok(Err(e)) if tokio::time::Instant::now() < deadline => {
+                    eprintln!("not yet: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                other => panic!("port-forward never answered: {other:?}"),
+            }
+        };
+        assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+        assert!(answer.ends_with("\r\n\r\nforwarded\n"), "{answer}");
+        // A port nothing listens on: the error channel says so.
+        let mut closed = pods.portforward("served", &[1]).await.expect("portforward");
+        let error = closed.take_error(1).expect("error channel");
+        let message = tokio::time::timeout(Duration::from_secs(30), error)
+            .await
+            .expect("an error in time")
+            .expect("an error message");
+        assert!(
+            message.starts_with("error forwarding port 1 to pod default/served:"),
+            "{message}"
+        );
+        closed.abort();
     });
-    a.kubectl.ok(&["delete", "pod", "target", "--timeout=60s"]);
+    a.kubectl
+        .ok(&["delete", "pod", "target", "served", "--timeout=60s"]);
     wait_for(Duration::from_secs(30), "the pod's process gone", || {
         let out = std::process::Command::new("pgrep")
             .args(["-f", &seconds])

@@ -1,7 +1,7 @@
 //! Pods run by containerd through CRI v1 (`ferry up --runtime cri`), against a containerd the
 //! test starts with its own config and socket (`ferry_testkit::cri`), the project's local
 //! busybox image and a registry on loopback with basic auth. Driven with the real kubectl:
-//! init containers before the others, logs (also followed), attach, exec with exit codes, a pod IP
+//! init containers before the others, logs (also followed), attach, exec with exit codes, port-forward, a pod IP
 //! that answers, a configMap volume updated in place, a crashing container's back-off, a
 //! liveness failure restarting its container, an OOM kill, pulls with and without a pull
 //! secret, a missing image (`ErrImagePull`, `ImagePullBackOff`, `ErrImageNeverPull`),
@@ -280,6 +280,21 @@ fn pods_run_on_containerd() {
         "the configMap file updated",
         || (curl(&url).as_deref() == Some("v2")).then_some(()),
     );
+
+    // kubectl port-forward reaches the port inside the sandbox's network namespace.
+    let local = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let mut forwarding = k.watch(&["port-forward", "pod/web", &format!("{local}:8080")]);
+    forwarding.until(Duration::from_secs(30), |l| {
+        l.starts_with(&format!("Forwarding from 127.0.0.1:{local}"))
+    });
+    let forwarded = format!("http://127.0.0.1:{local}/index.html");
+    wait_for(Duration::from_secs(30), "port-forward answers", || {
+        (curl(&forwarded).as_deref() == Some("v2")).then_some(())
+    });
+    drop(forwarding);
 
     // A crashing container backs off with its exit code kept.
     wait_for(Duration::from_secs(60), "CrashLoopBackOff", || {

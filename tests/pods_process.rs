@@ -1300,6 +1300,42 @@ fn kubectl_port_forward_reaches_pod_ports() {
     });
     assert!(!ended.success(), "kubectl port-forward exits with an error");
 
+    // The official Python client (the kubelet's WebSocket channel protocol).
+    if let Some(python) = ferry_testkit::tools::python_client() {
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/python_portforward.py");
+        let out = Command::new(python)
+            .arg(&script)
+            .args(["served", "default", &port.to_string(), "/big"])
+            .env("KUBECONFIG", k.kubeconfig())
+            .output()
+            .expect("python runs");
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{report}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let expected = a.dir.path().join("big.expected");
+        std::fs::write(&expected, &want).expect("write");
+        let sum = Command::new("sha256sum")
+            .arg(&expected)
+            .output()
+            .expect("sha256sum");
+        let sum = String::from_utf8_lossy(&sum.stdout);
+        let sum = sum.split_whitespace().next().unwrap_or_default();
+        assert!(report.contains("status: HTTP/1.0 200 OK"), "{report}");
+        assert!(
+            report.contains(&format!("body: {} bytes sha256 {sum}", want.len())),
+            "{report}"
+        );
+        assert!(report.contains("error: None"), "{report}");
+        assert!(
+            report.contains("closed port error: error forwarding port 1 to pod default/served"),
+            "{report}"
+        );
+    }
+
     // Bad input: a pod that does not exist.
     let err = k.fails(&["port-forward", "pod/nosuch", "18089:80"]);
     assert!(err.contains("not found"), "{err}");

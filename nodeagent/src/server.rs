@@ -198,10 +198,12 @@ async fn stream(
         .on_upgrade(move |socket| crate::remotecommand::serve(socket, query, session))
 }
 
-/// `kubectl port-forward`: SPDY/3.1 by an HTTP upgrade, or tunnelled through a WebSocket.
+/// Port-forward: SPDY/3.1 by an HTTP upgrade or tunnelled through a WebSocket (kubectl), or
+/// the WebSocket channel protocol (the kube crate, the Python client).
 async fn port_forward(
     State(kubelet): State<Kubelet>,
     Path((namespace, pod)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     request: Request<Body>,
 ) -> Response {
@@ -237,13 +239,28 @@ async fn port_forward(
     };
     let (dialer, shutdown) = (kubelet.dialer.clone(), kubelet.shutdown.clone());
     if let Ok(upgrade) = upgrade {
-        tracing::info!(pod = %target.pod, "port-forward through a WebSocket");
-        return upgrade
-            .protocols([portforward::TUNNEL_PROTOCOL])
-            .on_upgrade(move |socket| async move {
+        let offered = [portforward::TUNNEL_PROTOCOL]
+            .into_iter()
+            .chain(portforward::channels::PROTOCOLS.iter().copied());
+        let upgrade = upgrade.protocols(offered);
+        let tunnel = upgrade
+            .selected_protocol()
+            .is_some_and(|p| p == portforward::TUNNEL_PROTOCOL);
+        if tunnel {
+            tracing::info!(pod = %target.pod, "port-forward: SPDY through a WebSocket");
+            return upgrade.on_upgrade(move |socket| async move {
                 let io = portforward::tunnel::bytes_of(socket);
                 finish(portforward::serve(io, target, dialer, shutdown).await);
             });
+        }
+        let ports = match portforward::channels::ports_of(query.as_deref().unwrap_or_default()) {
+            Ok(p) => p,
+            Err(e) => return plain(StatusCode::BAD_REQUEST, e),
+        };
+        tracing::info!(pod = %target.pod, ?ports, "port-forward: WebSocket channels");
+        return upgrade.on_upgrade(move |socket| {
+            portforward::channels::serve(socket, ports, target, dialer, shutdown)
+        });
     }
     let headers = request.headers();
     let spdy = headers

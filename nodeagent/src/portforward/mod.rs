@@ -1,14 +1,18 @@
-//! `kubectl port-forward`, served as a kubelet serves it: the `portforward.k8s.io`
+//! Port-forward, served as a kubelet serves it: for kubectl the `portforward.k8s.io`
 //! protocol over SPDY/3.1, reached either by an HTTP upgrade to `SPDY/3.1` or tunnelled
-//! through a WebSocket (`SPDY/3.1+portforward.k8s.io`, which kubectl 1.31+ tries first). The
-//! apiserver's `pods/portforward` splices the client's upgraded connection to this one.
+//! through a WebSocket (`SPDY/3.1+portforward.k8s.io`, which kubectl 1.31+ tries first); for
+//! the kube crate and the Python client the WebSocket channel protocol. The apiserver's
+//! `pods/portforward` splices the client's upgraded connection to this one.
 //!
 //! - [`frame`]: SPDY/3.1 frames on the wire.
 //! - [`headers`]: header blocks and their dictionary-primed zlib stream.
 //! - [`session`]: one connection, its streams paired into forwards.
 //! - [`dial`]: reaching the pod's port inside its network namespace.
 //! - [`tunnel`]: a WebSocket turned back into the byte stream SPDY runs on.
+//! - [`channels`]: the kubelet's WebSocket channel protocol (ports fixed by the request), for
+//!   the kube crate and the Python client.
 
+pub mod channels;
 pub mod dial;
 pub mod frame;
 pub mod headers;
