@@ -5,6 +5,8 @@
 //! `restartPolicy: Never` that exits 0 Succeeds, a deleted pod's processes end, and SIGTERM to
 //! `ferry up` ends every process it started. Probes: HTTP and exec readiness, a TCP startup
 //! gate, an exec liveness probe that restarts its container, and the Service's endpoints.
+//! Streams: exec, cp, attach, port-forward (kubectl's SPDY, tunnelled and plain, and the
+//! Python client's WebSocket channels) and `nodes/NAME/proxy`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -1205,7 +1207,7 @@ fn fetch(port: u16, path: &str) -> Result<Vec<u8>, String> {
 }
 
 #[test]
-fn kubectl_port_forward_reaches_pod_ports() {
+fn kubectl_port_forward_and_node_proxy_reach_the_node() {
     let Some((mut a, _)) = process_appliance(5) else {
         return;
     };
@@ -1335,6 +1337,20 @@ fn kubectl_port_forward_reaches_pod_ports() {
             "{report}"
         );
     }
+
+    // nodes/proxy: the node endpoint, through the apiserver (the server's request log).
+    assert_eq!(
+        k.ok(&["get", "--raw", "/api/v1/nodes/local/proxy/healthz"]),
+        "ok"
+    );
+    let log = k.ok(&[
+        "get",
+        "--raw",
+        "/api/v1/nodes/local/proxy/containerLogs/default/served/http?tailLines=50",
+    ]);
+    assert!(log.contains("\"GET /big HTTP/1.0\" 200"), "{log}");
+    let err = k.fails(&["get", "--raw", "/api/v1/nodes/nosuch/proxy/healthz"]);
+    assert!(err.contains("not found"), "{err}");
 
     // Bad input: a pod that does not exist.
     let err = k.fails(&["port-forward", "pod/nosuch", "18089:80"]);

@@ -1,5 +1,5 @@
-//! The node agent's HTTP endpoint, on the port a node reports as its kubelet endpoint: the
-//! kubelet's `containerLogs/{namespace}/{pod}/{container}` read API (the options of
+//! The node agent's HTTP endpoint, on the port a node reports as its kubelet endpoint:
+//! `healthz`, the kubelet's `containerLogs/{namespace}/{pod}/{container}` read API (the options of
 //! [`crate::logs`]), which the apiserver's `pods/log` proxies to, and
 //! `exec/{namespace}/{pod}/{container}` and `attach/...` over WebSocket
 //! ([`crate::remotecommand`]), which its `pods/exec` and `pods/attach` proxy to, and
@@ -57,6 +57,7 @@ impl Kubelet {
     /// The routes.
     pub fn router(self) -> Router {
         Router::new()
+            .route("/healthz", get(|| async { "ok" }))
             .route(
                 "/containerLogs/{namespace}/{pod}/{container}",
                 get(container_logs),

@@ -16,6 +16,7 @@ pub mod list;
 pub mod metrics;
 pub mod namespace;
 pub mod nodeproxy;
+pub mod nodeproxy_http;
 pub mod openapi;
 pub mod path;
 pub mod podexec;
@@ -185,6 +186,9 @@ async fn dispatch(state: &ApiState, request: Request) -> Result<Response<Body>, 
         Target::OpenApiV3 { group, version } => {
             openapi::v3(&group, &version, state.admission.crds())
                 .map_or_else(|| Err(ApiError::no_route()), ok)
+        }
+        Target::NodeProxy { node, path } => {
+            nodeproxy_http::proxy(state, &node, &path, parts, body).await
         }
         Target::Resource(path) => {
             let kind = catalog::find(&path.group, &path.version, &path.resource)

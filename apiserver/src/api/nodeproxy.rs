@@ -76,7 +76,7 @@ pub fn container(pod: &Value, name: &str, asked: Option<&str>) -> Result<String,
 }
 
 /// Where the node's kubelet endpoint answers.
-fn endpoint(node: &Value) -> Option<(String, u64)> {
+pub fn endpoint(node: &Value) -> Option<(String, u64)> {
     let address = node["status"]["addresses"]
         .as_array()?
         .iter()

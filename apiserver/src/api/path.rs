@@ -37,6 +37,13 @@ pub enum Target {
     },
     /// A resource collection, object or subresource.
     Resource(ResourcePath),
+    /// `/api/v1/nodes/{node}/proxy/{path}`: a request for the node's kubelet endpoint.
+    NodeProxy {
+        /// The node.
+        node: String,
+        /// The path at the node (without its leading `/`).
+        path: String,
+    },
 }
 
 /// A path under a group version that names a resource.
@@ -83,6 +90,10 @@ pub fn parse(path: &str) -> Option<Target> {
             group: (*group).to_owned(),
             version: (*version).to_owned(),
         }),
+        ["api", "v1", "nodes", node, "proxy", rest @ ..] => Some(Target::NodeProxy {
+            node: (*node).to_owned(),
+            path: rest.join("/"),
+        }),
         ["api", version, rest @ ..] => resource(String::new(), version, rest),
         ["apis", group, version, rest @ ..] => resource((*group).to_owned(), version, rest),
         _ => None,
@@ -121,6 +132,24 @@ fn resource(group: String, version: &str, rest: &[&str]) -> Option<Target> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_proxy_paths_keep_their_tail() {
+        assert_eq!(
+            parse("/api/v1/nodes/n1/proxy/containerLogs/ns/p/c"),
+            Some(Target::NodeProxy {
+                node: "n1".into(),
+                path: "containerLogs/ns/p/c".into()
+            })
+        );
+        assert_eq!(
+            parse("/api/v1/nodes/n1/proxy"),
+            Some(Target::NodeProxy {
+                node: "n1".into(),
+                path: String::new()
+            })
+        );
+    }
 
     fn res(path: &str) -> ResourcePath {
         match parse(path) {
