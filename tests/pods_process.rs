@@ -940,6 +940,66 @@ fn kubectl_exec_and_cp_reach_into_containers() {
     assert!(number(&later) > number(&first), "{first} then {later}");
     drop(attached);
 
+    // Stdin through attach: `kubectl run -i --rm` (stdinOnce: the end of kubectl's stdin is
+    // the end of the command's), a container keeping its stdin across attaches, and
+    // `kubectl run -it` (a terminal of its own, the exit code returned).
+    let out = k.ok_stdin(
+        &[
+            "run",
+            "-i",
+            "--rm",
+            "once",
+            "--image=busybox",
+            "--restart=Never",
+            "--",
+            "sh",
+            "-c",
+            &format!("cat; echo done $? {seconds}"),
+        ],
+        "piped line\n",
+    );
+    assert!(
+        out.contains(&format!("piped line\ndone 0 {seconds}\n")),
+        "{out}"
+    );
+    let reader = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: reader}}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: r\n    image: busybox\n    stdin: true\n    command: [sh, -c, 'read a; read b; echo \"got $a $b\"', '{seconds}']\n"
+    );
+    k.ok_stdin(&["apply", "-f", "-"], &reader);
+    k.ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/reader",
+        "--timeout=60s",
+    ]);
+    let out = k.ok_stdin(&["attach", "-i", "reader"], "one\ntwo\n");
+    assert!(out.contains("got one two"), "{out}");
+    let err = k.fails_stdin(&["attach", "-i", "ticker"], "x\n");
+    assert!(err.contains("without stdin"), "{err}");
+    let out = Command::new("script")
+        .args([
+            "-qec",
+            &format!("{program} run -it --rm tty --image=busybox --restart=Never -- sh -c 'tty; read line; echo typed $line; exit 3'"),
+            "/dev/null",
+        ])
+        .env("KUBECONFIG", k.kubeconfig())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            // Typed at once: the terminal keeps it until kubectl has attached and reads it.
+            if let Some(mut stdin) = child.stdin.take() {
+                stdin.write_all(b"words\n")?;
+            }
+            child.wait_with_output()
+        })
+        .expect("script");
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(text.contains("/dev/pts/"), "{text}");
+    assert!(text.contains("typed words"), "{text}");
+    assert_eq!(out.status.code(), Some(3), "{text}");
+
     k.ok(&["delete", "pod", "shell", "ticker", "--timeout=60s"]);
     stop(&mut a);
     assert!(!running(&format!("sleep {seconds}")));

@@ -6,6 +6,12 @@
 //!   (`<n>.stdout`, `<n>.stderr`), which it also holds open itself, so that a write never fails
 //!   while no agent reads them (it waits once the pipe is full, as a stalled logger makes it);
 //! - writes the command's exit code (128 + the signal when one ended it) to `<n>.exit`;
+//! - for a container whose spec asks for `stdin`, gives the command a third named pipe as
+//!   its stdin (`<n>.stdin`), which `kubectl attach -i` writes to; the keeper holds it open
+//!   for writing too, so the command never reads its end, unless the spec says `stdinOnce`:
+//!   then the node agent holds the only writer and hands it to the first attach, whose end
+//!   is the end of the command's stdin. With `tty`, the command runs on a terminal of its
+//!   own made by util-linux `script`, which relays the pipe to it;
 //! - ignores the stop signals the container's process group gets only until its command has
 //!   ended (a trap, not an ignore: the command's own handling is the default one).
 //!
@@ -20,11 +26,14 @@ use tokio::sync::{Mutex, watch};
 
 use super::super::crilog;
 
-/// The keeper's script: `$1` stdout pipe, `$2` stderr pipe, `$3` exit file, then the command.
-const SCRIPT: &str = r#"out=$1 err=$2 code_file=$3; shift 3
+/// The keeper's script: `$1` stdout pipe, `$2` stderr pipe, `$3` exit file, `$4` the
+/// command's stdin (`/dev/null` or the stdin pipe), `$5` `hold` when the keeper keeps a writer
+/// of it, then the command.
+const SCRIPT: &str = r#"out=$1 err=$2 code_file=$3 in=$4 hold=$5; shift 5
 trap : TERM INT HUP
 exec 3<>"$out" 4<>"$err"
-"$@" >"$out" 2>"$err" 3<&- 4<&-
+if [ "$hold" = hold ]; then exec 5<>"$in"; fi
+"$@" <"$in" >"$out" 2>"$err" 3<&- 4<&- 5<&-
 code=$?
 echo "$code" > "$code_file"
 exit "$code"
@@ -39,6 +48,30 @@ pub struct Pipes {
     pub stderr: PathBuf,
     /// Where the exit code is written.
     pub exit: PathBuf,
+    /// The stdin pipe (made only for a container with `stdin`).
+    pub stdin: PathBuf,
+}
+
+/// How a container's stdin is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stdin {
+    /// None: `/dev/null`.
+    Null,
+    /// The stdin pipe, kept open by the keeper (attach after attach writes to it).
+    Held,
+    /// The stdin pipe, whose only writer the node agent holds until the first attach ends.
+    Once,
+}
+
+impl Stdin {
+    /// What a container's spec asks for.
+    pub fn of(stdin: bool, once: bool) -> Stdin {
+        match (stdin, once) {
+            (false, _) => Stdin::Null,
+            (true, false) => Stdin::Held,
+            (true, true) => Stdin::Once,
+        }
+    }
 }
 
 impl Pipes {
@@ -48,13 +81,19 @@ impl Pipes {
             stdout: log.with_extension("stdout"),
             stderr: log.with_extension("stderr"),
             exit: log.with_extension("exit"),
+            stdin: log.with_extension("stdin"),
         }
     }
 
-    /// Makes the pipes afresh, and no exit file.
-    pub fn make(&self) -> io::Result<()> {
+    /// Makes the pipes afresh (the stdin pipe when `stdin` is not [`Stdin::Null`]), and no
+    /// exit file.
+    pub fn make(&self, stdin: Stdin) -> io::Result<()> {
         self.remove()?;
-        for path in [&self.stdout, &self.stderr] {
+        let mut paths = vec![&self.stdout, &self.stderr];
+        if stdin != Stdin::Null {
+            paths.push(&self.stdin);
+        }
+        for path in paths {
             rustix::fs::mknodat(
                 rustix::fs::CWD,
                 path,
@@ -69,7 +108,7 @@ impl Pipes {
 
     /// Removes the pipes and the exit file.
     pub fn remove(&self) -> io::Result<()> {
-        for path in [&self.stdout, &self.stderr, &self.exit] {
+        for path in [&self.stdout, &self.stderr, &self.exit, &self.stdin] {
             match std::fs::remove_file(path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -98,6 +137,28 @@ impl Pipes {
         };
         Ok((open(&self.stdout)?, open(&self.stderr)?))
     }
+
+    /// A writer of the stdin pipe (read-write: opening never waits, and while it is open the
+    /// command never reads the end of its stdin).
+    pub fn stdin_holder(&self) -> io::Result<pipe::Sender> {
+        pipe::OpenOptions::new()
+            .read_write(true)
+            .open_sender(&self.stdin)
+    }
+
+    /// A writer of the stdin pipe for one attach (the command reads the other end).
+    pub fn stdin_writer(&self) -> io::Result<pipe::Sender> {
+        pipe::OpenOptions::new().open_sender(&self.stdin)
+    }
+}
+
+/// `command` as one argument of `sh -c`, each word single-quoted.
+fn quoted(command: &[String]) -> String {
+    command
+        .iter()
+        .map(|word| format!("'{}'", word.replace('\'', "'\\''")))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The shell, by absolute path (a container's own `PATH` must not decide which runs).
@@ -108,8 +169,13 @@ fn shell() -> &'static str {
         .unwrap_or("sh")
 }
 
-/// The program and arguments that run `command` under a keeper writing to `pipes`.
-pub fn wrap(pipes: &Pipes, command: &[String]) -> Vec<String> {
+/// The program and arguments that run `command` under a keeper writing to `pipes`, with
+/// its stdin as `stdin` says and, with `tty`, on a terminal of its own.
+pub fn wrap(pipes: &Pipes, command: &[String], stdin: Stdin, tty: bool) -> Vec<String> {
+    let input = match stdin {
+        Stdin::Null => "/dev/null".to_owned(),
+        Stdin::Held | Stdin::Once => pipes.stdin.display().to_string(),
+    };
     let mut out = vec![
         shell().to_owned(),
         "-c".to_owned(),
@@ -118,8 +184,21 @@ pub fn wrap(pipes: &Pipes, command: &[String]) -> Vec<String> {
         pipes.stdout.display().to_string(),
         pipes.stderr.display().to_string(),
         pipes.exit.display().to_string(),
+        input,
+        if stdin == Stdin::Held { "hold" } else { "-" }.to_owned(),
     ];
-    out.extend(command.iter().cloned());
+    if tty {
+        // util-linux `script`: a pseudo-terminal with the command as its session leader,
+        // stdin relayed to it, its output to stdout; `-e` returns the command's exit code.
+        out.extend([
+            "script".to_owned(),
+            "-qfec".to_owned(),
+            quoted(command),
+            "/dev/null".to_owned(),
+        ]);
+    } else {
+        out.extend(command.iter().cloned());
+    }
     out
 }
 
@@ -177,7 +256,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("0.log");
         let pipes = Pipes::beside(&log);
-        pipes.make().expect("pipes");
+        pipes.make(Stdin::Null).expect("pipes");
         let (out, err) = pipes.open().expect("opened");
         let command = wrap(
             &pipes,
@@ -186,6 +265,8 @@ mod tests {
                 "-c".into(),
                 "echo one; echo two >&2; printf tail; exit 7".into(),
             ],
+            Stdin::Null,
+            false,
         );
         let file = Mutex::new(
             crilog::LogFile::open(&log, crilog::Rotation::default())
@@ -229,6 +310,45 @@ mod tests {
         assert!(
             records.contains(&"stdout false tail".to_owned()),
             "{records:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stdin_once_ends_when_its_writer_does() {
+        use tokio::io::AsyncWriteExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("0.log");
+        let pipes = Pipes::beside(&log);
+        pipes.make(Stdin::Once).expect("pipes");
+        let (out, _err) = pipes.open().expect("opened");
+        let mut writer = pipes.stdin_holder().expect("holder");
+        let command = wrap(
+            &pipes,
+            &["sh".into(), "-c".into(), "cat; echo over".into()],
+            Stdin::Once,
+            false,
+        );
+        let mut child = tokio::process::Command::new(&command[0])
+            .args(&command[1..])
+            .spawn()
+            .expect("keeper");
+        writer.write_all(b"typed\n").await.expect("written");
+        drop(writer);
+        let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+            .await
+            .expect("cat ends with its stdin")
+            .expect("waited");
+        assert_eq!(status.code(), Some(0));
+        let mut buf = vec![0u8; 256];
+        let n = out.try_read(&mut buf).expect("output");
+        assert_eq!(&buf[..n], b"typed\nover\n");
+    }
+
+    #[test]
+    fn words_are_quoted_for_script() {
+        assert_eq!(
+            quoted(&["sh".into(), "-c".into(), "echo 'a b'".into()]),
+            "'sh' '-c' 'echo '\\''a b'\\'''"
         );
     }
 }

@@ -15,6 +15,7 @@ mod inside;
 mod keeper;
 pub mod record;
 mod recover;
+mod stdin;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -72,6 +73,8 @@ struct Proc {
     start_ticks: Option<u64>,
     /// Its keeper's pipes and exit file.
     pipes: Pipes,
+    /// Its stdin, as attach sees it.
+    stdin: stdin::StdinState,
     /// Flips to true when the process has ended.
     ended: watch::Sender<bool>,
 }
@@ -379,12 +382,11 @@ impl ProcessRuntime {
         // Outside in: the container's cgroups (joined first: `ip netns exec` hides the host's
         // /sys), the pod's network, its mounts, its keeper, its command.
         let log_pipes = Pipes::beside(&log);
+        let input = keeper::Stdin::of(config.stdin, config.stdin_once);
+        let kept = keeper::wrap(&log_pipes, &config.command, input, config.tty);
         let command = super::cgroups::wrap(
             &groups,
-            &wrap(
-                &net,
-                &super::mounts::wrap(mounts, &workdir, &keeper::wrap(&log_pipes, &config.command)),
-            ),
+            &wrap(&net, &super::mounts::wrap(mounts, &workdir, &kept)),
         );
         let Some((program, args)) = command.split_first() else {
             return Err(RuntimeError::Failed("an empty command".into()));
@@ -395,10 +397,14 @@ impl ProcessRuntime {
                 .await
                 .map_err(|e| RuntimeError::Failed(format!("creating {}: {e}", dir.display())))?;
         }
-        pipes.make().map_err(|e| {
+        pipes.make(input).map_err(|e| {
             RuntimeError::Failed(format!("making the pipes of {}: {e}", log.display()))
         })?;
         let readers = pipes.open();
+        // Opened before the keeper starts, whose command's stdin waits for a writer.
+        let stdin_state = stdin::StdinState::open(input, &pipes).map_err(|e| {
+            RuntimeError::Failed(format!("opening the stdin of {}: {e}", log.display()))
+        })?;
         let mut command = tokio::process::Command::new(program);
         command
             .args(args)
@@ -425,6 +431,7 @@ impl ProcessRuntime {
             inner.containers.get_mut(&id).map(|proc| {
                 proc.pid = pid;
                 proc.start_ticks = pid.and_then(record::start_ticks);
+                proc.stdin = stdin_state;
                 proc.state = ContainerState::Running { started_at: now() };
                 proc.ended.send_replace(false);
                 proc.record(&id)
@@ -633,6 +640,7 @@ impl Runtime for ProcessRuntime {
                     sandbox,
                     config,
                     pipes: Pipes::beside(&log),
+                    stdin: stdin::StdinState::Absent,
                     log,
                     state: ContainerState::Created,
                     pid: None,
@@ -728,6 +736,15 @@ impl Runtime for ProcessRuntime {
             super::exec::spawn(&place.command, &place.env, &place.cwd, &request)
         }
         .boxed()
+    }
+
+    fn attach(
+        &self,
+        id: &str,
+        request: super::exec::ExecRequest,
+    ) -> BoxFuture<'_, Result<super::exec::ExecSession, RuntimeError>> {
+        let id = id.to_owned();
+        async move { self.attach_session(&id, request).await }.boxed()
     }
 
     fn recover(&self) -> BoxFuture<'_, usize> {
