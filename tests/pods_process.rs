@@ -979,7 +979,9 @@ fn kubectl_exec_and_cp_reach_into_containers() {
     let out = Command::new("script")
         .args([
             "-qec",
-            &format!("{program} run -it --rm tty --image=busybox --restart=Never -- sh -c 'tty; read line; echo typed $line; exit 3'"),
+            // (Output before the attach is not shown, as on Kubernetes: the command waits
+            // for its input before it speaks.)
+            &format!("{program} run -it --rm tty --image=busybox --restart=Never -- sh -c 'read line; tty; echo typed $line; exit 3'"),
             "/dev/null",
         ])
         .env("KUBECONFIG", k.kubeconfig())
@@ -1268,12 +1270,12 @@ fn fetch(port: u16, path: &str) -> Result<Vec<u8>, String> {
 
 #[test]
 fn kubectl_port_forward_and_node_proxy_reach_the_node() {
-    let Some((mut a, _)) = process_appliance(5) else {
+    let Some((mut a, _)) = process_appliance(6) else {
         return;
     };
     let k = &a.kubectl;
     let mnt = a.dir.path().join("mnt").display().to_string();
-    let seconds = marker(5);
+    let seconds = marker(6);
     let port = free_port();
     k.ok_stdin(&["apply", "-f", "-"], &served_yaml(&mnt, port, &seconds));
     k.ok(&[

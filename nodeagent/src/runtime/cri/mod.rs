@@ -8,6 +8,7 @@
 pub mod api;
 pub mod client;
 mod exits;
+mod ports;
 pub mod stream;
 
 use std::collections::HashMap;
@@ -769,39 +770,11 @@ impl Runtime for CriRuntime {
         namespace: &str,
         pod: &str,
     ) -> BoxFuture<'_, Result<PodPorts, RuntimeError>> {
-        let found = {
-            let book = self.book();
-            book.sandboxes
-                .iter()
-                .find(|(_, s)| {
-                    s.config
-                        .metadata
-                        .as_ref()
-                        .is_some_and(|m| m.namespace == namespace && m.name == pod)
-                })
-                .map(|(id, s)| {
-                    let host = s
-                        .config
-                        .linux
-                        .as_ref()
-                        .and_then(|l| l.security_context.as_ref())
-                        .and_then(|c| c.namespace_options.as_ref())
-                        .is_some_and(|o| o.network == api::NamespaceMode::Node as i32);
-                    (id.clone(), host)
-                })
-        };
+        let found = self.sandbox_of(namespace, pod);
         let what = format!("{namespace}/{pod}");
         Box::pin(async move {
             let (id, host) = found.ok_or_else(|| RuntimeError::NotFound(format!("pod {what}")))?;
-            if host {
-                return Ok(PodPorts::Host);
-            }
-            let info = self.client.pod_sandbox_info(&id).await?;
-            netns_of(&info).map(PodPorts::Namespace).ok_or_else(|| {
-                RuntimeError::Failed(format!(
-                    "the runtime does not say where the network namespace of sandbox {id} is"
-                ))
-            })
+            self.ports_of(&id, host).await
         })
     }
 
@@ -832,24 +805,4 @@ impl Runtime for CriRuntime {
             .iter()
             .any(|(id, c)| c.log == path && !self.exits.has_ended(id))
     }
-}
-
-/// The network namespace of a sandbox from containerd's verbose status (`info`: JSON with
-/// the sandbox's `pid` and its `runtimeSpec`): the namespace of its process when it runs,
-/// else the path its spec names.
-fn netns_of(info: &HashMap<String, String>) -> Option<PathBuf> {
-    let parsed: serde_json::Value = serde_json::from_str(info.get("info")?).ok()?;
-    if let Some(pid) = parsed["pid"].as_u64().filter(|p| *p > 0) {
-        let path = PathBuf::from(format!("/proc/{pid}/ns/net"));
-        if path.exists() {
-            return Some(path);
-        }
-    }
-    parsed["runtimeSpec"]["linux"]["namespaces"]
-        .as_array()?
-        .iter()
-        .find(|ns| ns["type"] == "network")
-        .and_then(|ns| ns["path"].as_str())
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
 }

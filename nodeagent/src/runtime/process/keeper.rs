@@ -150,6 +150,28 @@ impl Pipes {
     pub fn stdin_writer(&self) -> io::Result<pipe::Sender> {
         pipe::OpenOptions::new().open_sender(&self.stdin)
     }
+
+    /// Whether the command has opened its stdin for reading, waiting up to `within` for it:
+    /// bytes in a pipe whose last writer closes before any reader opened it are lost, and the
+    /// reader then waits for another writer.
+    pub async fn stdin_read(&self, within: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match self.stdin_writer() {
+                Ok(_) => return true,
+                // ENXIO: no reader yet.
+                Err(e) if e.raw_os_error() == Some(6) => {}
+                Err(e) => {
+                    tracing::debug!(pipe = %self.stdin.display(), error = %e, "a stdin pipe cannot be opened");
+                    return false;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
 }
 
 /// `command` as one argument of `sh -c`, each word single-quoted.
@@ -332,6 +354,10 @@ mod tests {
             .args(&command[1..])
             .spawn()
             .expect("keeper");
+        assert!(
+            pipes.stdin_read(std::time::Duration::from_secs(10)).await,
+            "the command opens its stdin"
+        );
         writer.write_all(b"typed\n").await.expect("written");
         drop(writer);
         let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
