@@ -19,8 +19,8 @@ e2e:
     python3 ops/bench/parity.py
 
 # Benchmarks: `just bench validate`, `just bench apiserver`, `just bench gitops`,
-# `just bench scheduler`, `just bench controllers`, `just bench pods` (numbers to stdout and
-# bench-results/<what>.json).
+# `just bench scheduler`, `just bench controllers`, `just bench pods`, `just bench portforward`
+# (numbers to stdout and bench-results/<what>.json).
 bench what="validate":
     cargo build --release
     cargo build --release -p ferry-apiserver --example apibench

@@ -308,6 +308,18 @@ fn pods_run_as_host_processes() {
     });
     // Following the log of a container that has ended returns once it is read.
     assert_eq!(k.ok(&["logs", "-f", "once"]), "done\n");
+    // A finished pod gives its network back (its IP stays in its status), as on a kubelet.
+    let once = k.jsonpath(&["pod", "once"], "{.metadata.uid}");
+    wait_for(
+        Duration::from_secs(30),
+        "the finished pod's namespace gone",
+        || {
+            namespaces_left(std::slice::from_ref(&once))
+                .is_empty()
+                .then_some(())
+        },
+    );
+    assert!(!k.jsonpath(&["pod", "once"], "{.status.podIP}").is_empty());
 
     // A deleted pod's processes end, and its network namespace goes.
     k.ok(&["delete", "pod", "hello", "envy", "--timeout=60s"]);

@@ -207,9 +207,18 @@ impl Runtime for SimRuntime {
             };
             sandbox.ready = false;
             let stamp = rfc3339_now();
+            let now = Instant::now();
             for c in state.containers.values_mut().filter(|c| c.sandbox == id) {
                 if c.stopped.is_none() && c.started.is_some() {
-                    c.stopped = Some((stamp.clone(), 137, "Error".into()));
+                    // One that has already run its course keeps its own end; one still
+                    // running is killed.
+                    c.stopped = Some(match c.exits {
+                        Some((end, code)) if now >= end => {
+                            let reason = if code == 0 { "Completed" } else { "Error" };
+                            (stamp.clone(), code, reason.into())
+                        }
+                        _ => (stamp.clone(), 137, "Error".into()),
+                    });
                 }
             }
             Ok(())

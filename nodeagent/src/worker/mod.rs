@@ -114,7 +114,7 @@ pub enum PodState {
     },
     /// Every container ended and none will restart.
     Finished {
-        /// The sandbox, kept until the pod is deleted.
+        /// The sandbox: stopped (its network given back), removed when the pod is deleted.
         sandbox: SandboxInfo,
     },
     /// Torn down.
@@ -522,6 +522,18 @@ impl PodWorker {
                     }
                 }
                 PodState::Running { sandbox } => return self.tend(&sandbox, &spec).await,
+                PodState::Finished { sandbox } if sandbox.ready => {
+                    // As a kubelet does: a pod that runs nothing more gives its sandbox's
+                    // network back (its IP stays in its status, its logs on the node).
+                    self.site.runtime.stop_pod_sandbox(&sandbox.id).await?;
+                    self.state = PodState::Finished {
+                        sandbox: SandboxInfo {
+                            ready: false,
+                            ..sandbox
+                        },
+                    };
+                    return Ok(None);
+                }
                 PodState::Finished { .. } | PodState::Gone => return Ok(None),
             }
         }
