@@ -275,8 +275,9 @@ fn pods_run_on_containerd() {
         "-p",
         r#"{"data":{"index.html":"v2"}}"#,
     ]);
+    // (Within the periodic refresh's minute: the ConfigMap's watch brings it.)
     wait_for(
-        Duration::from_secs(60),
+        Duration::from_secs(30),
         "the configMap file updated",
         || (curl(&url).as_deref() == Some("v2")).then_some(()),
     );
@@ -302,6 +303,15 @@ fn pods_run_on_containerd() {
         (text == "CrashLoopBackOff 3").then_some(())
     });
     assert_eq!(k.ok(&["logs", "crashy", "--tail=1"]), "crashing\n");
+    // `--previous` is the start before the latest: there is one once a second start has run
+    // (after the first back-off).
+    wait_for(Duration::from_secs(60), "crashy started again", || {
+        let n = k.jsonpath(
+            &["pod", "crashy"],
+            "{.status.containerStatuses[0].restartCount}",
+        );
+        (n.parse::<u32>().unwrap_or(0) >= 2).then_some(())
+    });
     assert_eq!(k.ok(&["logs", "crashy", "--previous"]), "crashing\n");
 
     // A failing liveness probe restarts its container.

@@ -245,6 +245,8 @@ impl NodeAgent {
                 tracing::info!(node = %node.config.name, containers = adopted, "found running containers of an earlier run");
             }
         }
+        // One set of ConfigMap and Secret watches for every node of the process.
+        let watches = crate::worker::source_watch::SourceWatches::new(self.client.clone());
         let by_name: HashMap<String, NodeSite> = self
             .nodes
             .iter()
@@ -261,6 +263,7 @@ impl NodeAgent {
                     )),
                     volume_root: n.volumes.clone(),
                     allocatable: n.config.capacity.clone(),
+                    watches: n.volumes.as_ref().map(|_| watches.clone()),
                 };
                 (n.config.name.clone(), site)
             })

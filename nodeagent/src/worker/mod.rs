@@ -11,6 +11,7 @@ pub mod hosts;
 pub mod probe;
 mod pull;
 mod report;
+pub mod source_watch;
 pub mod sources;
 pub mod status;
 mod stop;
@@ -60,8 +61,10 @@ const CONFIG_RETRY: Duration = Duration::from_secs(5);
 const SOURCES_FRESH: Duration = Duration::from_secs(1);
 
 /// How often a running pod's configMap, secret, downwardAPI and projected volumes are brought
-/// up to date (the kubelet's sync period is a minute; ferry's node is quicker).
-const VOLUME_REFRESH: Duration = Duration::from_secs(10);
+/// up to date regardless (the kubelet's sync period): the safety net behind the watches of
+/// the objects they show and the pod's own label and annotation changes, which refresh them
+/// at once.
+const VOLUME_REFRESH: Duration = Duration::from_secs(60);
 
 /// What a pod worker knows of the node it runs on.
 #[derive(Clone)]
@@ -79,6 +82,8 @@ pub struct NodeSite {
     /// The node's allocatable resources (`resourceFieldRef` of a limit a container leaves
     /// unset).
     pub allocatable: std::collections::BTreeMap<String, String>,
+    /// Watches of the ConfigMaps and Secrets pods mount (nodes that make volumes).
+    pub watches: Option<Arc<source_watch::SourceWatches>>,
 }
 
 /// The wait before the restart that follows `restarts` earlier ones: 10 s doubling to 5 min.
@@ -164,6 +169,8 @@ pub struct PodWorker {
     sources: Option<(Instant, PodSources)>,
     /// When the pod's volumes are next brought up to date.
     refresh_at: Option<Instant>,
+    /// The watches of the objects its volumes show (a change refreshes them at once).
+    subscriptions: Option<Vec<source_watch::Subscription>>,
     /// The pod's own `/etc/hosts`, once written (pods with a network of their own).
     hosts_file: Option<std::path::PathBuf>,
 }
@@ -215,6 +222,7 @@ impl PodWorker {
             prepared: Vec::new(),
             sources: None,
             refresh_at: None,
+            subscriptions: None,
             hosts_file: None,
         }
     }
@@ -237,6 +245,18 @@ impl PodWorker {
         let Some(root) = self.site.volume_root.clone() else {
             return Ok(true);
         };
+        // Followed before they are read: a change after the read is never missed.
+        if self.subscriptions.is_none()
+            && let Some(watches) = &self.site.watches
+        {
+            let namespace = self.pod.metadata.namespace.clone().unwrap_or_default();
+            self.subscriptions = Some(
+                sources::volume_references(&self.pod)
+                    .into_iter()
+                    .map(|(kind, name)| watches.subscribe(kind, &namespace, &name))
+                    .collect(),
+            );
+        }
         let sources = match self.sources().await {
             Ok(sources) => sources,
             Err(e) => {
@@ -414,11 +434,34 @@ impl PodWorker {
                     futures::future::select_all(watched).await;
                 }
             };
+            // A mounted ConfigMap or Secret that changes brings the pod's files up to date.
+            let subscriptions = self.subscriptions.as_mut().filter(|s| !s.is_empty());
+            let source_changed = async move {
+                match subscriptions {
+                    Some(subs) => {
+                        futures::future::select_all(subs.iter_mut().map(|s| Box::pin(s.changed())))
+                            .await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
             tokio::select! {
                 () = cancel.cancelled() => return,
                 () = ended => {}
+                () = source_changed => {
+                    self.sources = None;
+                    self.refresh_at = Some(Instant::now());
+                }
                 update = updates.recv() => match update {
-                    Some(PodUpdate::Changed(pod)) => self.pod = *pod,
+                    Some(PodUpdate::Changed(pod)) => {
+                        // New labels or annotations reach downwardAPI files at once.
+                        if pod.metadata.labels != self.pod.metadata.labels
+                            || pod.metadata.annotations != self.pod.metadata.annotations
+                        {
+                            self.refresh_at = Some(Instant::now());
+                        }
+                        self.pod = *pod;
+                    }
                     Some(PodUpdate::Deleted) | None => {
                         self.tear_down().await;
                         return;

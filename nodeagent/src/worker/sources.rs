@@ -44,8 +44,8 @@ pub struct PodSources {
     objects: HashMap<(SourceKind, String), Option<Data>>,
 }
 
-/// Every (kind, name) `pod` refers to, in its volumes and its containers' environments.
-pub fn references(pod: &core::Pod) -> BTreeSet<(SourceKind, String)> {
+/// Every (kind, name) `pod`'s volumes refer to (the objects whose changes reach its files).
+pub fn volume_references(pod: &core::Pod) -> BTreeSet<(SourceKind, String)> {
     let mut found = BTreeSet::new();
     let Some(spec) = &pod.spec else {
         return found;
@@ -76,6 +76,18 @@ pub fn references(pod: &core::Pod) -> BTreeSet<(SourceKind, String)> {
             }
         }
     }
+    found
+}
+
+/// Every (kind, name) `pod` refers to, in its volumes and its containers' environments.
+pub fn references(pod: &core::Pod) -> BTreeSet<(SourceKind, String)> {
+    let mut found = volume_references(pod);
+    let Some(spec) = &pod.spec else {
+        return found;
+    };
+    let mut add = |kind, name: &str| {
+        found.insert((kind, name.to_owned()));
+    };
     let containers = spec
         .init_containers
         .iter()

@@ -26,14 +26,15 @@ use tokio::sync::{Mutex, watch};
 
 use super::super::crilog;
 
-/// The keeper's script: `$1` stdout pipe, `$2` stderr pipe, `$3` exit file, `$4` the
-/// command's stdin (`/dev/null` or the stdin pipe), `$5` `hold` when the keeper keeps a writer
-/// of it, then the command.
+/// The keeper's script: `$1` stdout pipe, `$2` stderr pipe, `$3` exit file, `$4` the stdin
+/// pipe, `$5` `hold` when the keeper keeps a writer of it, then the command. The command's
+/// stdin is the keeper's own (the agent opens the stdin pipe's read end and gives it to the
+/// keeper, so a writer never writes into a pipe nobody has opened yet; or `/dev/null`).
 const SCRIPT: &str = r#"out=$1 err=$2 code_file=$3 in=$4 hold=$5; shift 5
 trap : TERM INT HUP
 exec 3<>"$out" 4<>"$err"
 if [ "$hold" = hold ]; then exec 5<>"$in"; fi
-"$@" <"$in" >"$out" 2>"$err" 3<&- 4<&- 5<&-
+"$@" >"$out" 2>"$err" 3<&- 4<&- 5<&-
 code=$?
 echo "$code" > "$code_file"
 exit "$code"
@@ -151,26 +152,17 @@ impl Pipes {
         pipe::OpenOptions::new().open_sender(&self.stdin)
     }
 
-    /// Whether the command has opened its stdin for reading, waiting up to `within` for it:
-    /// bytes in a pipe whose last writer closes before any reader opened it are lost, and the
-    /// reader then waits for another writer.
-    pub async fn stdin_read(&self, within: std::time::Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            match self.stdin_writer() {
-                Ok(_) => return true,
-                // ENXIO: no reader yet.
-                Err(e) if e.raw_os_error() == Some(6) => {}
-                Err(e) => {
-                    tracing::debug!(pipe = %self.stdin.display(), error = %e, "a stdin pipe cannot be opened");
-                    return false;
-                }
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+    /// The stdin pipe's read end, blocking, for the keeper's stdin (opening it never waits).
+    pub fn stdin_reader(&self) -> io::Result<std::os::fd::OwnedFd> {
+        use rustix::fs::{Mode, OFlags};
+        let fd = rustix::fs::open(
+            &self.stdin,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        // Non-blocking only to open without a writer: the command reads it blocking.
+        rustix::fs::fcntl_setfl(&fd, OFlags::empty())?;
+        Ok(fd)
     }
 }
 
@@ -194,10 +186,6 @@ fn shell() -> &'static str {
 /// The program and arguments that run `command` under a keeper writing to `pipes`, with
 /// its stdin as `stdin` says and, with `tty`, on a terminal of its own.
 pub fn wrap(pipes: &Pipes, command: &[String], stdin: Stdin, tty: bool) -> Vec<String> {
-    let input = match stdin {
-        Stdin::Null => "/dev/null".to_owned(),
-        Stdin::Held | Stdin::Once => pipes.stdin.display().to_string(),
-    };
     let mut out = vec![
         shell().to_owned(),
         "-c".to_owned(),
@@ -206,7 +194,7 @@ pub fn wrap(pipes: &Pipes, command: &[String], stdin: Stdin, tty: bool) -> Vec<S
         pipes.stdout.display().to_string(),
         pipes.stderr.display().to_string(),
         pipes.exit.display().to_string(),
-        input,
+        pipes.stdin.display().to_string(),
         if stdin == Stdin::Held { "hold" } else { "-" }.to_owned(),
     ];
     if tty {
@@ -350,14 +338,12 @@ mod tests {
             Stdin::Once,
             false,
         );
+        let reader = pipes.stdin_reader().expect("reader");
         let mut child = tokio::process::Command::new(&command[0])
             .args(&command[1..])
+            .stdin(std::process::Stdio::from(reader))
             .spawn()
             .expect("keeper");
-        assert!(
-            pipes.stdin_read(std::time::Duration::from_secs(10)).await,
-            "the command opens its stdin"
-        );
         writer.write_all(b"typed\n").await.expect("written");
         drop(writer);
         let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())

@@ -302,10 +302,18 @@ impl ProcessRuntime {
             RuntimeError::Failed(format!("making the pipes of {}: {e}", log.display()))
         })?;
         let readers = pipes.open();
-        // Opened before the keeper starts, whose command's stdin waits for a writer.
-        let stdin_state = stdin::StdinState::open(input, &pipes).map_err(|e| {
+        // Both ends of the stdin pipe are open before the keeper starts: its read end is the
+        // keeper's stdin, and with stdinOnce the agent holds the only writer.
+        let stdin_failed = |e: std::io::Error| {
             RuntimeError::Failed(format!("opening the stdin of {}: {e}", log.display()))
-        })?;
+        };
+        let keeper_stdin = match input {
+            keeper::Stdin::Null => Stdio::null(),
+            keeper::Stdin::Held | keeper::Stdin::Once => {
+                Stdio::from(pipes.stdin_reader().map_err(stdin_failed)?)
+            }
+        };
+        let stdin_state = stdin::StdinState::open(input, &pipes).map_err(stdin_failed)?;
         let mut command = tokio::process::Command::new(program);
         command
             .args(args)
@@ -313,7 +321,7 @@ impl ProcessRuntime {
             .current_dir(if workdir.is_dir() { &workdir } else { &dir })
             .env_clear()
             .envs(config.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
+            .stdin(keeper_stdin)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0);

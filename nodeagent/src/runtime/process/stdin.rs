@@ -12,9 +12,6 @@ use super::super::{ContainerConfig, ContainerState, Runtime, RuntimeError, attac
 use super::ProcessRuntime;
 use super::keeper::{self, Pipes};
 
-/// How long an attach waits for a command that has just started to open its stdin.
-const STDIN_OPENED: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// What an attach can do with a container's stdin.
 #[derive(Debug)]
 pub(super) enum StdinState {
@@ -57,7 +54,7 @@ impl ProcessRuntime {
         id: &str,
         request: ExecRequest,
     ) -> Result<ExecSession, RuntimeError> {
-        let (name, log, running, writer, pipes) = self.with(|inner| {
+        let (name, log, running, writer) = self.with(|inner| {
             let proc = inner
                 .containers
                 .get_mut(id)
@@ -84,13 +81,7 @@ impl ProcessRuntime {
             } else {
                 None
             };
-            Ok::<_, RuntimeError>((
-                proc.config.name.clone(),
-                proc.log.clone(),
-                running,
-                writer,
-                proc.pipes.clone(),
-            ))
+            Ok::<_, RuntimeError>((proc.config.name.clone(), proc.log.clone(), running, writer))
         })??;
         if !running {
             return Err(RuntimeError::Failed(format!(
@@ -98,11 +89,6 @@ impl ProcessRuntime {
             )));
         }
         let writer = writer.transpose()?;
-        if writer.is_some() && !pipes.stdin_read(STDIN_OPENED).await {
-            return Err(RuntimeError::Failed(format!(
-                "container {name} has not opened its stdin"
-            )));
-        }
         let mut session = attach::from_log(log, self.changed(id), request.tty);
         if let Some(writer) = writer {
             session.stdin = Some(Box::new(writer));
