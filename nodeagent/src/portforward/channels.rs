@@ -12,18 +12,16 @@ use std::sync::Arc;
 use axum::extract::ws::{Message, WebSocket};
 use bytes::{BufMut, Bytes, BytesMut};
 use futures::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::Target;
 use super::dial::PortDialer;
+use super::relay::{refusal, relay};
 
 /// The subprotocols this protocol is offered under.
 pub const PROTOCOLS: &[&str] = &["v4.channel.k8s.io", "portforward.k8s.io"];
-/// The most a forward reads from the pod per message.
-const CHUNK: usize = 32 * 1024;
 /// The most ports one request may name (each takes two channel numbers of one byte).
 const MAX_PORTS: usize = 128;
 
@@ -158,20 +156,27 @@ impl Forward {
     async fn run(
         self,
         dialer: Arc<dyn PortDialer>,
-        mut to_pod: mpsc::Receiver<Bytes>,
+        to_pod: mpsc::Receiver<Bytes>,
         cancel: CancellationToken,
     ) {
         let dialled = tokio::select! {
             d = dialer.dial(&self.target.ports, self.port) => d,
             () = cancel.cancelled() => return,
         };
-        let tcp = match dialled {
-            Ok(tcp) => tcp,
+        match dialled {
+            Ok(tcp) => {
+                let channel = self.data;
+                relay(
+                    tcp,
+                    to_pod,
+                    &self.out,
+                    |data| framed(channel, &data),
+                    &cancel,
+                )
+                .await;
+            }
             Err(message) => {
-                let message = format!(
-                    "error forwarding port {} to pod {}: {message}",
-                    self.port, self.target.pod
-                );
+                let message = refusal(self.port, &self.target.pod, &message);
                 tracing::info!(%message, "port-forward");
                 if self
                     .out
@@ -181,50 +186,6 @@ impl Forward {
                 {
                     tracing::debug!("a port-forward error was not sent: the socket is gone");
                 }
-                return;
-            }
-        };
-        let (mut from_pod, mut into_pod) = tcp.into_split();
-        let up = async move {
-            while let Some(chunk) = to_pod.recv().await {
-                into_pod.write_all(&chunk).await?;
-            }
-            into_pod.shutdown().await
-        };
-        let down = async {
-            let mut buffer = vec![0u8; CHUNK];
-            loop {
-                match from_pod.read(&mut buffer).await {
-                    Ok(0) => return,
-                    Ok(n) => {
-                        if self
-                            .out
-                            .send(framed(self.data, &buffer[..n]))
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, port = self.port, "reading from the pod failed");
-                        return;
-                    }
-                }
-            }
-        };
-        tokio::pin!(up, down);
-        let mut up_done = false;
-        loop {
-            tokio::select! {
-                written = &mut up, if !up_done => {
-                    up_done = true;
-                    if let Err(e) = written {
-                        tracing::debug!(error = %e, port = self.port, "writing to the pod failed");
-                    }
-                }
-                () = &mut down => return,
-                () = cancel.cancelled() => return,
             }
         }
     }

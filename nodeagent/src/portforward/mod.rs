@@ -8,6 +8,7 @@
 //! - [`headers`]: header blocks and their dictionary-primed zlib stream.
 //! - [`session`]: one connection, its streams paired into forwards.
 //! - [`dial`]: reaching the pod's port inside its network namespace.
+//! - [`relay`]: one forwarded connection's bytes, both ways, whatever carries them.
 //! - [`tunnel`]: a WebSocket turned back into the byte stream SPDY runs on.
 //! - [`channels`]: the kubelet's WebSocket channel protocol (ports fixed by the request), for
 //!   the kube crate and the Python client.
@@ -16,6 +17,7 @@ pub mod channels;
 pub mod dial;
 pub mod frame;
 pub mod headers;
+pub mod relay;
 pub mod session;
 pub mod tunnel;
 

@@ -12,23 +12,23 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use super::PortForwardError;
 use super::dial::PortDialer;
 use super::frame::{FLAG_FIN, Frame, rst};
 use super::headers::{HeaderCodec, value};
+use super::relay::{Ended, refusal, relay};
 use crate::runtime::PodPorts;
 
 /// Frames waiting for the writer (a forward's reads stop when the client is slow).
 const OUTGOING: usize = 64;
 /// Chunks of client bytes waiting for a pod.
 const TO_POD: usize = 16;
-/// The most a forward reads from the pod per data frame.
-const CHUNK: usize = 32 * 1024;
 
 /// The pod a connection forwards to.
 #[derive(Debug, Clone)]
@@ -279,9 +279,9 @@ impl Session {
                 out: self.out.clone(),
             };
             let dialer = self.dialer.clone();
-            self.forwards.spawn(async move {
-                forward.run(dialer, to_pod, cancel).await;
-            });
+            let span = tracing::debug_span!("port_forward", pod = %forward.target.pod, port, stream = data);
+            self.forwards
+                .spawn(forward.run(dialer, to_pod, cancel).instrument(span));
         }
         Ok(())
     }
@@ -328,8 +328,6 @@ impl Forward {
         to_pod: mpsc::Receiver<Bytes>,
         cancel: CancellationToken,
     ) {
-        let span = tracing::debug_span!("port_forward", pod = %self.target.pod, port = self.port, stream = self.data);
-        let _entered = span.enter();
         let dialled = tokio::select! {
             d = dialer.dial(&self.target.ports, self.port) => Some(d),
             () = cancel.cancelled() => None,
@@ -337,13 +335,19 @@ impl Forward {
         let mut data_finished = false;
         match dialled {
             Some(Ok(tcp)) => {
-                data_finished = self.copy(tcp, to_pod, &cancel).await;
+                let stream = self.data;
+                let data = |data| Frame::Data {
+                    stream,
+                    fin: false,
+                    data,
+                };
+                if relay(tcp, to_pod, &self.out, data, &cancel).await == Ended::PodClosed {
+                    self.frame(self.data, true, Bytes::new()).await;
+                    data_finished = true;
+                }
             }
             Some(Err(message)) => {
-                let message = format!(
-                    "error forwarding port {} to pod {}: {message}",
-                    self.port, self.target.pod
-                );
+                let message = refusal(self.port, &self.target.pod, &message);
                 tracing::info!(%message, "port-forward");
                 self.frame(self.error, false, Bytes::from(message)).await;
             }
@@ -352,70 +356,6 @@ impl Forward {
         self.frame(self.error, true, Bytes::new()).await;
         if !data_finished {
             self.frame(self.data, true, Bytes::new()).await;
-        }
-    }
-
-    /// Copies both ways until the pod ends its side or the stream is cancelled; whether the
-    /// data stream was finished (FIN sent).
-    async fn copy(
-        &self,
-        tcp: tokio::net::TcpStream,
-        mut to_pod: mpsc::Receiver<Bytes>,
-        cancel: &CancellationToken,
-    ) -> bool {
-        let (mut from_pod, mut into_pod) = tcp.into_split();
-        let up = async move {
-            while let Some(chunk) = to_pod.recv().await {
-                into_pod.write_all(&chunk).await?;
-            }
-            // The client sends no more: the pod reads its end of stream.
-            into_pod.shutdown().await
-        };
-        let down = async {
-            let mut buffer = vec![0u8; CHUNK];
-            loop {
-                match from_pod.read(&mut buffer).await {
-                    Ok(0) => return true,
-                    Ok(n) => {
-                        let chunk = Bytes::copy_from_slice(&buffer[..n]);
-                        if self
-                            .out
-                            .send(Frame::Data {
-                                stream: self.data,
-                                fin: false,
-                                data: chunk,
-                            })
-                            .await
-                            .is_err()
-                        {
-                            return false;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "reading from the pod failed");
-                        return false;
-                    }
-                }
-            }
-        };
-        tokio::pin!(up, down);
-        let mut up_done = false;
-        loop {
-            tokio::select! {
-                written = &mut up, if !up_done => {
-                    up_done = true;
-                    if let Err(e) = written {
-                        tracing::debug!(error = %e, "writing to the pod failed");
-                    }
-                }
-                ended = &mut down => {
-                    if ended {
-                        self.frame(self.data, true, Bytes::new()).await;
-                    }
-                    return ended;
-                }
-                () = cancel.cancelled() => return false,
-            }
         }
     }
 

@@ -75,7 +75,7 @@ impl ProcessRuntime {
                     _ => None,
                 };
                 let mut proc = Proc {
-                    stdin: super::stdin::StdinState::after_restart(&record.config, &pipes),
+                    stdin: super::stdin::StdinState::after_restart(&record.config),
                     sandbox: record.sandbox.clone(),
                     config: record.config.clone(),
                     log: record.log.clone(),

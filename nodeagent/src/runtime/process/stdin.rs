@@ -38,7 +38,7 @@ impl StdinState {
 
     /// The state of a container found again after the agent restarted: a `stdinOnce` writer
     /// ended with the agent that held it.
-    pub(super) fn after_restart(config: &ContainerConfig, _pipes: &Pipes) -> StdinState {
+    pub(super) fn after_restart(config: &ContainerConfig) -> StdinState {
         match (config.stdin, config.stdin_once) {
             (false, _) => StdinState::Absent,
             (true, false) => StdinState::Held,
