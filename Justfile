@@ -19,7 +19,8 @@ e2e:
     python3 ops/bench/parity.py
 
 # Benchmarks: `just bench validate`, `just bench apiserver`, `just bench gitops`,
-# `just bench scheduler`, `just bench controllers`, `just bench pods`, `just bench portforward`
+# `just bench scheduler`, `just bench controllers`, `just bench controller_memory`,
+# `just bench pods`, `just bench portforward`
 # (numbers to stdout and bench-results/<what>.json).
 bench what="validate":
     cargo build --release

@@ -61,21 +61,13 @@ pub async fn lead(
     let scheduler = enabled
         .runs("scheduler")
         .then(|| Scheduler::new(client.clone(), metrics).run(leading.clone()));
-    let lifecycle = enabled
-        .runs("nodelifecycle")
-        .then(|| ferry_reconciler::lifecycle::run(client.clone(), lifecycle, leading.clone()));
     tokio::join!(
         async move {
             if let Some(s) = scheduler {
                 s.await;
             }
         },
-        async move {
-            if let Some(l) = lifecycle {
-                l.await;
-            }
-        },
-        ferry_reconciler::controllers::run(client, enabled, leading),
+        ferry_reconciler::controllers::run(client, enabled, lifecycle, leading),
     );
 }
 

@@ -29,7 +29,7 @@ fn pod(i: usize) -> Arc<PodInfo> {
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("rs-{owner}"), "uid": format!("uid-{owner}"), "controller": true}]},
         "spec": {"containers": [{"name": "c", "image": "x", "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]},
     });
-    Arc::new(PodInfo::of(Arc::new(serde_json::from_value(p).expect("pod"))).expect("info"))
+    Arc::new(PodInfo::of(&serde_json::from_value(p).expect("pod")).expect("info"))
 }
 
 fn rss_mib() -> f64 {

@@ -186,11 +186,17 @@ fn eviction_in(pod: &core::Pod, taints: &[core::Taint]) -> Option<i64> {
 /// How long node events are gathered before a pass they asked for.
 const NODE_EVENT_GATHER: Duration = Duration::from_millis(50);
 
-/// Runs the controller until `cancel` fires.
-pub async fn run(client: kube::Client, settings: LifecycleSettings, cancel: CancellationToken) {
+/// Runs the controller until `cancel` fires. `pods` is the controllers' shared pod cache
+/// (slimmed by `controllers::pods::slim`, which keeps the node, tolerations and deletion
+/// state this loop reads), so the pods are watched and held once in the process.
+pub async fn run(
+    client: kube::Client,
+    settings: LifecycleSettings,
+    pods: Store<core::Pod>,
+    cancel: CancellationToken,
+) {
     let (nodes, node_writer) = reflector::store::<core::Node>();
     let (leases, lease_writer) = reflector::store::<Lease>();
-    let (pods, pod_writer) = reflector::store::<core::Pod>();
     // A node that changed (Ready again, cordoned) is looked at at once, not at the next tick,
     // as kube-controller-manager's taint passes follow node updates.
     let changed = Arc::new(tokio::sync::Notify::new());
@@ -218,18 +224,7 @@ pub async fn run(client: kube::Client, settings: LifecycleSettings, cancel: Canc
     .default_backoff()
     .map(|_| ())
     .boxed();
-    let pod_stream = reflector::reflector(
-        pod_writer,
-        watcher(
-            Api::<core::Pod>::all(client.clone()),
-            watcher::Config::default().fields("spec.nodeName!="),
-        )
-        .map(|e| e.map(|e| e.modify(crate::controllers::pods::slim))),
-    )
-    .default_backoff()
-    .map(|_| ())
-    .boxed();
-    let tasks = [drive(node_stream), drive(lease_stream), drive(pod_stream)];
+    let tasks = [drive(node_stream), drive(lease_stream)];
     let recorder = Recorder::new(client.clone(), "node-controller", "");
     let mut tick = tokio::time::interval(settings.period);
     let mut first_seen: std::collections::HashMap<String, tokio::time::Instant> =
@@ -246,6 +241,10 @@ pub async fn run(client: kube::Client, settings: LifecycleSettings, cancel: Canc
         }
         if let Err(e) = nodes.wait_until_ready().await {
             tracing::warn!(error = %e, "the node cache is not ready");
+            continue;
+        }
+        if let Err(e) = pods.wait_until_ready().await {
+            tracing::warn!(error = %e, "the pod cache is not ready");
             continue;
         }
         monitor(

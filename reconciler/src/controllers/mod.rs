@@ -40,13 +40,26 @@ use tokio_util::sync::CancellationToken;
 pub use enabled::Enabled;
 pub use error::ControllerError;
 
-/// Runs the enabled workload controllers against the apiserver `client` talks to, until
-/// `cancel`.
-pub async fn run(client: kube::Client, enabled: Enabled, cancel: CancellationToken) {
+/// Runs the enabled workload controllers and node lifecycle against the apiserver `client`
+/// talks to, until `cancel`. They share one watch and one slimmed cache of the pods.
+pub async fn run(
+    client: kube::Client,
+    enabled: Enabled,
+    lifecycle: crate::lifecycle::LifecycleSettings,
+    cancel: CancellationToken,
+) {
     let recorder_d = Recorder::new(client.clone(), "deployment-controller", "");
     let pods = informer::Informer::<Pod>::slimmed(client.clone(), pods::slim);
     let sets = informer::Informer::<ReplicaSet>::new(client.clone());
     let mut loops: Vec<BoxFuture<'static, ()>> = Vec::new();
+    if enabled.runs("nodelifecycle") {
+        loops.push(Box::pin(crate::lifecycle::run(
+            client.clone(),
+            lifecycle,
+            pods.store(),
+            cancel.clone(),
+        )));
+    }
     if enabled.runs("replicaset") {
         loops.push(Box::pin(replicaset::controller::<ReplicaSet>(
             client.clone(),
@@ -135,6 +148,7 @@ pub async fn run(client: kube::Client, enabled: Enabled, cancel: CancellationTok
         )));
     }
     if [
+        "nodelifecycle",
         "replicaset",
         "replicationcontroller",
         "job",

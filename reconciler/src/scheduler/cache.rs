@@ -1,7 +1,7 @@
 //! The scheduler's view of the cluster: every node with what the pods on it (bound, or assumed
 //! by the scheduler and not yet bound) request and use.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1 as core;
@@ -84,6 +84,8 @@ pub struct Cache {
     placed: HashMap<PodKey, (String, Arc<PodInfo>)>,
     /// Controller owner uid → node → how many of its pods are there (to spread replicas).
     owners: HashMap<String, HashMap<String, u32>>,
+    /// The label sets of placed pods, each held once (30,000 replicas carry one set).
+    label_sets: HashSet<Arc<BTreeMap<String, String>>>,
     /// How many placed pods have required anti-affinity terms (checked against newcomers).
     with_anti_affinity: usize,
     /// Bumped on every change: a failed pod is retried when it moves.
@@ -94,6 +96,11 @@ impl Cache {
     /// The nodes, in a stable order.
     pub fn nodes(&self) -> &[NodeInfo] {
         &self.nodes
+    }
+
+    /// How many distinct label sets the placed pods carry.
+    pub fn label_sets(&self) -> usize {
+        self.label_sets.len()
     }
 
     /// A node by name.
@@ -148,11 +155,14 @@ impl Cache {
     /// moved (or refreshed).
     pub fn place(&mut self, pod: Arc<PodInfo>, node: &str) {
         self.unplace(&pod.key);
-        let pod = if pod.pod.spec.is_some() {
-            Arc::new(pod.slim())
-        } else {
-            pod
+        let labels = match self.label_sets.get(&pod.labels) {
+            Some(shared) => shared.clone(),
+            None => {
+                self.label_sets.insert(pod.labels.clone());
+                pod.labels.clone()
+            }
         };
+        let pod = Arc::new(pod.placed(labels));
         self.generation += 1;
         if let Some(i) = self.index.get(node) {
             self.nodes[*i].add_pod(pod.clone());
@@ -193,6 +203,14 @@ impl Cache {
         }
         if !pod.anti_affinity.is_empty() {
             self.with_anti_affinity = self.with_anti_affinity.saturating_sub(1);
+        }
+        // The set and this pod hold the last two references: nobody else carries the labels.
+        if self
+            .label_sets
+            .get(&pod.labels)
+            .is_some_and(|l| Arc::strong_count(l) <= 2)
+        {
+            self.label_sets.remove(&pod.labels);
         }
         Some((node, pod))
     }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use ferry_client::events::Involved;
 use ferry_schema::node_selector::NodeSelector;
 use ferry_schema::selector::{LabelSelector, SelectorError};
 use k8s_openapi::api::core::v1 as core;
@@ -105,15 +106,20 @@ impl Toleration {
     }
 }
 
-/// What the scheduler reads of a pod.
+/// What the scheduler reads of a pod, read once from the object, which is not kept (30,000
+/// pod objects would be most of the scheduler's memory).
 #[derive(Debug, Clone)]
 pub struct PodInfo {
     /// `namespace/name`.
     pub key: PodKey,
     /// Namespace.
     pub namespace: String,
-    /// Labels.
-    pub labels: BTreeMap<String, String>,
+    /// Name.
+    pub name: String,
+    /// uid (the binding's precondition).
+    pub uid: String,
+    /// Labels (shared by the placed pods that carry the same ones: a ReplicaSet's pods).
+    pub labels: Arc<BTreeMap<String, String>>,
     /// `spec.priority`.
     pub priority: i32,
     /// `spec.preemptionPolicy` is not `Never`.
@@ -142,8 +148,9 @@ pub struct PodInfo {
     pub spread: Vec<SpreadConstraint>,
     /// The controller owner's uid (a ReplicaSet's, a StatefulSet's), for spreading replicas.
     pub owner: Option<String>,
-    /// The object.
-    pub pod: Arc<core::Pod>,
+    /// The message of the pod's `PodScheduled=False` (reason Unschedulable) condition when it
+    /// was read, so that the same verdict is not written twice.
+    pub unschedulable: Option<String>,
 }
 
 /// A pod whose placement rules cannot be read.
@@ -158,8 +165,8 @@ pub struct PodInfoError {
 
 impl PodInfo {
     /// Reads a pod.
-    pub fn of(pod: Arc<core::Pod>) -> Result<PodInfo, PodInfoError> {
-        let key = key_of(&pod);
+    pub fn of(pod: &core::Pod) -> Result<PodInfo, PodInfoError> {
+        let key = key_of(pod);
         let fail = |error| PodInfoError {
             pod: key.clone(),
             error,
@@ -169,7 +176,8 @@ impl PodInfo {
             .namespace
             .clone()
             .unwrap_or_else(|| "default".into());
-        let spec = pod.spec.clone().unwrap_or_default();
+        let empty = core::PodSpec::default();
+        let spec = pod.spec.as_ref().unwrap_or(&empty);
         let affinity = spec.affinity.clone().unwrap_or_default();
         let node_affinity = affinity.node_affinity.unwrap_or_default();
         let required_nodes = node_affinity
@@ -240,7 +248,7 @@ impl PodInfo {
                 ))
             })
             .collect();
-        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        let labels = Arc::new(pod.metadata.labels.clone().unwrap_or_default());
         let spread = spec
             .topology_spread_constraints
             .iter()
@@ -278,7 +286,7 @@ impl PodInfo {
                 .as_ref()
                 .map(|t| t.0.to_string())
                 .unwrap_or_default(),
-            requests: Resources::requested_by(&pod),
+            requests: Resources::requested_by(pod),
             node_selector: spec.node_selector.clone().unwrap_or_default(),
             required_nodes,
             preferred_nodes,
@@ -293,30 +301,65 @@ impl PodInfo {
             owner,
             labels,
             key,
-            pod,
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            unschedulable: unschedulable_message(pod),
         })
     }
 
-    /// The same, keeping of the object only its identity: what the cache holds for a pod
-    /// that is placed (its spec is read already; 30,000 full pod objects would be most of
-    /// the scheduler's memory).
-    pub fn slim(&self) -> PodInfo {
-        let mut info = self.clone();
-        info.pod = Arc::new(core::Pod {
-            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
-                name: self.pod.metadata.name.clone(),
-                namespace: self.pod.metadata.namespace.clone(),
-                uid: self.pod.metadata.uid.clone(),
-                ..Default::default()
-            },
-            spec: None,
-            status: None,
-        });
-        info
+    /// What the cache keeps of a placed pod: what newcomers are checked and scored against
+    /// (labels, requests, owner, priority, host ports, pod (anti-)affinity), not what only
+    /// its own placement read (tolerations, node selection, spread).
+    pub fn placed(&self, labels: Arc<BTreeMap<String, String>>) -> PodInfo {
+        PodInfo {
+            key: self.key.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            uid: self.uid.clone(),
+            labels,
+            priority: self.priority,
+            may_preempt: self.may_preempt,
+            created: String::new(),
+            requests: self.requests.clone(),
+            node_selector: BTreeMap::new(),
+            required_nodes: None,
+            preferred_nodes: Vec::new(),
+            affinity: self.affinity.clone(),
+            anti_affinity: self.anti_affinity.clone(),
+            preferred_affinity: self.preferred_affinity.clone(),
+            tolerations: Vec::new(),
+            host_ports: self.host_ports.clone(),
+            spread: Vec::new(),
+            owner: self.owner.clone(),
+            unschedulable: None,
+        }
+    }
+
+    /// The pod as the subject of an Event.
+    pub fn involved(&self) -> Involved {
+        Involved {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            uid: self.uid.clone(),
+        }
     }
 
     /// Whether the pod tolerates a taint.
     pub fn tolerates(&self, taint: &core::Taint) -> bool {
         self.tolerations.iter().any(|t| t.tolerates(taint))
     }
+}
+
+/// The message of a pod's `PodScheduled=False` condition with reason Unschedulable.
+fn unschedulable_message(pod: &core::Pod) -> Option<String> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "PodScheduled" && c.reason.as_deref() == Some("Unschedulable"))?
+        .message
+        .clone()
 }

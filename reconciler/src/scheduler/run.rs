@@ -20,7 +20,7 @@ use super::metrics::SchedulerMetrics;
 use super::pod_info::{PodInfo, PodKey, key_of};
 use super::queue::SchedulingQueue;
 use super::{DEFAULT_SCHEDULER, preempt};
-use ferry_client::events::{Involved, Recorder};
+use ferry_client::events::Recorder;
 
 /// How many bindings may be in flight at once.
 const BINDINGS_IN_FLIGHT: usize = 64;
@@ -179,7 +179,8 @@ impl Scheduler {
             self.queue.remove(&key);
             return;
         }
-        let info = match PodInfo::of(Arc::new(pod)) {
+        let wanted = wants_a_node(&pod);
+        let info = match PodInfo::of(&pod) {
             Ok(info) => Arc::new(info),
             Err(e) => {
                 tracing::warn!(pod = %key, error = %e, "a pod's placement rules cannot be read");
@@ -191,7 +192,7 @@ impl Scheduler {
                 self.queue.remove(&key);
                 self.cache.place(info, &node);
             }
-            None if wants_a_node(&info.pod) && self.cache.placed_on(&key).is_none() => {
+            None if wanted && self.cache.placed_on(&key).is_none() => {
                 self.queue.add(info);
             }
             None => {}
@@ -239,7 +240,7 @@ impl Scheduler {
                 let client = self.client.clone();
                 let tx = bound_tx.clone();
                 let key = info.key.clone();
-                let pod = info.pod.clone();
+                let pod = info.clone();
                 tokio::spawn(
                     async move {
                         let result = bind(&client, &pod, &node).await;
@@ -271,21 +272,17 @@ impl Scheduler {
     async fn preempt(&self, pod: &PodInfo, p: &preempt::Preemption) {
         for victim in &p.victims {
             let api: Api<core::Pod> = Api::namespaced(self.client.clone(), &victim.namespace);
-            let name = victim.pod.metadata.name.clone().unwrap_or_default();
             tracing::info!(pod = %pod.key, victim = %victim.key, node = %p.node, "preempting");
-            if let Err(e) = api.delete(&name, &DeleteParams::default()).await {
+            if let Err(e) = api.delete(&victim.name, &DeleteParams::default()).await {
                 tracing::warn!(victim = %victim.key, error = %e, "a preemption victim could not be deleted");
                 continue;
             }
             self.recorder
                 .record(
-                    &Involved::pod(&victim.pod),
+                    &victim.involved(),
                     "Normal",
                     "Preempted",
-                    &format!(
-                        "Preempted by pod {}",
-                        pod.pod.metadata.uid.as_deref().unwrap_or_default()
-                    ),
+                    &format!("Preempted by pod {}", pod.uid),
                 )
                 .await;
         }
@@ -294,19 +291,8 @@ impl Scheduler {
     /// Writes `PodScheduled=False` (and a nominated node), and a FailedScheduling Event.
     async fn unschedulable(&self, info: &PodInfo, message: &str, nominated: Option<&str>) {
         let api: Api<core::Pod> = Api::namespaced(self.client.clone(), &info.namespace);
-        let name = info.pod.metadata.name.clone().unwrap_or_default();
-        let already = info
-            .pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| {
-                c.iter().any(|c| {
-                    c.type_ == "PodScheduled"
-                        && c.reason.as_deref() == Some("Unschedulable")
-                        && c.message.as_deref() == Some(message)
-                })
-            });
+        let name = &info.name;
+        let already = info.unschedulable.as_deref() == Some(message);
         if !already || nominated.is_some() {
             let mut status = json!({"conditions": [{
                 "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
@@ -318,7 +304,7 @@ impl Scheduler {
             }
             if let Err(e) = api
                 .patch_status(
-                    &name,
+                    name,
                     &PatchParams::default(),
                     &Patch::Strategic(json!({"status": status})),
                 )
@@ -328,12 +314,7 @@ impl Scheduler {
             }
         }
         self.recorder
-            .record(
-                &Involved::pod(&info.pod),
-                "Warning",
-                "FailedScheduling",
-                message,
-            )
+            .record(&info.involved(), "Warning", "FailedScheduling", message)
             .await;
     }
 
@@ -345,7 +326,7 @@ impl Scheduler {
                 if let Some(pod) = self.cache_pod(&bound.key) {
                     // Events are advice: recorded beside the loop, never in its way.
                     let recorder = self.recorder.clone();
-                    let about = Involved::pod(&pod.pod);
+                    let about = pod.involved();
                     let message = format!("Successfully assigned {} to {}", bound.key, bound.node);
                     tokio::spawn(async move {
                         recorder
@@ -375,12 +356,11 @@ impl Scheduler {
 }
 
 /// `POST pods/NAME/binding`.
-async fn bind(client: &kube::Client, pod: &core::Pod, node: &str) -> Result<(), kube::Error> {
-    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
-    let name = pod.metadata.name.as_deref().unwrap_or_default();
+async fn bind(client: &kube::Client, pod: &PodInfo, node: &str) -> Result<(), kube::Error> {
+    let (namespace, name) = (&pod.namespace, &pod.name);
     let binding = json!({
         "apiVersion": "v1", "kind": "Binding",
-        "metadata": {"name": name, "namespace": namespace, "uid": pod.metadata.uid},
+        "metadata": {"name": name, "namespace": namespace, "uid": pod.uid},
         "target": {"apiVersion": "v1", "kind": "Node", "name": node},
     });
     let body = serde_json::to_vec(&binding).map_err(kube::Error::SerdeError)?;

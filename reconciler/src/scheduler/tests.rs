@@ -42,7 +42,7 @@ fn pod(name: &str, cpu: &str, spec: Value) -> Arc<PodInfo> {
         "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu}}}]},
     });
     merge(&mut p, &json!({"spec": spec}));
-    Arc::new(PodInfo::of(Arc::new(serde_json::from_value(p).expect("pod"))).expect("pod info"))
+    Arc::new(PodInfo::of(&serde_json::from_value(p).expect("pod")).expect("pod info"))
 }
 
 fn cluster(nodes: &[Arc<core::Node>]) -> Cache {
@@ -189,17 +189,13 @@ fn inter_pod_affinity_anti_affinity_and_spread() {
     );
     // Affinity to a labelled pod's zone.
     let mut db = pod("db", "1m", json!({"nodeSelector": {"zone": "b"}}));
-    Arc::make_mut(&mut db)
-        .labels
-        .insert("app".into(), "db".into());
+    Arc::make_mut(&mut Arc::make_mut(&mut db).labels).insert("app".into(), "db".into());
     place(&mut cache, &mut algo, db).expect("db");
     let near = json!({"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
         {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "zone"}
     ]}}});
     let mut p = pod("near", "1m", near);
-    Arc::make_mut(&mut p)
-        .labels
-        .insert("app".into(), "api".into());
+    Arc::make_mut(&mut Arc::make_mut(&mut p).labels).insert("app".into(), "api".into());
     assert_eq!(algo.schedule(&p, &cache).expect("fits"), "b1");
     // Topology spread, DoNotSchedule, maxSkew 1 over zones: a, b, a, b...
     let mut cache = cluster(&[zone("a1", "a"), zone("a2", "a"), zone("b1", "b")]);
@@ -238,7 +234,7 @@ fn replicas_of_one_owner_spread_over_nodes() {
         let p = json!({"metadata": {"name": format!("r{i}"), "namespace": "default",
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "rs-1", "controller": true}]},
             "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "10m"}}}]}});
-        Arc::new(PodInfo::of(Arc::new(serde_json::from_value(p).expect("pod"))).expect("info"))
+        Arc::new(PodInfo::of(&serde_json::from_value(p).expect("pod")).expect("info"))
     };
     let mut counts = std::collections::BTreeMap::new();
     for i in 0..9 {
@@ -283,7 +279,7 @@ async fn the_queue_orders_by_priority_then_age_and_backs_off() {
     let p = |name: &str, prio: i32, created: &str| {
         let v = json!({"metadata": {"name": name, "namespace": "default", "creationTimestamp": created},
             "spec": {"priority": prio, "containers": [{"name": "c"}]}});
-        Arc::new(PodInfo::of(Arc::new(serde_json::from_value(v).expect("pod"))).expect("info"))
+        Arc::new(PodInfo::of(&serde_json::from_value(v).expect("pod")).expect("info"))
     };
     q.add(p("old-low", 0, "2026-01-01T00:00:00Z"));
     q.add(p("new-high", 10, "2026-01-02T00:00:00Z"));
@@ -311,4 +307,29 @@ async fn the_queue_orders_by_priority_then_age_and_backs_off() {
     // A node joining sends it back at once.
     q.cluster_changed();
     assert!(q.pop(Instant::now()).is_some());
+}
+
+#[test]
+fn placed_pods_keep_one_copy_of_their_labels_and_not_their_placement_rules() {
+    let mut cache = cluster(&[node("n1", "8", json!({})), node("n2", "8", json!({}))]);
+    let toleration = json!({"tolerations": [{"key": "k", "operator": "Exists"}]});
+    let a = pod("a", "1m", toleration.clone());
+    assert_eq!(a.tolerations.len(), 1);
+    cache.place(a, "n1");
+    cache.place(pod("b", "1m", toleration), "n2");
+    let placed = |node: &str| cache.node(node).expect("node").pods[0].clone();
+    let (a, b) = (placed("n1"), placed("n2"));
+    assert!(Arc::ptr_eq(&a.labels, &b.labels), "one shared label set");
+    assert_eq!(a.labels.get("app").map(String::as_str), Some("web"));
+    assert!(
+        a.tolerations.is_empty(),
+        "a placed pod's own rules are not kept"
+    );
+    assert_eq!(a.requests.milli_cpu, 1);
+    assert_eq!(cache.label_sets(), 1);
+    drop((a, b));
+    cache.unplace("default/a");
+    assert_eq!(cache.label_sets(), 1, "b still carries them");
+    cache.unplace("default/b");
+    assert_eq!(cache.label_sets(), 0, "forgotten with the last pod");
 }
