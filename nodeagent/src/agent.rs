@@ -262,7 +262,7 @@ impl NodeAgent {
                         EVENT_QUEUE,
                     )),
                     volume_root: n.volumes.clone(),
-                    allocatable: n.config.capacity.clone(),
+                    allocatable: Arc::new(n.config.capacity.clone()),
                     watches: n.volumes.as_ref().map(|_| watches.clone()),
                 };
                 (n.config.name.clone(), site)
@@ -294,7 +294,10 @@ impl NodeAgent {
                 None => break,
             };
             match event {
-                watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => {
+                watcher::Event::Apply(mut pod) | watcher::Event::InitApply(mut pod) => {
+                    // The kubelet never reads managedFields, and as parsed they are most of a
+                    // pod's memory (a worker holds its pod for the pod's life).
+                    pod.metadata.managed_fields = None;
                     let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
                         continue;
                     };

@@ -98,10 +98,11 @@ def main():
         api.stdout.readline()
         try:
             post(f"{base}/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}})
-            procs.append(subprocess.Popen(
+            node = subprocess.Popen(
                 [FERRY, "node", "--server", base, "--name", "hollow", "--count", str(NODES),
                  "--capacity", "cpu=32,memory=128Gi,pods=110"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(node)
             while ready_nodes(base) < NODES:
                 time.sleep(0.2)
             controller = subprocess.Popen([FERRY, "controller", "--server", base],
@@ -139,6 +140,7 @@ def main():
                 "startup_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 1) if latencies else None,
                 "controller_rss_mib": round(rss_mib(controller.pid), 1),
                 "apiserver_rss_mib": round(rss_mib(api.pid), 1),
+                "node_rss_mib": round(rss_mib(node.pid), 1),
             }
         finally:
             for p in reversed(procs):
@@ -156,6 +158,7 @@ def main():
         ("  pod startup p99 (ms)", result["startup_p99_ms"], ""),
         (f"controller RSS with {REPLICAS + ROLL} pods cached (MiB)", result["controller_rss_mib"], "<= 250"),
         ("apiserver RSS (MiB)", result["apiserver_rss_mib"], ""),
+        (f"ferry node RSS, {NODES} hollow nodes running {REPLICAS + ROLL} pods (MiB)", result["node_rss_mib"], ""),
     ]
     print(f'{"measure":<66}{"ferry":>12}  goal')
     for name, value, goal in rows:

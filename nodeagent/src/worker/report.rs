@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::core::v1 as core;
 use kube::api::{Api, Patch, PatchParams};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::status::{ContainerReport, PodReport};
 use super::{PodState, PodWorker, Slot, name_of};
@@ -90,8 +90,16 @@ impl PodWorker {
 
     /// Writes the status if it changed.
     pub(super) async fn report(&mut self) {
-        let status = self.pod_report().await.to_json(&self.last_status);
-        if status == self.last_status {
+        let previous: Value = match serde_json::from_str(&self.last_status) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(pod = %name_of(&self.pod), error = %e, "the last status written cannot be read back; writing it whole");
+                Value::Null
+            }
+        };
+        let status = self.pod_report().await.to_json(&previous);
+        let written = status.to_string();
+        if written == self.last_status {
             return;
         }
         let api: Api<core::Pod> = Api::namespaced(
@@ -107,7 +115,7 @@ impl PodWorker {
             )
             .await
         {
-            Ok(_) => self.last_status = status,
+            Ok(_) => self.last_status = written,
             Err(kube::Error::Api(e)) if e.code == 404 => {
                 tracing::debug!(pod = %name_of(&self.pod), "the pod is gone; its status is not written");
             }
