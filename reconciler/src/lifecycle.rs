@@ -186,16 +186,31 @@ fn eviction_in(pod: &core::Pod, taints: &[core::Taint]) -> Option<i64> {
 /// How long node events are gathered before a pass they asked for.
 const NODE_EVENT_GATHER: Duration = Duration::from_millis(50);
 
-/// Runs the controller until `cancel` fires. `pods` is the controllers' shared pod cache
-/// (slimmed by `controllers::pods::slim`, which keeps the node, tolerations and deletion
-/// state this loop reads), so the pods are watched and held once in the process.
+/// The controllers' shared caches node lifecycle reads: pods (slimmed by
+/// `controllers::pods::slim`, which keeps the node, tolerations and deletion state this loop
+/// reads) and nodes, with a stream of node changes, so that each is watched and held once in
+/// the process.
+pub struct SharedCaches {
+    /// Every pod.
+    pub pods: Store<core::Pod>,
+    /// Every node.
+    pub nodes: Store<core::Node>,
+    /// One item per node change (added, modified, deleted).
+    pub node_changes: futures::stream::BoxStream<'static, ()>,
+}
+
+/// Runs the controller until `cancel` fires.
 pub async fn run(
     client: kube::Client,
     settings: LifecycleSettings,
-    pods: Store<core::Pod>,
+    caches: SharedCaches,
     cancel: CancellationToken,
 ) {
-    let (nodes, node_writer) = reflector::store::<core::Node>();
+    let SharedCaches {
+        pods,
+        nodes,
+        node_changes,
+    } = caches;
     let (leases, lease_writer) = reflector::store::<Lease>();
     // A node that changed (Ready again, cordoned) is looked at at once, not at the next tick,
     // as kube-controller-manager's taint passes follow node updates.
@@ -204,16 +219,9 @@ pub async fn run(
     let drive = |stream: futures::stream::BoxStream<'static, ()>| {
         tokio::spawn(stream.for_each(|()| async {}))
     };
-    let node_stream = reflector::reflector(
-        node_writer,
-        watcher(
-            Api::<core::Node>::all(client.clone()),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .map(move |_| node_changed.notify_one())
-    .boxed();
+    let node_stream = node_changes
+        .map(move |()| node_changed.notify_one())
+        .boxed();
     let lease_stream = reflector::reflector(
         lease_writer,
         watcher(

@@ -30,6 +30,7 @@ pub mod serviceaccount;
 pub mod statefulset;
 
 use ferry_client::events::Recorder;
+use futures::StreamExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::{ControllerRevision, ReplicaSet};
 use k8s_openapi::api::batch::v1::Job;
@@ -52,11 +53,21 @@ pub async fn run(
     let pods = informer::Informer::<Pod>::slimmed(client.clone(), pods::slim);
     let sets = informer::Informer::<ReplicaSet>::new(client.clone());
     let mut loops: Vec<BoxFuture<'static, ()>> = Vec::new();
+    let nodes = informer::Informer::<Node>::new(client.clone());
     if enabled.runs("nodelifecycle") {
+        let node_changes = nodes
+            .subscribe(|n: &Node| vec![kube::runtime::reflector::ObjectRef::from_obj(n)])
+            .map(|_| ())
+            .boxed();
+        let caches = crate::lifecycle::SharedCaches {
+            pods: pods.store(),
+            nodes: nodes.store(),
+            node_changes,
+        };
         loops.push(Box::pin(crate::lifecycle::run(
             client.clone(),
             lifecycle,
-            pods.store(),
+            caches,
             cancel.clone(),
         )));
     }
@@ -85,7 +96,6 @@ pub async fn run(
     }
     let revisions = informer::Informer::<ControllerRevision>::new(client.clone());
     if enabled.runs("daemonset") {
-        let nodes = informer::Informer::<Node>::new(client.clone());
         let recorder = Recorder::new(client.clone(), "daemonset-controller", "");
         let caches = daemonset::Caches {
             pods: &pods,
@@ -98,6 +108,9 @@ pub async fn run(
             recorder,
             cancel.clone(),
         )));
+    }
+    if enabled.runs("daemonset") || enabled.runs("nodelifecycle") {
+        // The node watch starts once both readers have subscribed.
         let stop = cancel.clone();
         loops.push(Box::pin(async move { nodes.run(stop).await }));
     }

@@ -14,7 +14,8 @@ use super::resources::Resources;
 pub struct NodeInfo {
     /// The node's name.
     pub name: String,
-    /// The object.
+    /// The object as far as placement reads it (name, labels, spec, allocatable; see
+    /// [`placement_part`]).
     pub node: Arc<core::Node>,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
@@ -30,6 +31,26 @@ pub struct NodeInfo {
     pub pods: Vec<Arc<PodInfo>>,
     /// Host ports in use: (protocol, hostIP, port).
     pub used_ports: Vec<(String, String, i32)>,
+}
+
+/// What placement reads of a node: its name, labels, spec (taints, cordon) and allocatable.
+/// Conditions, addresses, images and the node's info change with heartbeats or not at all for
+/// the scheduler, and would be most of 5,000 cached nodes.
+pub fn placement_part(node: &core::Node) -> core::Node {
+    core::Node {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: node.metadata.name.clone(),
+            labels: node.metadata.labels.clone(),
+            ..Default::default()
+        },
+        spec: node.spec.clone(),
+        status: node.status.as_ref().map(|s| core::NodeStatus {
+            allocatable: s.allocatable.clone(),
+            // Capacity stands in for allocatable only where a node reports none.
+            capacity: s.capacity.clone().filter(|_| s.allocatable.is_none()),
+            ..Default::default()
+        }),
+    }
 }
 
 impl NodeInfo {
@@ -113,10 +134,10 @@ impl Cache {
         self.generation
     }
 
-    /// Adds or replaces a node (keeping its pods).
+    /// Adds or replaces a node (keeping its pods); only its [`placement_part`] is kept.
     pub fn upsert_node(&mut self, node: Arc<core::Node>) {
         self.generation += 1;
-        let mut info = NodeInfo::new(node);
+        let mut info = NodeInfo::new(Arc::new(placement_part(&node)));
         match self.index.get(&info.name) {
             Some(i) => {
                 let old = &mut self.nodes[*i];

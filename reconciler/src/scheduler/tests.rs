@@ -333,3 +333,33 @@ fn placed_pods_keep_one_copy_of_their_labels_and_not_their_placement_rules() {
     cache.unplace("default/b");
     assert_eq!(cache.label_sets(), 0, "forgotten with the last pod");
 }
+
+#[test]
+fn the_cache_keeps_of_a_node_what_placement_reads() {
+    let heartbeat = json!({
+        "metadata": {"labels": {"zone": "a"}, "annotations": {"note": "x"}},
+        "spec": {"taints": [{"key": "k", "value": "v", "effect": "NoSchedule"}]},
+        "status": {
+            "capacity": {"cpu": "8", "memory": "8Gi", "pods": "110"},
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+        },
+    });
+    let cache = cluster(&[node("n1", "4", heartbeat)]);
+    let info = cache.node("n1").expect("node");
+    let status = info.node.status.as_ref().expect("status");
+    assert!(status.conditions.is_none() && status.addresses.is_none());
+    assert!(status.capacity.is_none(), "allocatable is reported");
+    assert!(info.node.metadata.annotations.is_none());
+    assert_eq!(info.labels.get("zone").map(String::as_str), Some("a"));
+    assert_eq!(info.taints.len(), 1);
+    assert_eq!(info.allocatable.milli_cpu, 4000);
+
+    // A node reporting only capacity is offered by it.
+    let mut bare =
+        json!({"metadata": {"name": "n2"}, "status": {"capacity": {"cpu": "2", "pods": "10"}}});
+    bare["spec"] = json!({});
+    let mut cache = Cache::default();
+    cache.upsert_node(Arc::new(serde_json::from_value(bare).expect("node")));
+    assert_eq!(cache.node("n2").expect("node").allocatable.milli_cpu, 2000);
+}
