@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from procs import free_port, get, post, ready_nodes, rss_mib
+from procs import get, post, ready_nodes, rss_mib, start_apiserver, stop_all
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FERRY = os.environ.get("FERRY_BIN", os.path.join(ROOT, "target", "release", "ferry"))
@@ -51,13 +51,8 @@ def main():
     procs = []
     results = {}
     with tempfile.TemporaryDirectory(prefix="ferry-bench-controller-memory-") as work:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        api = subprocess.Popen([FERRY, "apiserver", "--data-dir", os.path.join(work, "data"),
-                                "--listen", f"127.0.0.1:{port}"],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        api, base = start_apiserver(FERRY, work)
         procs.append(api)
-        api.stdout.readline()
         try:
             post(f"{base}/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}})
             post(f"{base}/apis/apps/v1/namespaces/bench/replicasets", {
@@ -97,13 +92,7 @@ def main():
                 controller.terminate()
                 controller.wait(timeout=30)
         finally:
-            for p in reversed(procs):
-                p.terminate()
-            for p in procs:
-                try:
-                    p.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop_all(procs)
     print(f'{"ferry controller --controllers":<34}{"RSS MiB":>10}{"own (RssAnon)":>15}{"peak":>8}')
     for loops, r in results.items():
         print(f"{loops:<34}{r['rss_mib']:>10}{r['anon_mib']:>15}{r['peak_mib']:>8}")

@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.request
 
-from procs import free_port, get, patch, post, ready_nodes, rss_mib
+from procs import get, patch, post, ready_nodes, rss_mib, start_apiserver, stop_all
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FERRY = os.environ.get("FERRY_BIN", os.path.join(ROOT, "target", "release", "ferry"))
@@ -89,13 +89,8 @@ def main():
         sys.exit(f"build first: {FERRY} is missing (just bench controllers builds it)")
     procs = []
     with tempfile.TemporaryDirectory(prefix="ferry-bench-controllers-") as work:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        api = subprocess.Popen([FERRY, "apiserver", "--data-dir", os.path.join(work, "data"),
-                                "--listen", f"127.0.0.1:{port}"],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        api, base = start_apiserver(FERRY, work)
         procs.append(api)
-        api.stdout.readline()
         try:
             post(f"{base}/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}})
             node = subprocess.Popen(
@@ -143,13 +138,7 @@ def main():
                 "node_rss_mib": round(rss_mib(node.pid), 1),
             }
         finally:
-            for p in reversed(procs):
-                p.terminate()
-            for p in procs:
-                try:
-                    p.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+            stop_all(procs)
     rows = [
         (f"rolling update, {ROLL} replicas, maxSurge 25% (s)", result["rolling_update_s"], "<= 10"),
         (f"density: {REPLICAS} replicas on {NODES} nodes, apply -> available (s)", result["density_s"], "<= 60"),

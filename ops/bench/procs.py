@@ -1,8 +1,10 @@
-"""What the benchmark scripts share about the processes they start: a free loopback port, a
-process's resident memory and CPU time, and plain JSON calls to the apiserver."""
+"""What the benchmark scripts share about the processes they start: a free loopback port, an
+apiserver on SQLite and the stopping of everything started, a process's resident memory and CPU
+time, and plain JSON calls to the apiserver."""
 import json
 import os
 import socket
+import subprocess
 import urllib.request
 
 
@@ -10,6 +12,28 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def start_apiserver(ferry, work):
+    """`ferry apiserver` on SQLite under `work`, on a free loopback port, once it listens:
+    (process, base URL)."""
+    port = free_port()
+    api = subprocess.Popen([ferry, "apiserver", "--data-dir", os.path.join(work, "data"),
+                            "--listen", f"127.0.0.1:{port}"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    api.stdout.readline()
+    return api, f"http://127.0.0.1:{port}"
+
+
+def stop_all(procs):
+    """SIGTERM to every process, newest first; SIGKILL to one that has not ended in 20 s."""
+    for p in reversed(procs):
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
 
 
 def rss_mib(pid, field="VmRSS"):

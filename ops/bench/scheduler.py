@@ -24,7 +24,7 @@ import threading
 import time
 import urllib.request
 
-from procs import cpu_seconds, free_port, get, post, ready_nodes, rss_mib
+from procs import cpu_seconds, get, post, ready_nodes, rss_mib, start_apiserver, stop_all
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FERRY = os.environ.get("FERRY_BIN", os.path.join(ROOT, "target", "release", "ferry"))
@@ -55,14 +55,9 @@ def algorithm():
 
 
 def end_to_end(work):
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     procs = []
-    api = subprocess.Popen([FERRY, "apiserver", "--data-dir", os.path.join(work, "data"),
-                            "--listen", f"127.0.0.1:{port}"],
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    api, base = start_apiserver(FERRY, work)
     procs.append(api)
-    api.stdout.readline()
     try:
         post(f"{base}/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}})
         started = time.monotonic()
@@ -151,13 +146,7 @@ def end_to_end(work):
         }
         return result
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs)
 
 
 def main():
