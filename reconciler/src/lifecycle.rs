@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use ferry_client::events::{Involved, Recorder};
 
+use crate::controllers::cached_pod::CachedPod;
+
 /// The taint of a node whose agent stopped renewing its Lease.
 pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 /// The taint of a node that reports NotReady.
@@ -132,12 +134,13 @@ fn judge(
 
 /// How long a pod may stay on a node with these NoExecute taints: `Some(0)` now, `Some(n)`
 /// after n seconds since the taint was added, `None` never.
-fn eviction_in(pod: &core::Pod, taints: &[core::Taint]) -> Option<i64> {
+fn eviction_in(pod: &CachedPod, taints: &[core::Taint]) -> Option<i64> {
     let tolerations = pod
         .spec
         .as_ref()
         .and_then(|s| s.tolerations.clone())
         .unwrap_or_default();
+    let tolerations = tolerations.as_slice();
     let mut soonest: Option<i64> = None;
     for taint in taints.iter().filter(|t| t.effect == "NoExecute") {
         let tolerating = tolerations.iter().filter(|t| {
@@ -186,13 +189,13 @@ fn eviction_in(pod: &core::Pod, taints: &[core::Taint]) -> Option<i64> {
 /// How long node events are gathered before a pass they asked for.
 const NODE_EVENT_GATHER: Duration = Duration::from_millis(50);
 
-/// The controllers' shared caches node lifecycle reads: pods (slimmed by
-/// `controllers::pods::slim`, which keeps the node, tolerations and deletion state this loop
+/// The controllers' shared caches node lifecycle reads: pods (as
+/// `controllers::cached_pod::CachedPod`, which keeps the node, tolerations and deletion state this loop
 /// reads) and nodes, with a stream of node changes, so that each is watched and held once in
 /// the process.
 pub struct SharedCaches {
     /// Every pod.
-    pub pods: Store<core::Pod>,
+    pub pods: Store<CachedPod>,
     /// Every node.
     pub nodes: Store<core::Node>,
     /// One item per node change (added, modified, deleted).
@@ -275,7 +278,7 @@ async fn monitor(
     client: &kube::Client,
     nodes: &Store<core::Node>,
     leases: &Store<Lease>,
-    pods: &Store<core::Pod>,
+    pods: &Store<CachedPod>,
     settings: LifecycleSettings,
     recorder: &Recorder,
     first_seen: &mut std::collections::HashMap<String, tokio::time::Instant>,
@@ -294,7 +297,7 @@ async fn monitor(
     first_seen.retain(|name, _| names.contains(name));
     // The live pods of each node, grouped once (not a scan of every pod per tainted node).
     let all_pods = pods.state();
-    let mut by_node: std::collections::HashMap<&str, Vec<&Arc<core::Pod>>> =
+    let mut by_node: std::collections::HashMap<&str, Vec<&Arc<CachedPod>>> =
         std::collections::HashMap::new();
     for pod in all_pods
         .iter()
@@ -318,7 +321,7 @@ async fn monitor(
         if !names.contains(node) {
             recorder
                 .record(
-                    &Involved::pod(pod),
+                    &Involved::of(pod.as_ref()),
                     "Warning",
                     "NodeNotFound",
                     &format!(
@@ -426,7 +429,7 @@ async fn monitor(
                     Ok(_) => {
                         recorder
                             .record(
-                                &Involved::pod(pod),
+                                &Involved::of(pod.as_ref()),
                                 "Normal",
                                 "TaintManagerEviction",
                                 &format!("Marking for deletion Pod {ns}/{pod_name}"),
@@ -515,7 +518,7 @@ mod tests {
             json!({"key": UNREACHABLE, "effect": "NoExecute", "timeAdded": now()}),
         )
         .expect("taint");
-        let pod = |tolerations: Value| -> core::Pod {
+        let pod = |tolerations: Value| -> CachedPod {
             serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": [], "tolerations": tolerations}})).expect("pod")
         };
         assert_eq!(

@@ -13,7 +13,7 @@ use std::time::Duration;
 use ferry_schema::intstr::scaled;
 use ferry_schema::selector::LabelSelector;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Pod, ReplicationController};
+use k8s_openapi::api::core::v1::ReplicationController;
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -30,13 +30,14 @@ use super::informer::Informer;
 use super::owner::{controller_of, key_of};
 use super::pods;
 use super::runner;
+use crate::controllers::cached_pod::CachedPod;
 
 /// How long an evicted pod counts as disrupted if it does not go.
 const DISRUPTION_TIMEOUT: i64 = 120;
 
 struct Context {
     client: kube::Client,
-    pods: Store<Pod>,
+    pods: Store<CachedPod>,
     backoff: Backoff,
 }
 
@@ -54,7 +55,7 @@ fn selector_of(pdb: &PodDisruptionBudget) -> Result<LabelSelector, ControllerErr
 /// The disruption controller, subscribed to `pods`; runs until `cancel`.
 pub fn controller(
     client: kube::Client,
-    pods: &Informer<Pod>,
+    pods: &Informer<CachedPod>,
     cancel: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
     let controller = Controller::new(
@@ -62,7 +63,7 @@ pub fn controller(
         watcher::Config::default(),
     );
     let budgets = controller.store();
-    let triggers = pods.subscribe(move |pod: &Pod| {
+    let triggers = pods.subscribe(move |pod: &CachedPod| {
         runner::in_namespace_of(pod, &budgets, |b, pod| {
             selector_of(b).is_ok_and(|s| s.matches_labels(pod.labels()))
         })
@@ -84,7 +85,7 @@ async fn reconcile(
     let ns = pdb.namespace().unwrap_or_default();
     let spec = pdb.spec.clone().unwrap_or_default();
     let selector = selector_of(&pdb)?;
-    let selected: Vec<Arc<Pod>> = ctx
+    let selected: Vec<Arc<CachedPod>> = ctx
         .pods
         .state()
         .into_iter()
@@ -204,7 +205,7 @@ fn invalid(key: &str, e: impl std::fmt::Display) -> ControllerError {
 async fn expected_pods(
     client: &kube::Client,
     spec: &k8s_openapi::api::policy::v1::PodDisruptionBudgetSpec,
-    selected: &[Arc<Pod>],
+    selected: &[Arc<CachedPod>],
 ) -> Result<i32, ControllerError> {
     if matches!(spec.min_available, Some(IntOrString::Int(_))) {
         return Ok(selected.len() as i32);

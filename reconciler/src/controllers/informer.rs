@@ -30,7 +30,6 @@ where
     store: Store<K>,
     writer: Mutex<Option<reflector::store::Writer<K>>>,
     subscribers: Arc<Mutex<Vec<Subscriber<K>>>>,
-    slim: fn(&mut K),
 }
 
 impl<K> Informer<K>
@@ -38,20 +37,15 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     /// An informer of every `K` the client may see.
+    /// (A cache that should hold only some fields of a kind reads them into a type of its own,
+    /// as the pods' [`super::cached_pod::CachedPod`] does.)
     pub fn new(client: kube::Client) -> Informer<K> {
-        Informer::slimmed(client, |_| {})
-    }
-
-    /// An informer that trims every object with `slim` before caching it, so the cache holds
-    /// only the fields its readers use.
-    pub fn slimmed(client: kube::Client, slim: fn(&mut K)) -> Informer<K> {
         let (store, writer) = reflector::store();
         Informer {
             api: Api::all(client),
             store,
             writer: Mutex::new(Some(writer)),
             subscribers: Arc::default(),
-            slim,
         }
     }
 
@@ -94,12 +88,9 @@ where
             return;
         };
         let subscribers = self.subscribers.clone();
-        let slim = self.slim;
         let events = reflector::reflector(
             writer,
-            watcher(self.api.clone(), watcher::Config::default())
-                .default_backoff()
-                .map(move |e| e.map(|e| e.modify(slim))),
+            watcher(self.api.clone(), watcher::Config::default()).default_backoff(),
         );
         let mut events = std::pin::pin!(events.take_until(cancel.cancelled_owned()));
         while let Some(event) = events.next().await {

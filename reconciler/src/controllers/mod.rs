@@ -8,6 +8,7 @@
 //! [`quota`] (ResourceQuota usage, charged by the apiserver's admission),
 //! [`serviceaccount`] and the garbage collector ([`gc`]).
 
+pub mod cached_pod;
 pub mod conditions;
 pub mod cronjob;
 pub mod daemonset;
@@ -34,7 +35,7 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::apps::v1::{ControllerRevision, ReplicaSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, ReplicationController};
+use k8s_openapi::api::core::v1::{Endpoints, Node, ReplicationController};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use tokio_util::sync::CancellationToken;
 
@@ -42,7 +43,8 @@ pub use enabled::Enabled;
 pub use error::ControllerError;
 
 /// Runs the enabled workload controllers and node lifecycle against the apiserver `client`
-/// talks to, until `cancel`. They share one watch and one slimmed cache of the pods.
+/// talks to, until `cancel`. They share one watch and one cache of the pods, in the
+/// controllers' own shape ([`cached_pod`]).
 pub async fn run(
     client: kube::Client,
     enabled: Enabled,
@@ -50,7 +52,7 @@ pub async fn run(
     cancel: CancellationToken,
 ) {
     let recorder_d = Recorder::new(client.clone(), "deployment-controller", "");
-    let pods = informer::Informer::<Pod>::slimmed(client.clone(), pods::slim);
+    let pods = informer::Informer::<cached_pod::CachedPod>::new(client.clone());
     let sets = informer::Informer::<ReplicaSet>::new(client.clone());
     let mut loops: Vec<BoxFuture<'static, ()>> = Vec::new();
     let nodes = informer::Informer::<Node>::new(client.clone());

@@ -13,6 +13,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::error::ControllerError;
+use crate::controllers::cached_pod::CachedPod;
 
 /// The reference a controller puts on the children it creates or adopts.
 pub fn controller_ref<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReference {
@@ -179,7 +180,7 @@ mod tests {
     use k8s_openapi::api::apps::v1::ReplicaSet;
     use k8s_openapi::api::core::v1::Pod;
 
-    fn pod(name: &str, app: &str, owner: Option<&str>) -> Arc<Pod> {
+    fn pod(name: &str, app: &str, owner: Option<&str>) -> Arc<CachedPod> {
         let mut p = Pod::default();
         p.metadata.name = Some(name.into());
         p.metadata.labels = Some([("app".to_owned(), app.to_owned())].into());
@@ -190,7 +191,7 @@ mod tests {
                 ..OwnerReference::default()
             }]
         });
-        Arc::new(p)
+        Arc::new(CachedPod::of(&p))
     }
 
     #[test]
@@ -209,7 +210,7 @@ mod tests {
                 pod("unrelated", "db", None),
             ],
         );
-        let names = |v: &[Arc<Pod>]| v.iter().map(|p| p.name_any()).collect::<Vec<_>>();
+        let names = |v: &[Arc<CachedPod>]| v.iter().map(|p| p.name_any()).collect::<Vec<_>>();
         assert_eq!(names(&c.owned), ["mine"]);
         assert_eq!(names(&c.adopt), ["orphan"]);
         assert_eq!(names(&c.release), ["strayed"]);

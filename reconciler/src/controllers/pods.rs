@@ -7,137 +7,30 @@ use std::cmp::Reverse;
 use std::sync::Arc;
 
 use futures::future::join_all;
-use k8s_openapi::api::core::v1::{
-    Container, ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodCondition,
-    PodSpec, PodStatus, PodTemplateSpec,
-};
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, PostParams};
 
+use super::cached_pod::CachedPod;
 use super::error::ControllerError;
 
 /// The most creations or deletions one reconcile makes (kube-controller-manager's
 /// `burstReplicas`).
 pub const BURST: usize = 500;
 
-/// Trims a pod to what the controllers and node lifecycle read, so that 30,000 cached pods
-/// stay small (the cache is shared by every workload controller and node lifecycle):
-/// - metadata without annotations, managed fields or generateName;
-/// - of the spec: the node, tolerations, priority, hostname and subdomain, an unbound
-///   DaemonSet pod's node affinity, and only the containers that have named ports, with only
-///   those ports (the Endpoints controller resolves named target ports);
-/// - of the status: phase and IP; of a running pod, its Ready condition and any condition the
-///   kubelet does not write itself (DisruptionTarget, readiness gates), and the container
-///   statuses that restarted or ended (the scale-down order counts restarts); of a finished
-///   pod, every condition and container status (a Job's failure policy reads them).
-pub fn slim(pod: &mut Pod) {
-    pod.metadata.managed_fields = None;
-    pod.metadata.annotations = None;
-    pod.metadata.generate_name = None;
-    // A DaemonSet's pod names its node in its affinity until it is bound.
-    let daemon = super::owner::controller_of(&pod.metadata).is_some_and(|r| r.kind == "DaemonSet");
-    if let Some(spec) = pod.spec.take() {
-        let bound = spec.node_name.as_ref().is_some_and(|n| !n.is_empty());
-        pod.spec = Some(PodSpec {
-            node_name: spec.node_name,
-            tolerations: spec.tolerations,
-            priority: spec.priority,
-            affinity: spec.affinity.filter(|_| daemon && !bound),
-            hostname: spec.hostname,
-            subdomain: spec.subdomain,
-            containers: spec
-                .containers
-                .into_iter()
-                .filter_map(|c| {
-                    let named: Vec<_> = c
-                        .ports
-                        .into_iter()
-                        .flatten()
-                        .filter(|p| p.name.is_some())
-                        .collect();
-                    (!named.is_empty()).then(|| Container {
-                        name: c.name,
-                        ports: Some(named),
-                        ..Container::default()
-                    })
-                })
-                .collect(),
-            ..PodSpec::default()
-        });
-    }
-    let finished = is_finished(pod);
-    if let Some(status) = pod.status.take() {
-        let conditions = status.conditions.map(|all| {
-            all.into_iter()
-                .filter(|c| finished || !KUBELET_CONDITIONS.contains(&c.type_.as_str()))
-                .map(|c| PodCondition {
-                    message: None,
-                    last_probe_time: None,
-                    ..c
-                })
-                .collect::<Vec<_>>()
-        });
-        let containers = |all: Vec<ContainerStatus>| {
-            let kept: Vec<_> = slim_containers(all)
-                .into_iter()
-                .filter(|c| finished || c.restart_count > 0 || c.state.is_some())
-                .collect();
-            (!kept.is_empty()).then_some(kept)
-        };
-        pod.status = Some(PodStatus {
-            phase: status.phase,
-            pod_ip: status.pod_ip,
-            conditions: conditions.filter(|c| !c.is_empty()),
-            container_statuses: status.container_statuses.and_then(containers),
-            init_container_statuses: status.init_container_statuses.and_then(containers),
-            ..PodStatus::default()
-        });
-    }
-}
-
-/// The conditions the kubelet sets on every pod that no controller reads (Ready, which they
-/// read, is kept).
-const KUBELET_CONDITIONS: &[&str] = &[
-    "PodScheduled",
-    "Initialized",
-    "ContainersReady",
-    "PodReadyToStartContainers",
-];
-
-/// Each container's name, restarts, and how it ended if it did (the Job controller's failure
-/// policy reads exit codes, its back-off the time).
-fn slim_containers(all: Vec<ContainerStatus>) -> Vec<ContainerStatus> {
-    all.into_iter()
-        .map(|c| ContainerStatus {
-            name: c.name,
-            restart_count: c.restart_count,
-            state: c.state.and_then(|s| s.terminated).map(|t| ContainerState {
-                terminated: Some(ContainerStateTerminated {
-                    exit_code: t.exit_code,
-                    finished_at: t.finished_at,
-                    reason: t.reason,
-                    ..ContainerStateTerminated::default()
-                }),
-                ..ContainerState::default()
-            }),
-            ..ContainerStatus::default()
-        })
-        .collect()
-}
-
 /// Neither finished nor being deleted.
-pub fn is_active(pod: &Pod) -> bool {
+pub fn is_active(pod: &CachedPod) -> bool {
     pod.metadata.deletion_timestamp.is_none() && !is_finished(pod)
 }
 
 /// Whether the pod has ended (`Succeeded` or `Failed`).
-pub fn is_finished(pod: &Pod) -> bool {
+pub fn is_finished(pod: &CachedPod) -> bool {
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
     matches!(phase, Some("Succeeded" | "Failed"))
 }
 
 /// When the pod became Ready, if it is.
-pub fn ready_since(pod: &Pod) -> Option<jiff::Timestamp> {
+pub fn ready_since(pod: &CachedPod) -> Option<jiff::Timestamp> {
     let condition = pod
         .status
         .as_ref()?
@@ -155,12 +48,12 @@ pub fn ready_since(pod: &Pod) -> Option<jiff::Timestamp> {
 }
 
 /// Ready.
-pub fn is_ready(pod: &Pod) -> bool {
+pub fn is_ready(pod: &CachedPod) -> bool {
     ready_since(pod).is_some()
 }
 
 /// Ready for at least `min_ready_seconds` at `now`.
-pub fn is_available(pod: &Pod, min_ready_seconds: i32, now: jiff::Timestamp) -> bool {
+pub fn is_available(pod: &CachedPod, min_ready_seconds: i32, now: jiff::Timestamp) -> bool {
     ready_since(pod).is_some_and(|since| {
         min_ready_seconds <= 0
             || now.as_second() - since.as_second() >= i64::from(min_ready_seconds)
@@ -169,7 +62,7 @@ pub fn is_available(pod: &Pod, min_ready_seconds: i32, now: jiff::Timestamp) -> 
 
 /// Seconds until a ready pod becomes available, if it is ready and not yet available.
 pub fn seconds_to_available(
-    pod: &Pod,
+    pod: &CachedPod,
     min_ready_seconds: i32,
     now: jiff::Timestamp,
 ) -> Option<i64> {
@@ -181,7 +74,7 @@ pub fn seconds_to_available(
 /// What a controller does after a pass over its pods: look again when the first ready pod
 /// becomes available (after `minReadySeconds`), or wait for a change.
 pub fn until_available<'a>(
-    pods: impl IntoIterator<Item = &'a Arc<Pod>>,
+    pods: impl IntoIterator<Item = &'a Arc<CachedPod>>,
     min_ready_seconds: i32,
     now: jiff::Timestamp,
 ) -> kube::runtime::controller::Action {
@@ -200,7 +93,7 @@ pub fn until_available<'a>(
 /// Orders pods so that the first are the ones to delete on a scale-down: unscheduled before
 /// scheduled, Pending before Unknown before Running, not ready before ready, ready for less
 /// time before longer, more restarts before fewer, newer before older.
-pub fn deletion_order(pods: &mut [Arc<Pod>]) {
+pub fn deletion_order(pods: &mut [Arc<CachedPod>]) {
     pods.sort_by_cached_key(|p| {
         let status = p.status.as_ref();
         let scheduled = p
@@ -309,7 +202,7 @@ pub async fn create_each(api: &Api<Pod>, mut pods: Vec<Pod>) -> Created {
 /// failure.
 pub async fn delete_all(
     api: &Api<Pod>,
-    pods: &[Arc<Pod>],
+    pods: &[Arc<CachedPod>],
 ) -> (Vec<String>, Option<ControllerError>) {
     let results = join_all(pods.iter().map(|p| async move {
         let name = p.metadata.name.clone().unwrap_or_default();
@@ -338,7 +231,8 @@ pub async fn delete_all(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{PodCondition, PodSpec, PodStatus};
+    use crate::controllers::cached_pod::{CachedPodSpec, CachedPodStatus};
+    use k8s_openapi::api::core::v1::PodCondition;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     pub(crate) fn ts(s: i64) -> jiff::Timestamp {
@@ -352,18 +246,18 @@ pub(crate) mod tests {
         phase: &str,
         ready_at: Option<i64>,
         created: i64,
-    ) -> Arc<Pod> {
-        Arc::new(Pod {
+    ) -> Arc<CachedPod> {
+        Arc::new(CachedPod {
             metadata: ObjectMeta {
                 name: Some(name.into()),
                 creation_timestamp: Some(Time(ts(created))),
                 ..ObjectMeta::default()
             },
-            spec: Some(PodSpec {
+            spec: Some(CachedPodSpec {
                 node_name: node.then(|| "n1".to_owned()),
-                ..PodSpec::default()
+                ..CachedPodSpec::default()
             }),
-            status: Some(PodStatus {
+            status: Some(CachedPodStatus {
                 phase: Some(phase.into()),
                 conditions: ready_at.map(|t| {
                     vec![PodCondition {
@@ -373,7 +267,7 @@ pub(crate) mod tests {
                         ..PodCondition::default()
                     }]
                 }),
-                ..PodStatus::default()
+                ..CachedPodStatus::default()
             }),
         })
     }
@@ -414,121 +308,5 @@ pub(crate) mod tests {
         assert_eq!(seconds_to_available(&p, 10, ts(105)), Some(5));
         assert!(is_available(&p, 10, ts(110)));
         assert!(!is_active(&pod("done", true, "Succeeded", None, 1)));
-    }
-
-    fn kubelet_status(phase: &str) -> PodStatus {
-        let condition = |t: &str| PodCondition {
-            type_: t.into(),
-            status: "True".into(),
-            message: Some("long words".into()),
-            ..PodCondition::default()
-        };
-        let status = |name: &str, restarts: i32| ContainerStatus {
-            name: name.into(),
-            restart_count: restarts,
-            ready: true,
-            image: "busybox:1".into(),
-            ..ContainerStatus::default()
-        };
-        PodStatus {
-            phase: Some(phase.into()),
-            pod_ip: Some("10.0.0.7".into()),
-            host_ip: Some("127.0.0.1".into()),
-            conditions: Some(
-                [
-                    "PodScheduled",
-                    "Initialized",
-                    "ContainersReady",
-                    "Ready",
-                    "DisruptionTarget",
-                ]
-                .map(condition)
-                .to_vec(),
-            ),
-            container_statuses: Some(vec![status("steady", 0), status("flaky", 2)]),
-            ..PodStatus::default()
-        }
-    }
-
-    #[test]
-    fn slim_keeps_what_the_controllers_read() {
-        use k8s_openapi::api::core::v1::ContainerPort;
-        let port = |name: Option<&str>, n: i32| ContainerPort {
-            name: name.map(str::to_owned),
-            container_port: n,
-            ..ContainerPort::default()
-        };
-        let mut running = Pod {
-            metadata: ObjectMeta {
-                name: Some("web-1".into()),
-                generate_name: Some("web-".into()),
-                annotations: Some([("a".to_owned(), "b".to_owned())].into()),
-                ..ObjectMeta::default()
-            },
-            spec: Some(PodSpec {
-                node_name: Some("n1".into()),
-                containers: vec![
-                    Container {
-                        name: "app".into(),
-                        image: Some("busybox:1".into()),
-                        ports: Some(vec![port(Some("http"), 8080), port(None, 9090)]),
-                        ..Container::default()
-                    },
-                    Container {
-                        name: "sidecar".into(),
-                        ports: Some(vec![port(None, 7000)]),
-                        ..Container::default()
-                    },
-                ],
-                ..PodSpec::default()
-            }),
-            status: Some(kubelet_status("Running")),
-        };
-        let mut failed = running.clone();
-        failed.status = Some(kubelet_status("Failed"));
-        slim(&mut running);
-        slim(&mut failed);
-
-        assert!(running.metadata.annotations.is_none());
-        assert!(running.metadata.generate_name.is_none());
-        let spec = running.spec.as_ref().expect("spec");
-        assert_eq!(spec.node_name.as_deref(), Some("n1"));
-        assert_eq!(spec.containers.len(), 1, "only containers with named ports");
-        assert_eq!(spec.containers[0].image, None);
-        let ports = spec.containers[0].ports.as_ref().expect("ports");
-        assert_eq!(ports.len(), 1);
-        assert_eq!(ports[0].name.as_deref(), Some("http"));
-        assert_eq!(ports[0].container_port, 8080);
-
-        let status = running.status.as_ref().expect("status");
-        let kept: Vec<_> = status
-            .conditions
-            .iter()
-            .flatten()
-            .map(|c| c.type_.as_str())
-            .collect();
-        assert_eq!(kept, ["Ready", "DisruptionTarget"]);
-        assert!(
-            status
-                .conditions
-                .iter()
-                .flatten()
-                .all(|c| c.message.is_none())
-        );
-        assert!(is_ready(&running));
-        assert_eq!(status.pod_ip.as_deref(), Some("10.0.0.7"));
-        assert_eq!(status.host_ip, None);
-        let restarted: Vec<_> = status
-            .container_statuses
-            .iter()
-            .flatten()
-            .map(|c| (c.name.as_str(), c.restart_count))
-            .collect();
-        assert_eq!(restarted, [("flaky", 2)]);
-
-        let status = failed.status.as_ref().expect("status");
-        assert_eq!(status.conditions.as_ref().map(Vec::len), Some(5));
-        assert_eq!(status.container_statuses.as_ref().map(Vec::len), Some(2));
-        assert!(!is_active(&failed));
     }
 }

@@ -19,6 +19,7 @@ use super::error::{Backoff, ControllerError};
 use super::informer::Informer;
 use super::owner::key_of;
 use super::runner;
+use crate::controllers::cached_pod::CachedPod;
 
 struct Context {
     client: kube::Client,
@@ -34,7 +35,7 @@ impl runner::Shared for Context {
 /// The quota controller, told of pod changes by `pods`; runs until `cancel`.
 pub fn controller(
     client: kube::Client,
-    pods: &Informer<Pod>,
+    pods: &Informer<CachedPod>,
     cancel: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
     let controller = Controller::new(
@@ -44,7 +45,7 @@ pub fn controller(
     let quotas = controller.store();
     // Every quota of a changed pod's namespace counts it.
     let triggers =
-        pods.subscribe(move |pod: &Pod| runner::in_namespace_of(pod, &quotas, |_, _| true));
+        pods.subscribe(move |pod: &CachedPod| runner::in_namespace_of(pod, &quotas, |_, _| true));
     let ctx = Arc::new(Context {
         client,
         backoff: Backoff::default(),

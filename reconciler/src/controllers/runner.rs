@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::error::{Backoff, ControllerError};
 use super::owner::{controller_of, key_of};
+use crate::controllers::cached_pod::CachedPod;
 
 /// A controller's shared context, as far as the runner needs it.
 pub(crate) trait Shared: Send + Sync + 'static {
@@ -53,9 +54,9 @@ where
 /// The objects of `store` in `pod`'s namespace for which `selects(object, pod)` holds (a
 /// budget, a quota or a Service a changed pod concerns).
 pub(crate) fn in_namespace_of<K>(
-    pod: &k8s_openapi::api::core::v1::Pod,
+    pod: &CachedPod,
     store: &Store<K>,
-    selects: impl Fn(&K, &k8s_openapi::api::core::v1::Pod) -> bool,
+    selects: impl Fn(&K, &CachedPod) -> bool,
 ) -> Vec<ObjectRef<K>>
 where
     K: Resource<DynamicType = ()> + Clone + 'static,

@@ -31,12 +31,13 @@ use super::informer::Informer;
 use super::owner::{self, controller_ref, key_of};
 use super::pods;
 use super::runner;
+use crate::controllers::cached_pod::CachedPod;
 use update::{NodePods, Strategy};
 
 /// What every DaemonSet reconcile shares.
 struct Context {
     client: kube::Client,
-    pods: Store<Pod>,
+    pods: Store<CachedPod>,
     nodes: Store<Node>,
     revisions: Store<ControllerRevision>,
     expectations: Expectations,
@@ -57,7 +58,7 @@ fn selector_of(ds: &DaemonSet) -> Result<LabelSelector, ControllerError> {
 /// The caches the DaemonSet controller reads.
 pub struct Caches<'a> {
     /// Pods (slim).
-    pub pods: &'a Informer<Pod>,
+    pub pods: &'a Informer<CachedPod>,
     /// Nodes.
     pub nodes: &'a Informer<Node>,
     /// ControllerRevisions.
@@ -129,7 +130,9 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Context>) -> Result<Action, Cont
         .state()
         .into_iter()
         .filter(|p| p.namespace().as_deref() == Some(ns.as_str()));
-    let mut owned = owner::claim_and_settle(&pod_api, ds.as_ref(), &selector, candidates).await?;
+    let cached_api: Api<CachedPod> = Api::namespaced(ctx.client.clone(), &ns);
+    let mut owned =
+        owner::claim_and_settle(&cached_api, ds.as_ref(), &selector, candidates).await?;
 
     // The template's revision.
     let revisions = history::owned_by(ds.as_ref(), ctx.revisions.state());
@@ -194,7 +197,7 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Context>) -> Result<Action, Cont
     let nodes: Vec<NodePods> = by_node.into_values().collect();
     let now = jiff::Timestamp::now();
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
-    let available = |p: &Pod| pods::is_available(p, min_ready, now);
+    let available = |p: &CachedPod| pods::is_available(p, min_ready, now);
     let desired = nodes.iter().filter(|n| n.fit.should_run).count() as i32;
     let strategy = strategy_of(&ds, desired).map_err(|e| invalid(&e))?;
     let plan = update::plan(&nodes, strategy, available);

@@ -11,6 +11,8 @@ use k8s_openapi::api::core::v1::{
     NodeSelectorTerm, PodSpec, Toleration,
 };
 
+use crate::controllers::cached_pod::CachedPod;
+
 /// The label naming the ControllerRevision a pod was made from.
 pub const REVISION_LABEL: &str = "controller-revision-hash";
 
@@ -143,7 +145,7 @@ pub fn pin(spec: &mut PodSpec, node: &str) {
 }
 
 /// The node a DaemonSet pod is for: where it is bound, else where its affinity pins it.
-pub fn node_of(pod: &k8s_openapi::api::core::v1::Pod) -> Option<String> {
+pub fn node_of(pod: &CachedPod) -> Option<String> {
     let spec = pod.spec.as_ref()?;
     if let Some(n) = spec.node_name.as_ref().filter(|n| !n.is_empty()) {
         return Some(n.clone());
@@ -244,11 +246,18 @@ mod tests {
     fn a_pinned_pod_names_its_node() {
         let mut spec = PodSpec::default();
         pin(&mut spec, "node-7");
-        let pod = k8s_openapi::api::core::v1::Pod {
+        let mut pod = k8s_openapi::api::core::v1::Pod {
             spec: Some(spec),
             ..Default::default()
         };
-        assert_eq!(node_of(&pod).as_deref(), Some("node-7"));
+        pod.metadata.owner_references = Some(vec![
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                kind: "DaemonSet".into(),
+                controller: Some(true),
+                ..Default::default()
+            },
+        ]);
+        assert_eq!(node_of(&CachedPod::of(&pod)).as_deref(), Some("node-7"));
         let selector = selector_of(pod.spec.as_ref().expect("spec"))
             .expect("affinity")
             .expect("valid");

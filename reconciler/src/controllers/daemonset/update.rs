@@ -7,9 +7,9 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::DaemonSetStatus;
-use k8s_openapi::api::core::v1::Pod;
 
 use super::nodes::Fit;
+use crate::controllers::cached_pod::CachedPod;
 
 /// One node, and the DaemonSet's active pods on it.
 #[derive(Debug, Clone)]
@@ -19,9 +19,9 @@ pub struct NodePods {
     /// Whether a pod should run or may stay there.
     pub fit: Fit,
     /// Pods of the current revision, oldest first.
-    pub new: Vec<Arc<Pod>>,
+    pub new: Vec<Arc<CachedPod>>,
     /// Pods of older revisions, oldest first.
-    pub old: Vec<Arc<Pod>>,
+    pub old: Vec<Arc<CachedPod>>,
 }
 
 /// The update strategy, resolved against the number of nodes that should run a pod.
@@ -44,13 +44,17 @@ pub struct Plan {
     /// Nodes to start a pod of the current revision on.
     pub create_on: Vec<String>,
     /// Pods to delete.
-    pub delete: Vec<Arc<Pod>>,
+    pub delete: Vec<Arc<CachedPod>>,
 }
 
 /// The plan for these nodes.
-pub fn plan(nodes: &[NodePods], strategy: Strategy, available: impl Fn(&Pod) -> bool) -> Plan {
+pub fn plan(
+    nodes: &[NodePods],
+    strategy: Strategy,
+    available: impl Fn(&CachedPod) -> bool,
+) -> Plan {
     let mut plan = Plan::default();
-    let is_available = |pods: &[Arc<Pod>]| pods.iter().any(|p| available(p));
+    let is_available = |pods: &[Arc<CachedPod>]| pods.iter().any(|p| available(p));
     // Nodes with an available old pod that may be replaced, and how many nodes surge now.
     let mut replaceable: Vec<&NodePods> = Vec::new();
     let mut surging = 0;
@@ -123,12 +127,12 @@ pub fn plan(nodes: &[NodePods], strategy: Strategy, available: impl Fn(&Pod) -> 
 /// The status counters `kubectl get ds` and `kubectl rollout status` read.
 pub fn counters(
     nodes: &[NodePods],
-    available: impl Fn(&Pod) -> bool,
-    ready: impl Fn(&Pod) -> bool,
+    available: impl Fn(&CachedPod) -> bool,
+    ready: impl Fn(&CachedPod) -> bool,
 ) -> DaemonSetStatus {
     let mut s = DaemonSetStatus::default();
     for n in nodes {
-        let all: Vec<&Arc<Pod>> = n.new.iter().chain(&n.old).collect();
+        let all: Vec<&Arc<CachedPod>> = n.new.iter().chain(&n.old).collect();
         if n.fit.should_run {
             s.desired_number_scheduled += 1;
             if !all.is_empty() {
@@ -175,14 +179,14 @@ mod tests {
         }
     }
 
-    fn names(pods: &[Arc<Pod>]) -> Vec<String> {
+    fn names(pods: &[Arc<CachedPod>]) -> Vec<String> {
         pods.iter()
             .map(|p| p.metadata.name.clone().unwrap_or_default())
             .collect()
     }
 
     /// Pods whose name ends in `-down` are not available.
-    fn up(p: &Pod) -> bool {
+    fn up(p: &CachedPod) -> bool {
         !p.metadata
             .name
             .as_deref()

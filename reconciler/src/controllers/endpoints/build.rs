@@ -15,6 +15,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use super::super::pods;
+use crate::controllers::cached_pod::CachedPod;
 
 /// Endpoints per EndpointSlice (the controller's default `--max-endpoints-per-slice`).
 pub const PER_SLICE: usize = 100;
@@ -24,7 +25,7 @@ pub const ENDPOINTS_CAPACITY: usize = 1000;
 /// One selected pod, as the Service sees it.
 #[derive(Debug, Clone)]
 pub struct Backend {
-    pod: Arc<Pod>,
+    pod: Arc<CachedPod>,
     ip: String,
     ready: bool,
     terminating: bool,
@@ -37,7 +38,7 @@ pub struct Backend {
 pub type PortKey = (Option<String>, i32, String, Option<String>);
 
 /// The pods of `pods` (the Service's namespace) the Service selects and can reach.
-pub fn backends(service: &Service, selected: &[Arc<Pod>]) -> Vec<Backend> {
+pub fn backends(service: &Service, selected: &[Arc<CachedPod>]) -> Vec<Backend> {
     let spec = service.spec.clone().unwrap_or_default();
     let publish = spec.publish_not_ready_addresses == Some(true);
     let name = service.name_any();
@@ -99,7 +100,7 @@ pub fn backends(service: &Service, selected: &[Arc<Pod>]) -> Vec<Backend> {
     out
 }
 
-fn target(pod: &Pod) -> ObjectReference {
+fn target(pod: &CachedPod) -> ObjectReference {
     ObjectReference {
         kind: Some("Pod".into()),
         name: pod.metadata.name.clone(),
@@ -215,7 +216,7 @@ mod tests {
         Container, ContainerPort, PodCondition, PodSpec, PodStatus, ServicePort, ServiceSpec,
     };
 
-    fn pod(name: &str, ip: &str, ready: bool, port_name: &str, port: i32) -> Arc<Pod> {
+    fn pod(name: &str, ip: &str, ready: bool, port_name: &str, port: i32) -> Arc<CachedPod> {
         let mut p = Pod::default();
         p.metadata.name = Some(name.into());
         p.metadata.namespace = Some("ns".into());
@@ -244,7 +245,7 @@ mod tests {
             }]),
             ..PodStatus::default()
         });
-        Arc::new(p)
+        Arc::new(CachedPod::of(&p))
     }
 
     fn service(publish: bool) -> Service {
@@ -299,7 +300,7 @@ mod tests {
 
     #[test]
     fn slices_hold_at_most_a_hundred_endpoints() {
-        let pods: Vec<Arc<Pod>> = (0..250)
+        let pods: Vec<Arc<CachedPod>> = (0..250)
             .map(|i| {
                 pod(
                     &format!("p{i}"),

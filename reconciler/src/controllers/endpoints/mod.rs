@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use ferry_schema::selector::LabelSelector;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
@@ -25,6 +25,7 @@ use super::expectations::Expectations;
 use super::informer::Informer;
 use super::owner::{controller_ref, key_of};
 use super::runner;
+use crate::controllers::cached_pod::CachedPod;
 
 /// The label naming a slice's Service.
 pub const SERVICE_LABEL: &str = "kubernetes.io/service-name";
@@ -36,7 +37,7 @@ pub const CONTROLLER: &str = "endpointslice-controller.k8s.io";
 /// What every reconcile shares.
 struct Context {
     client: kube::Client,
-    pods: Store<Pod>,
+    pods: Store<CachedPod>,
     endpoints: Store<Endpoints>,
     slices: Store<EndpointSlice>,
     expectations: Expectations,
@@ -55,7 +56,7 @@ impl runner::Shared for Context {
 /// The caches the controller reads.
 pub struct Caches<'a> {
     /// Pods (slim).
-    pub pods: &'a Informer<Pod>,
+    pub pods: &'a Informer<CachedPod>,
     /// Endpoints.
     pub endpoints: &'a Informer<Endpoints>,
     /// EndpointSlices.
@@ -88,7 +89,7 @@ pub fn controller(
     let listed: Arc<Mutex<HashMap<String, HashSet<String>>>> = Arc::default();
     let by_pod = {
         let listed = listed.clone();
-        caches.pods.subscribe(move |pod: &Pod| {
+        caches.pods.subscribe(move |pod: &CachedPod| {
             let ns = pod.namespace().unwrap_or_default();
             let mut targets = runner::in_namespace_of(pod, &services, |s, pod| {
                 selector_of(s).is_some_and(|sel| sel.matches_labels(pod.labels()))
@@ -146,7 +147,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Contr
     {
         return Ok(Action::await_change());
     }
-    let selected: Vec<Arc<Pod>> = ctx
+    let selected: Vec<Arc<CachedPod>> = ctx
         .pods
         .state()
         .into_iter()
@@ -312,7 +313,7 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Context>) -> Result<Action, Contr
 }
 
 /// Records which pods the Service `name` lists now.
-fn remember(ctx: &Context, name: &str, ns: &str, selected: &[Arc<Pod>]) {
+fn remember(ctx: &Context, name: &str, ns: &str, selected: &[Arc<CachedPod>]) {
     let Ok(mut listed) = ctx.listed.lock() else {
         tracing::error!("the endpoints index is poisoned");
         return;

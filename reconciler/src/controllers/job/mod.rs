@@ -33,13 +33,14 @@ use super::informer::Informer;
 use super::owner::{self, controller_ref, key_of};
 use super::pods;
 use super::runner;
+use crate::controllers::cached_pod::CachedPod;
 use policy::{INDEX_KEY, Verdict};
 use status::Failure;
 
 /// What every Job reconcile shares.
 struct Context {
     client: kube::Client,
-    pods: Store<Pod>,
+    pods: Store<CachedPod>,
     expectations: Expectations,
     backoff: Backoff,
     recorder: Recorder,
@@ -68,7 +69,7 @@ fn selector_of(job: &Job) -> Result<LabelSelector, ControllerError> {
 /// The Job controller, subscribed to `pods`; runs until `cancel`.
 pub fn controller(
     client: kube::Client,
-    pods: &Informer<Pod>,
+    pods: &Informer<CachedPod>,
     recorder: Recorder,
     cancel: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
@@ -76,7 +77,7 @@ pub fn controller(
     let jobs = controller.store();
     let (orphans, candidates) = tracking::orphans();
     let seen = jobs.clone();
-    let triggers = pods.subscribe(move |pod: &Pod| {
+    let triggers = pods.subscribe(move |pod: &CachedPod| {
         if tracking::maybe_orphan(pod, &seen)
             && orphans.unbounded_send(Arc::new(pod.clone())).is_err()
         {
@@ -103,11 +104,11 @@ pub fn controller(
 #[derive(Debug, Default)]
 struct Census {
     /// Running or waiting to.
-    active: Vec<Arc<Pod>>,
+    active: Vec<Arc<CachedPod>>,
     /// Being deleted before they ended.
     terminating: i32,
     /// Ended pods still holding the finalizer: to release.
-    to_release: Vec<Arc<Pod>>,
+    to_release: Vec<Arc<CachedPod>>,
     /// The uids of ended pods to count, as `uncountedTerminatedPods` will say.
     succeeded: BTreeSet<String>,
     failed: BTreeSet<String>,
@@ -131,7 +132,7 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action, Controlle
     };
     let selector = runner::non_empty(job.as_ref(), selector_of(&job)?)?;
     let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let owned = claim(&job, &selector, &pod_api, &ctx).await?;
+    let owned = claim(&job, &selector, &ctx).await?;
     let old = job.status.clone().unwrap_or_default();
     let now = jiff::Timestamp::now();
 
@@ -390,20 +391,26 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action, Controlle
 async fn claim(
     job: &Arc<Job>,
     selector: &LabelSelector,
-    pod_api: &Api<Pod>,
     ctx: &Context,
-) -> Result<Vec<Arc<Pod>>, ControllerError> {
+) -> Result<Vec<Arc<CachedPod>>, ControllerError> {
     let ns = job.namespace().unwrap_or_default();
     let candidates = ctx
         .pods
         .state()
         .into_iter()
         .filter(|p| p.namespace().as_deref() == Some(ns.as_str()));
-    owner::claim_and_settle(pod_api, job.as_ref(), selector, candidates).await
+    let cached_api: Api<CachedPod> = Api::namespaced(ctx.client.clone(), &ns);
+    owner::claim_and_settle(&cached_api, job.as_ref(), selector, candidates).await
 }
 
 /// Sorts the Job's pods: active ones, and ended ones to count.
-fn census(spec: &JobSpec, old: &JobStatus, owned: &[Arc<Pod>], key: &str, ctx: &Context) -> Census {
+fn census(
+    spec: &JobSpec,
+    old: &JobStatus,
+    owned: &[Arc<CachedPod>],
+    key: &str,
+    ctx: &Context,
+) -> Census {
     let mut census = Census::default();
     let uncounted = old.uncounted_terminated_pods.clone().unwrap_or_default();
     census
@@ -469,7 +476,7 @@ fn census(spec: &JobSpec, old: &JobStatus, owned: &[Arc<Pod>], key: &str, ctx: &
 }
 
 /// When a pod's containers last ended.
-fn finished_at(pod: &Pod) -> Option<jiff::Timestamp> {
+fn finished_at(pod: &CachedPod) -> Option<jiff::Timestamp> {
     pod.status
         .as_ref()?
         .container_statuses
@@ -556,7 +563,7 @@ async fn remove(
     key: &str,
     pod_api: &Api<Pod>,
     about: &Involved,
-    victims: &[Arc<Pod>],
+    victims: &[Arc<CachedPod>],
 ) -> Result<(), ControllerError> {
     if victims.is_empty() {
         return Ok(());

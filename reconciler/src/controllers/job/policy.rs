@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::controllers::cached_pod::CachedPod;
 use k8s_openapi::api::batch::v1::{
     PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyRule,
 };
@@ -33,7 +34,7 @@ pub enum Verdict {
 }
 
 /// How the ended (or deleted) `pod` counts under `policy`.
-pub fn judge(pod: &Pod, policy: Option<&PodFailurePolicy>) -> Verdict {
+pub fn judge(pod: &CachedPod, policy: Option<&PodFailurePolicy>) -> Verdict {
     let status = pod.status.as_ref();
     let phase = status.and_then(|s| s.phase.as_deref());
     if phase == Some("Succeeded") {
@@ -58,7 +59,7 @@ pub fn judge(pod: &Pod, policy: Option<&PodFailurePolicy>) -> Verdict {
 }
 
 /// Why `rule` matches the failed `pod` (as the Job's condition message says it), if it does.
-fn matches(pod: &Pod, rule: &PodFailurePolicyRule) -> Option<String> {
+fn matches(pod: &CachedPod, rule: &PodFailurePolicyRule) -> Option<String> {
     let who = format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any());
     let status = pod.status.as_ref()?;
     if let Some(codes) = &rule.on_exit_codes {
@@ -164,7 +165,7 @@ pub fn parse_indexes(text: &str, completions: i32) -> BTreeSet<i32> {
 }
 
 /// The index of an Indexed Job's pod, from its label.
-pub fn index_of(pod: &Pod) -> Option<i32> {
+pub fn index_of(pod: &CachedPod) -> Option<i32> {
     pod.labels().get(INDEX_KEY)?.parse().ok()
 }
 
@@ -176,7 +177,7 @@ mod tests {
         ContainerState, ContainerStateTerminated, PodCondition, PodStatus,
     };
 
-    fn failed(code: i32, conditions: &[&str]) -> Pod {
+    fn failed(code: i32, conditions: &[&str]) -> CachedPod {
         let mut pod = Pod::default();
         pod.metadata.name = Some("job-abc".into());
         pod.metadata.namespace = Some("ns".into());
@@ -205,7 +206,7 @@ mod tests {
             ),
             ..Default::default()
         });
-        pod
+        CachedPod::of(&pod)
     }
 
     fn rule(action: &str, op: &str, codes: &[i32]) -> PodFailurePolicyRule {

@@ -22,17 +22,18 @@ use tokio_util::sync::CancellationToken;
 
 use super::super::error::ControllerError;
 use super::super::owner::controller_of;
+use crate::controllers::cached_pod::CachedPod;
 
 /// The finalizer that holds a Job's pod until it is counted.
 pub const FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 
 /// Whether `pod` still waits to be counted.
-pub fn has_finalizer(pod: &Pod) -> bool {
+pub fn has_finalizer(pod: &CachedPod) -> bool {
     pod.finalizers().iter().any(|f| f == FINALIZER)
 }
 
 /// Whether `pod` has ended for its Job: finished, or being deleted.
-pub fn has_ended(pod: &Pod) -> bool {
+pub fn has_ended(pod: &CachedPod) -> bool {
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
     matches!(phase, Some("Succeeded" | "Failed")) || pod.metadata.deletion_timestamp.is_some()
 }
@@ -40,7 +41,7 @@ pub fn has_ended(pod: &Pod) -> bool {
 /// Removes the tracking finalizer from `pod` (a strategic merge patch deleting that one
 /// value, as Kubernetes' job controller sends it: other finalizers and concurrent changes are
 /// left alone). A pod already gone is fine.
-pub async fn release(api: &Api<Pod>, pod: &Pod) -> Result<(), ControllerError> {
+pub async fn release(api: &Api<Pod>, pod: &CachedPod) -> Result<(), ControllerError> {
     if !has_finalizer(pod) {
         return Ok(());
     }
@@ -69,14 +70,14 @@ pub async fn release(api: &Api<Pod>, pod: &Pod) -> Result<(), ControllerError> {
 
 /// A sender of pods that may have lost their Job, and the sweeper that frees them.
 pub fn orphans() -> (
-    mpsc::UnboundedSender<Arc<Pod>>,
-    mpsc::UnboundedReceiver<Arc<Pod>>,
+    mpsc::UnboundedSender<Arc<CachedPod>>,
+    mpsc::UnboundedReceiver<Arc<CachedPod>>,
 ) {
     mpsc::unbounded()
 }
 
 /// Whether `pod` carries the finalizer for a Job the cache does not hold.
-pub fn maybe_orphan(pod: &Pod, jobs: &Store<Job>) -> bool {
+pub fn maybe_orphan(pod: &CachedPod, jobs: &Store<Job>) -> bool {
     if !has_finalizer(pod) {
         return false;
     }
@@ -96,7 +97,7 @@ pub fn maybe_orphan(pod: &Pod, jobs: &Store<Job>) -> bool {
 pub async fn sweep_orphans(
     client: kube::Client,
     jobs: Store<Job>,
-    mut candidates: mpsc::UnboundedReceiver<Arc<Pod>>,
+    mut candidates: mpsc::UnboundedReceiver<Arc<CachedPod>>,
     cancel: CancellationToken,
 ) {
     tokio::select! {

@@ -28,12 +28,13 @@ use super::informer::Informer;
 use super::owner::{self, controller_ref, key_of};
 use super::pods::{self, BURST};
 use super::runner;
+use crate::controllers::cached_pod::CachedPod;
 pub use replicated::Replicated;
 
 /// What every ReplicaSet reconcile shares.
 struct Context {
     client: kube::Client,
-    pods: Store<Pod>,
+    pods: Store<CachedPod>,
     expectations: Expectations,
     backoff: Backoff,
     recorder: Recorder,
@@ -43,7 +44,7 @@ struct Context {
 /// runs until `cancel`.
 pub fn controller<K: Replicated>(
     client: kube::Client,
-    pods: &Informer<Pod>,
+    pods: &Informer<CachedPod>,
     cancel: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
     let controller = Controller::new(Api::<K>::all(client.clone()), watcher::Config::default());
@@ -80,7 +81,8 @@ async fn reconcile<K: Replicated>(
         .state()
         .into_iter()
         .filter(|p| p.namespace().as_deref() == Some(ns.as_str()));
-    let owned = owner::claim_and_settle(&pod_api, set.as_ref(), &selector, candidates).await?;
+    let cached_api: Api<CachedPod> = Api::namespaced(ctx.client.clone(), &ns);
+    let owned = owner::claim_and_settle(&cached_api, set.as_ref(), &selector, candidates).await?;
     // Pods being deleted that have not finished: a ReplicaSet reports them (a Recreate
     // rollout waits for them to go); a ReplicationController's API has no such field.
     let terminating = (K::kind(&()) == "ReplicaSet").then(|| {
@@ -89,7 +91,7 @@ async fn reconcile<K: Replicated>(
             .filter(|p| p.metadata.deletion_timestamp.is_some() && !pods::is_finished(p))
             .count() as i32
     });
-    let active: Vec<Arc<Pod>> = owned.into_iter().filter(|p| pods::is_active(p)).collect();
+    let active: Vec<Arc<CachedPod>> = owned.into_iter().filter(|p| pods::is_active(p)).collect();
     let failure = if rs.metadata.deletion_timestamp.is_none()
         && ctx.expectations.satisfied(&key, |name| {
             ctx.pods.get(&ObjectRef::new(name).within(&ns)).is_some()
@@ -150,7 +152,7 @@ async fn manage(
     rs: &ReplicaSet,
     owner: &Owner,
     key: &str,
-    active: &[Arc<Pod>],
+    active: &[Arc<CachedPod>],
     pod_api: &Api<Pod>,
     ctx: &Context,
 ) -> Option<(&'static str, String)> {

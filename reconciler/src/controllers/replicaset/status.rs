@@ -5,9 +5,9 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use crate::controllers::cached_pod::CachedPod;
 use crate::controllers::conditions;
 use crate::controllers::pods::{is_available, is_ready};
 
@@ -17,7 +17,7 @@ use crate::controllers::pods::{is_available, is_ready};
 /// (`FailedCreate` or `FailedDelete`, and the message).
 pub fn compute(
     rs: &ReplicaSet,
-    active: &[Arc<Pod>],
+    active: &[Arc<CachedPod>],
     terminating: Option<i32>,
     failure: Option<(&str, String)>,
     now: jiff::Timestamp,
@@ -29,7 +29,7 @@ pub fn compute(
         .and_then(|t| t.metadata.as_ref())
         .and_then(|m| m.labels.clone())
         .unwrap_or_default();
-    let count = |f: &dyn Fn(&Pod) -> bool| active.iter().filter(|p| f(p)).count() as i32;
+    let count = |f: &dyn Fn(&CachedPod) -> bool| active.iter().filter(|p| f(p)).count() as i32;
     let fully_labeled = count(&|p| {
         let labels = p.metadata.labels.as_ref();
         template_labels
@@ -76,7 +76,7 @@ mod tests {
     use k8s_openapi::api::core::v1::PodTemplateSpec;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-    fn pod(labels: &[(&str, &str)], ready_at: Option<i64>) -> Arc<Pod> {
+    fn pod(labels: &[(&str, &str)], ready_at: Option<i64>) -> Arc<CachedPod> {
         let mut p =
             (*crate::controllers::pods::tests::pod("p", true, "Running", ready_at, 1)).clone();
         p.metadata.labels = Some(

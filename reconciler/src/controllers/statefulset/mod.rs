@@ -34,6 +34,7 @@ use super::informer::Informer;
 use super::owner::{self, controller_ref, key_of};
 use super::pods;
 use super::runner;
+use crate::controllers::cached_pod::CachedPod;
 use plan::{Inputs, Step};
 
 /// The label with a pod's name.
@@ -44,7 +45,7 @@ pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
 /// What every StatefulSet reconcile shares.
 struct Context {
     client: kube::Client,
-    pods: Store<Pod>,
+    pods: Store<CachedPod>,
     revisions: Store<ControllerRevision>,
     backoff: Backoff,
     recorder: Recorder,
@@ -63,7 +64,7 @@ fn selector_of(set: &StatefulSet) -> Result<LabelSelector, ControllerError> {
 /// The StatefulSet controller, subscribed to `pods`; runs until `cancel`.
 pub fn controller(
     client: kube::Client,
-    pods: &Informer<Pod>,
+    pods: &Informer<CachedPod>,
     revisions: &Informer<ControllerRevision>,
     recorder: Recorder,
     cancel: CancellationToken,
@@ -85,7 +86,7 @@ pub fn controller(
 }
 
 /// The ordinal of a pod named `<set>-<ordinal>`.
-fn ordinal_of(set: &str, pod: &Pod) -> Option<i32> {
+fn ordinal_of(set: &str, pod: &CachedPod) -> Option<i32> {
     pod.name_any()
         .strip_prefix(set)?
         .strip_prefix('-')?
@@ -113,8 +114,9 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Context>) -> Result<Action, C
         .state()
         .into_iter()
         .filter(|p| p.namespace().as_deref() == Some(ns.as_str()));
-    let owned = owner::claim_and_settle(&pod_api, set.as_ref(), &selector, candidates).await?;
-    let pods: BTreeMap<i32, Arc<Pod>> = owned
+    let cached_api: Api<CachedPod> = Api::namespaced(ctx.client.clone(), &ns);
+    let owned = owner::claim_and_settle(&cached_api, set.as_ref(), &selector, candidates).await?;
+    let pods: BTreeMap<i32, Arc<CachedPod>> = owned
         .iter()
         .filter_map(|p| Some((ordinal_of(&name, p)?, p.clone())))
         .collect();
@@ -204,11 +206,11 @@ async fn reconcile(set: Arc<StatefulSet>, ctx: Arc<Context>) -> Result<Action, C
     // Status.
     let now = jiff::Timestamp::now();
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
-    let live: Vec<&Arc<Pod>> = pods
+    let live: Vec<&Arc<CachedPod>> = pods
         .values()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .collect();
-    let count = |f: &dyn Fn(&Pod) -> bool| live.iter().filter(|p| f(p)).count() as i32;
+    let count = |f: &dyn Fn(&CachedPod) -> bool| live.iter().filter(|p| f(p)).count() as i32;
     let mut status = StatefulSetStatus {
         replicas: live.len() as i32,
         ready_replicas: Some(count(&|p| pods::is_ready(p))),

@@ -8,10 +8,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
 use super::super::history::HASH_LABEL;
+use crate::controllers::cached_pod::CachedPod;
 
 /// The set's shape and strategy.
 #[derive(Debug, Clone)]
@@ -39,29 +39,29 @@ pub enum Step {
     /// Create the pod of this ordinal from the revision with this hash.
     Create(i32, String),
     /// Delete this pod.
-    Delete(Arc<Pod>),
+    Delete(Arc<CachedPod>),
 }
 
 /// Running and Ready, not being deleted.
-pub fn healthy(pod: &Pod) -> bool {
+pub fn healthy(pod: &CachedPod) -> bool {
     pod.metadata.deletion_timestamp.is_none()
         && pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
         && super::super::pods::is_ready(pod)
 }
 
-fn failed(pod: &Pod) -> bool {
+fn failed(pod: &CachedPod) -> bool {
     matches!(
         pod.status.as_ref().and_then(|s| s.phase.as_deref()),
         Some("Failed" | "Succeeded")
     )
 }
 
-fn revision(pod: &Pod) -> Option<&String> {
+fn revision(pod: &CachedPod) -> Option<&String> {
     pod.labels().get(HASH_LABEL)
 }
 
 /// The steps to take now, given the pods by ordinal.
-pub fn plan(pods: &BTreeMap<i32, Arc<Pod>>, inputs: &Inputs) -> Vec<Step> {
+pub fn plan(pods: &BTreeMap<i32, Arc<CachedPod>>, inputs: &Inputs) -> Vec<Step> {
     let mut steps = Vec::new();
     let end = inputs.start + inputs.replicas.max(0);
     let in_range = |o: i32| o >= inputs.start && o < end;
@@ -97,7 +97,7 @@ pub fn plan(pods: &BTreeMap<i32, Arc<Pod>>, inputs: &Inputs) -> Vec<Step> {
     }
     // Ordinals past the end, the highest first; in order, one at a time and only on a
     // healthy set.
-    let condemned: Vec<&Arc<Pod>> = pods
+    let condemned: Vec<&Arc<CachedPod>> = pods
         .iter()
         .rev()
         .filter(|(o, _)| !in_range(**o))
@@ -151,7 +151,7 @@ mod tests {
     use super::*;
     use crate::controllers::pods::tests::pod;
 
-    fn at(name: &str, revision: &str, up: bool) -> Arc<Pod> {
+    fn at(name: &str, revision: &str, up: bool) -> Arc<CachedPod> {
         let p = pod(
             name,
             true,
@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn scale_down_goes_from_the_highest_ordinal() {
-        let pods: BTreeMap<i32, Arc<Pod>> = (0..4)
+        let pods: BTreeMap<i32, Arc<CachedPod>> = (0..4)
             .map(|o| (o, at(&format!("s-{o}"), "new", true)))
             .collect();
         assert_eq!(names(&plan(&pods, &inputs(2, Some(0)))), ["delete s-3"]);
@@ -221,7 +221,7 @@ mod tests {
 
     #[test]
     fn a_partition_updates_only_ordinals_at_or_above_it() {
-        let mut pods: BTreeMap<i32, Arc<Pod>> = (0..4)
+        let mut pods: BTreeMap<i32, Arc<CachedPod>> = (0..4)
             .map(|o| (o, at(&format!("s-{o}"), "old", true)))
             .collect();
         assert_eq!(names(&plan(&pods, &inputs(4, Some(2)))), ["delete s-3"]);
