@@ -27,7 +27,7 @@ PODS = int(os.environ.get("PODS", "30000"))
 NODES = 100
 SETS = os.environ.get("SETS", "scheduler;replicaset;garbagecollector;*").split(";")
 SETTLE_S = 30
-GOAL_MIB = 250
+GOAL_MIB = 238.4  # the 250 MB
 RS = "density-abcdef1234"
 
 
@@ -96,7 +96,7 @@ def main():
     print(f'{"ferry controller --controllers":<34}{"RSS MiB":>10}{"own (RssAnon)":>15}{"peak":>8}')
     for loops, r in results.items():
         print(f"{loops:<34}{r['rss_mib']:>10}{r['anon_mib']:>15}{r['peak_mib']:>8}")
-    print(f"({PODS} pods on {NODES} hollow nodes; goal for every loop: <= {GOAL_MIB} MiB)")
+    print(f"({PODS} pods on {NODES} hollow nodes; goal for every loop: <= {GOAL_MIB} MiB, i.e. 250 MB)")
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS, "w") as f:
         json.dump({"pods": PODS, "nodes": NODES, "result": results, "goal_mib": GOAL_MIB}, f, indent=2)

@@ -31,7 +31,8 @@ RESULTS = os.path.join(ROOT, "bench-results", os.environ.get("BENCH_RESULTS", "c
 NODES = int(os.environ.get("NODES", "1000"))
 REPLICAS = int(os.environ.get("REPLICAS", "30000"))
 ROLL = int(os.environ.get("ROLL", "1000"))
-GOALS = {"density_s": 60, "rolling_update_s": 10, "controller_rss_mib": 250}
+# The issue states memory in MB: 250 MB is 238.4 MiB.
+GOALS = {"density_s": 60, "rolling_update_s": 10, "controller_rss_mib": 238.4}
 
 
 def deployment(name, replicas, image):
@@ -145,7 +146,7 @@ def main():
         ("  pods/s", result["density_pods_per_s"], ""),
         ("  pod startup p50, created -> Running (ms)", result["startup_p50_ms"], ""),
         ("  pod startup p99 (ms)", result["startup_p99_ms"], ""),
-        (f"controller RSS with {REPLICAS + ROLL} pods cached (MiB)", result["controller_rss_mib"], "<= 250"),
+        (f"controller RSS with {REPLICAS + ROLL} pods cached (MiB)", result["controller_rss_mib"], "<= 238.4 (250 MB)"),
         ("apiserver RSS (MiB)", result["apiserver_rss_mib"], ""),
         (f"ferry node RSS, {NODES} hollow nodes running {REPLICAS + ROLL} pods (MiB)", result["node_rss_mib"], ""),
     ]
