@@ -5,10 +5,14 @@
 #
 #   ops/cri/images.sh OUT_DIR   ->  OUT_DIR/busybox.tar, OUT_DIR/pause.tar
 #
-# Rebuilt only when missing. Needs umoci and busybox-static.
+# Rebuilt only when missing. Needs umoci and busybox-static. Safe to run from several
+# processes at once (tests start containerd in parallel): one holds OUT_DIR/.lock and builds,
+# the others wait for it and then find the images there.
 set -euo pipefail
 out=${1:?usage: images.sh OUT_DIR}
 mkdir -p "$out"
+exec 9>"$out/.lock"
+flock 9
 if [[ -s "$out/busybox.tar" && -s "$out/pause.tar" ]]; then
   exit 0
 fi
@@ -41,8 +45,8 @@ build() {
   umoci repack --image "$layout:1" "$work/bundle-$name" >/dev/null
   umoci config --image "$layout:1" --config.entrypoint "$entrypoint" ${cmd:+--config.cmd "$cmd"} \
     --config.env PATH=/bin --config.workingdir /
-  tar -C "$layout" -cf "$out/$name.tar.partial" .
-  mv "$out/$name.tar.partial" "$out/$name.tar"
+  tar -C "$layout" -cf "$out/$name.tar.partial.$$" .
+  mv "$out/$name.tar.partial.$$" "$out/$name.tar"
 }
 
 build busybox /bin/sh ""
