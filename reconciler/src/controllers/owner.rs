@@ -13,7 +13,6 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::error::ControllerError;
-use crate::controllers::cached_pod::CachedPod;
 
 /// The reference a controller puts on the children it creates or adopts.
 pub fn controller_ref<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReference {
@@ -177,6 +176,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controllers::cached_pod::CachedPod;
     use k8s_openapi::api::apps::v1::ReplicaSet;
     use k8s_openapi::api::core::v1::Pod;
 

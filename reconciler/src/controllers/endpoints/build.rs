@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{
-    EndpointAddress, EndpointPort, EndpointSubset, ObjectReference, Pod, Service,
+    EndpointAddress, EndpointPort, EndpointSubset, ObjectReference, Service,
 };
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort as SlicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -213,7 +213,7 @@ pub fn slices(backends: &[Backend]) -> Vec<SliceContent> {
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{
-        Container, ContainerPort, PodCondition, PodSpec, PodStatus, ServicePort, ServiceSpec,
+        Container, ContainerPort, Pod, PodCondition, PodSpec, PodStatus, ServicePort, ServiceSpec,
     };
 
     fn pod(name: &str, ip: &str, ready: bool, port_name: &str, port: i32) -> Arc<CachedPod> {

@@ -9,7 +9,7 @@ use crate::controllers::cached_pod::CachedPod;
 use k8s_openapi::api::batch::v1::{
     PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyRule,
 };
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::ContainerStatus;
 use kube::ResourceExt;
 
 /// The label and annotation that carry an Indexed Job pod's index.
@@ -174,7 +174,7 @@ mod tests {
     use super::*;
     use k8s_openapi::api::batch::v1::PodFailurePolicyOnPodConditionsPattern;
     use k8s_openapi::api::core::v1::{
-        ContainerState, ContainerStateTerminated, PodCondition, PodStatus,
+        ContainerState, ContainerStateTerminated, Pod, PodCondition, PodStatus,
     };
 
     fn failed(code: i32, conditions: &[&str]) -> CachedPod {
