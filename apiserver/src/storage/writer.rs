@@ -291,18 +291,33 @@ fn bind_change_rows<'q>(
     committed_ms: i64,
 ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
     for (change, body) in changes.iter().zip(bodies) {
-        let key = &change.key;
-        query = query
-            .bind(change.revision)
-            .bind(&key.resource)
-            .bind(&key.namespace)
-            .bind(&key.name)
-            .bind(change.event.as_str())
-            .bind(body.as_str())
-            .bind(committed_ms)
-            .bind(change.previous.as_ref().map(|p| p.to_string()));
+        for column in 0..COLUMNS {
+            query = bind_column(query, change, body, column, committed_ms);
+        }
     }
     query
+}
+
+/// Binds one change-log column of a change: 0 revision, 1 resource, 2 namespace, 3 name,
+/// 4 event, 5 body, 6 committed_ms, 7 previous.
+fn bind_column<'q>(
+    query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
+    change: &'q Change,
+    body: &'q str,
+    column: usize,
+    committed_ms: i64,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+    let key = &change.key;
+    match column {
+        0 => query.bind(change.revision),
+        1 => query.bind(&key.resource),
+        2 => query.bind(&key.namespace),
+        3 => query.bind(&key.name),
+        4 => query.bind(change.event.as_str()),
+        5 => query.bind(body),
+        6 => query.bind(committed_ms),
+        _ => query.bind(change.previous.as_ref().map(|p| p.to_string())),
+    }
 }
 
 /// Writes the change-log rows, the final state of every touched object and the new revision
@@ -335,10 +350,17 @@ async fn write_batch(
     Ok(())
 }
 
-/// The whole write of a batch as one command. Each change binds its seven values once; the
-/// object rows refer to the parameters of their key's last change, so every body travels once.
-/// SQLite runs it as a few statements sent together; PostgreSQL, which takes one statement
-/// per prepared query, as data-modifying `WITH` clauses.
+/// The whole write of a batch as one command. SQLite runs it as a few statements sent
+/// together; PostgreSQL, which takes one statement per prepared query, as data-modifying
+/// `WITH` clauses.
+///
+/// On PostgreSQL each change binds its eight values once and the object rows refer to the
+/// numbered parameters of their key's last change, so every body travels once. On SQLite the
+/// placeholders are anonymous `?`, bound in the order they appear: SQLite resolves a numbered
+/// `$N` by a linear search of the names seen so far, both while parsing and when sqlx asks
+/// each parameter's name, which is quadratic in a batch of thousands of parameters (it was
+/// 7% of the apiserver's CPU under the controllers' density load); `?` costs nothing to
+/// resolve, and the object rows bind their key's values a second time instead.
 async fn write_in_one(
     tx: &mut Transaction<'_, Any>,
     engine: Engine,
@@ -347,19 +369,31 @@ async fn write_in_one(
     last: i64,
 ) -> Result<(), StorageError> {
     let bodies: Vec<String> = changes.iter().map(|c| c.object.to_string()).collect();
-    // The parameter number of change `i`'s column `c` (0 revision, 1 resource, 2 namespace,
-    // 3 name, 4 event, 5 body, 6 committed_ms, 7 previous).
-    let param = |i: usize, c: usize| format!("${}", i * COLUMNS + c + 1);
     let mut last_of: HashMap<&ObjectKey, usize> = HashMap::new();
     for (i, change) in changes.iter().enumerate() {
         last_of.insert(&change.key, i);
     }
     let mut finals: Vec<usize> = last_of.into_values().collect();
     finals.sort_unstable();
-    let row = |i: usize, cols: &[usize]| {
-        let cells: Vec<String> = cols.iter().map(|c| param(i, *c)).collect();
+    // Column `c` of change `i` (0 revision, 1 resource, 2 namespace, 3 name, 4 event, 5 body,
+    // 6 committed_ms, 7 previous), in the order the SQL text names them: what SQLite binds.
+    let mut order: Vec<(usize, usize)> = Vec::new();
+    let mut row = |i: usize, cols: &[usize]| {
+        let cells: Vec<String> = cols
+            .iter()
+            .map(|c| match engine {
+                Engine::Sqlite => {
+                    order.push((i, *c));
+                    "?".to_string()
+                }
+                Engine::Postgres => format!("${}", i * COLUMNS + c + 1),
+            })
+            .collect();
         format!("({})", cells.join(", "))
     };
+    let all: Vec<String> = (0..changes.len())
+        .map(|i| row(i, &[0, 1, 2, 3, 4, 5, 6, 7]))
+        .collect();
     let upserts: Vec<String> = finals
         .iter()
         .filter(|i| changes[**i].event != EventType::Deleted)
@@ -369,9 +403,6 @@ async fn write_in_one(
         .iter()
         .filter(|i| changes[**i].event == EventType::Deleted)
         .map(|i| row(*i, &[1, 2, 3]))
-        .collect();
-    let all: Vec<String> = (0..changes.len())
-        .map(|i| row(i, &[0, 1, 2, 3, 4, 5, 6, 7]))
         .collect();
     let revision_param = changes.len() * COLUMNS + 1;
     let insert_changes = format!(
@@ -391,7 +422,12 @@ async fn write_in_one(
             deletes.join(", ")
         )
     });
-    let set_revision = format!("UPDATE ferry_meta SET revision = ${revision_param} WHERE id = 1");
+    let set_revision = match engine {
+        Engine::Sqlite => "UPDATE ferry_meta SET revision = ? WHERE id = 1".to_string(),
+        Engine::Postgres => {
+            format!("UPDATE ferry_meta SET revision = ${revision_param} WHERE id = 1")
+        }
+    };
     let statements = [
         Some(insert_changes),
         upsert_objects,
@@ -420,16 +456,19 @@ async fn write_in_one(
         }
     };
     // Only the shape of the statement varies with the batch; every value is bound.
-    let mut query = bind_change_rows(
-        sqlx::query(sqlx::AssertSqlSafe(sql)),
-        changes,
-        &bodies,
-        committed_ms,
-    )
-    .bind(last);
-    if engine == Engine::Postgres {
-        query = query.bind(super::listener::CHANNEL).bind(last.to_string());
-    }
+    let query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    let query = match engine {
+        Engine::Sqlite => order
+            .iter()
+            .fold(query, |q, (i, c)| {
+                bind_column(q, &changes[*i], &bodies[*i], *c, committed_ms)
+            })
+            .bind(last),
+        Engine::Postgres => bind_change_rows(query, changes, &bodies, committed_ms)
+            .bind(last)
+            .bind(super::listener::CHANNEL)
+            .bind(last.to_string()),
+    };
     query.execute(&mut **tx).await?;
     Ok(())
 }
