@@ -7,7 +7,6 @@ p99 across 100 watchers, and resident memory once the store holds 100,000 object
 PostgreSQL runs as a throwaway server (initdb/pg_ctl in a temp dir, fsync on). Prints a table
 and writes bench-results/apiserver.json. Exits non-zero when a goal is missed.
 """
-import glob
 import json
 import os
 import shutil
@@ -16,7 +15,7 @@ import sys
 import tempfile
 import time
 
-from procs import free_port, rss_mib
+from procs import Postgres, rss_mib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # FERRY_BIN / APIBENCH_BIN measure other builds (an older commit, side by side).
@@ -26,36 +25,6 @@ RESULTS_NAME = os.environ.get("BENCH_RESULTS", "apiserver.json")
 RESULTS = os.path.join(ROOT, "bench-results", RESULTS_NAME)
 GOALS = {"sqlite_creates": 10_000, "postgres_creates": 5_000, "steady_p99_ms": 20,
          "list_ms": 150, "watch_p99_ms": 10, "rss_mib_100k": 300}
-
-
-
-class Postgres:
-    def __init__(self):
-        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-        if not bins:
-            sys.exit("PostgreSQL is not installed (apt-get install postgresql)")
-        self.bindir = os.path.dirname(bins[-1])
-        self.dir = tempfile.mkdtemp(prefix="ferry-bench-pg-")
-        self.port = free_port()
-        self.root = os.geteuid() == 0
-        if self.root:
-            shutil.chown(self.dir, "postgres", "postgres")
-        data = os.path.join(self.dir, "data")
-        self.run("initdb", "-D", data, "-A", "trust", "-U", "ferry", "--no-sync", "-E", "UTF8")
-        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=200"
-        self.run("pg_ctl", "-D", data, "-l", os.path.join(self.dir, "log"), "-o", opts, "-w", "start")
-        self.run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "ferry", "bench")
-        self.url = f"postgres://ferry@127.0.0.1:{self.port}/bench"
-
-    def run(self, tool, *args):
-        cmd = [os.path.join(self.bindir, tool), *args]
-        if self.root:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        subprocess.run(cmd, check=True, capture_output=True)
-
-    def stop(self):
-        self.run("pg_ctl", "-D", os.path.join(self.dir, "data"), "-m", "immediate", "stop")
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """`just bench controllers`: the workload controllers on hollow nodes.
 
-On one machine: `ferry apiserver` (SQLite), one `ferry node --count 1000` process of hollow
-nodes, one `ferry controller` (scheduler, ReplicaSet, Deployment, garbage collector, ...).
+On one machine: `ferry apiserver` (on SQLite, then on a throwaway PostgreSQL), one `ferry node
+--count 1000` process of hollow nodes, one `ferry controller` (scheduler, ReplicaSet,
+Deployment, garbage collector, ...), started afresh for each store.
 
 1. A rolling update of a 1,000-replica Deployment (maxSurge 25%): image changed -> every
    replica updated and available.
@@ -10,7 +11,7 @@ nodes, one `ferry controller` (scheduler, ReplicaSet, Deployment, garbage collec
    applied -> all available; pod startup latency p50/p99 (created -> Running, both seen on a
    watch); the controller's resident memory with every pod cached.
 
-REPLICAS, ROLL and NODES override the sizes. Prints a table and writes
+REPLICAS, ROLL and NODES override the sizes; ENGINES=sqlite (or postgres) runs one store only. Prints a table and writes
 bench-results/controllers.json.
 """
 import json
@@ -26,7 +27,7 @@ import urllib.request
 import resource
 import re
 
-from procs import cpu_seconds, get, patch, post, ready_nodes, rss_mib, start_apiserver, stop_all
+from procs import Postgres, cpu_seconds, get, patch, post, ready_nodes, rss_mib, start_apiserver, stop_all
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FERRY = os.environ.get("FERRY_BIN", os.path.join(ROOT, "target", "release", "ferry"))
@@ -34,6 +35,7 @@ RESULTS = os.path.join(ROOT, "bench-results", os.environ.get("BENCH_RESULTS", "c
 NODES = int(os.environ.get("NODES", "1000"))
 REPLICAS = int(os.environ.get("REPLICAS", "30000"))
 ROLL = int(os.environ.get("ROLL", "1000"))
+ENGINES = [e for e in os.environ.get("ENGINES", "sqlite,postgres").split(",") if e]
 # The issue states memory in MB: 250 MB is 238.4 MiB.
 GOALS = {"density_s": 60, "rolling_update_s": 10, "controller_rss_mib": 238.4}
 
@@ -96,12 +98,12 @@ class PodWatch:
                     self.running.setdefault(name, now)
 
 
-def main():
-    if not os.path.exists(FERRY):
-        sys.exit(f"build first: {FERRY} is missing (just bench controllers builds it)")
+def measure(engine):
+    """Every figure, on a fresh apiserver over `engine` (sqlite or postgres)."""
     procs = []
+    pg = Postgres() if engine == "postgres" else None
     with tempfile.TemporaryDirectory(prefix="ferry-bench-controllers-") as work:
-        api, base = start_apiserver(FERRY, work)
+        api, base = start_apiserver(FERRY, work, pg.url if pg else None)
         procs.append(api)
         try:
             post(f"{base}/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}})
@@ -160,24 +162,39 @@ def main():
             }
         finally:
             stop_all(procs)
+            if pg:
+                pg.stop()
+    return result
+
+
+def main():
+    if not os.path.exists(FERRY):
+        sys.exit(f"build first: {FERRY} is missing (just bench controllers builds it)")
+    results = {}
+    for engine in ENGINES:
+        results[engine] = measure(engine)
+        print(f"{engine}: density {results[engine]['density_s']} s", flush=True)
+    result = results[ENGINES[0]]
     rows = [
-        (f"rolling update, {ROLL} replicas, maxSurge 25% (s)", result["rolling_update_s"], "<= 10"),
-        (f"density: {REPLICAS} replicas on {NODES} nodes, apply -> available (s)", result["density_s"], "<= 60"),
-        ("  pods/s", result["density_pods_per_s"], ""),
-        ("  pod startup p50, created -> Running (ms)", result["startup_p50_ms"], ""),
-        ("  pod startup p99 (ms)", result["startup_p99_ms"], ""),
-        ("  writes per pod, as the bench's watch counts them", result["watch_events_per_pod"], ""),
-        *[(f"  CPU seconds during density: {name}", s, "") for name, s in result["density_cpu_s"].items()],
-        (f"controller RSS with {REPLICAS + ROLL} pods cached (MiB)", result["controller_rss_mib"], "<= 238.4 (250 MB)"),
-        ("apiserver RSS (MiB)", result["apiserver_rss_mib"], ""),
-        (f"ferry node RSS, {NODES} hollow nodes running {REPLICAS + ROLL} pods (MiB)", result["node_rss_mib"], ""),
+        (f"rolling update, {ROLL} replicas, maxSurge 25% (s)", lambda r: r["rolling_update_s"], "<= 10"),
+        (f"density: {REPLICAS} replicas on {NODES} nodes, apply -> available (s)", lambda r: r["density_s"], "<= 60"),
+        ("  pods/s", lambda r: r["density_pods_per_s"], ""),
+        ("  pod startup p50, created -> Running (ms)", lambda r: r["startup_p50_ms"], ""),
+        ("  pod startup p99 (ms)", lambda r: r["startup_p99_ms"], ""),
+        ("  writes per pod, as the bench's watch counts them", lambda r: r["watch_events_per_pod"], ""),
+        *[(f"  CPU seconds during density: {name}", lambda r, name=name: r["density_cpu_s"][name], "")
+          for name in result["density_cpu_s"]],
+        (f"controller RSS with {REPLICAS + ROLL} pods cached (MiB)", lambda r: r["controller_rss_mib"], "<= 238.4 (250 MB)"),
+        ("apiserver RSS (MiB)", lambda r: r["apiserver_rss_mib"], ""),
+        (f"ferry node RSS, {NODES} hollow nodes running {REPLICAS + ROLL} pods (MiB)", lambda r: r["node_rss_mib"], ""),
     ]
-    print(f'{"measure":<66}{"ferry":>12}  goal')
-    for name, value, goal in rows:
-        print(f"{name:<66}{str(value):>12}  {goal}")
+    print(f'{"measure":<66}' + "".join(f"{e:>12}" for e in ENGINES) + "  goal")
+    for name, get_value, goal in rows:
+        values = "".join(f"{str(get_value(results[e])):>12}" for e in ENGINES)
+        print(f"{name:<66}{values}  {goal}")
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS, "w") as f:
-        json.dump({"result": result, "goals": GOALS}, f, indent=2)
+        json.dump({"results": results, "goals": GOALS}, f, indent=2)
     print(f"-> {os.path.relpath(RESULTS, ROOT)}")
 
 
