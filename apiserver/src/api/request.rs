@@ -110,7 +110,12 @@ pub fn parse_object(bytes: &[u8], media_type: &str) -> Result<Value, ApiError> {
 
 /// A JSON response.
 pub fn json_response(code: StatusCode, value: &Value, warnings: &[String]) -> Response<Body> {
-    let mut response = Response::new(Body::from(value.to_string()));
+    json_text_response(code, value.to_string(), warnings)
+}
+
+/// A JSON response of text already encoded, with warnings.
+pub fn json_text_response(code: StatusCode, text: String, warnings: &[String]) -> Response<Body> {
+    let mut response = Response::new(Body::from(text));
     *response.status_mut() = code;
     let headers = response.headers_mut();
     headers.insert(

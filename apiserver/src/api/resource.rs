@@ -11,12 +11,14 @@ use serde_json::{Value, json};
 use super::admission::FieldValidation;
 use super::catalog::{has_scale, storage_resource};
 use super::path::ResourcePath;
-use super::request::{Shape, body_bytes, content_type, json_response, parse_object};
+use super::request::{
+    Shape, body_bytes, content_type, json_response, json_text_response, parse_object,
+};
 use super::status::ApiError;
 use super::table::table;
 use super::write::dry_run;
 use super::{ApiState, allocator, apply, list, subresource, watch, write};
-use crate::storage::{ObjectKey, Stored, WriteOp};
+use crate::storage::{Change, ObjectKey, Stored, WriteOp};
 
 /// Everything a resource request needs.
 pub struct Call<'a> {
@@ -153,7 +155,13 @@ pub fn respond_object(
     object: &Value,
     warnings: &[String],
 ) -> Response<Body> {
-    let object = call.present(object.clone());
+    let presented;
+    let object = if call.custom().is_some() {
+        presented = call.present(object.clone());
+        &presented
+    } else {
+        object
+    };
     match Shape::of(&call.headers) {
         Shape::Table => {
             let rv = object["metadata"]["resourceVersion"]
@@ -166,8 +174,22 @@ pub fn respond_object(
             )
         }
         Shape::Metadata => json_response(code, &list::partial_metadata(&object), warnings),
-        Shape::Object => json_response(code, &object, warnings),
+        Shape::Object => json_response(code, object, warnings),
     }
+}
+
+/// Answers with an object just written: plain JSON of a built-in kind is its stored text as
+/// it is (no copy of the object, no second encoding), any other shape as [`respond_object`].
+pub fn respond_change(
+    call: &Call<'_>,
+    code: StatusCode,
+    change: &Change,
+    warnings: &[String],
+) -> Response<Body> {
+    if call.custom().is_none() && Shape::of(&call.headers) == Shape::Object {
+        return json_text_response(code, change.body.to_string(), warnings);
+    }
+    respond_object(call, code, &change.object, warnings)
 }
 
 /// Reads the object at `key`, or answers 404.
@@ -245,7 +267,7 @@ async fn finalize(call: &Call<'_>, name: &str, body: Body) -> Result<Response<Bo
         })
     })
     .await?;
-    Ok(respond_object(call, StatusCode::OK, &written.object, &[]))
+    Ok(written.respond(call, StatusCode::OK))
 }
 
 /// The request body as one object.
@@ -387,16 +409,20 @@ pub async fn insert_new(
             Err(e) => return Err(create_error(call, &name, e)),
         }
     };
-    let created = changes
-        .last()
-        .map(|c| (*c.object).clone())
-        .unwrap_or_default();
-    Ok(respond_object(
-        call,
-        StatusCode::CREATED,
-        &created,
-        &warnings,
-    ))
+    match changes.last() {
+        Some(created) => Ok(respond_change(
+            call,
+            StatusCode::CREATED,
+            created,
+            &warnings,
+        )),
+        None => Ok(respond_object(
+            call,
+            StatusCode::CREATED,
+            &Value::Null,
+            &warnings,
+        )),
+    }
 }
 
 /// The object's resourceVersion, a precondition when set.

@@ -107,7 +107,7 @@ async fn write_scale(
     .await?;
     Ok(json_response(
         StatusCode::OK,
-        &scale_of(&written.object, paths.as_ref()),
+        &scale_of(written.object(), paths.as_ref()),
         &written.warnings,
     ))
 }

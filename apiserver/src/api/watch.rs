@@ -30,6 +30,17 @@ fn event(kind: &str, object: Value) -> Bytes {
     Bytes::from(line)
 }
 
+/// The same line as [`event`] around an object already encoded as JSON text.
+fn encoded_event(kind: &str, body: &str) -> Bytes {
+    let mut line = String::with_capacity(body.len() + kind.len() + 23);
+    line.push_str("{\"type\":\"");
+    line.push_str(kind);
+    line.push_str("\",\"object\":");
+    line.push_str(body);
+    line.push_str("}\n");
+    Bytes::from(line)
+}
+
 /// Counts a watch as open for as long as it lives.
 struct WatchGuard(std::sync::Arc<ApiMetrics>);
 
@@ -84,6 +95,9 @@ pub async fn serve(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     let shutdown = call.state.shutdown.clone();
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let custom = call.custom();
+    // Built-in kinds as plain JSON go out as stored: each change's text, encoded once for
+    // every watcher, instead of a copy of the object per watcher.
+    let as_stored = custom.is_none() && shape == Shape::Object;
     let api_version = kind.api_version();
     let render = move |mut object: Value| -> Value {
         if custom.is_some()
@@ -169,10 +183,14 @@ pub async fn serve(call: Call<'_>) -> Result<Response<Body>, ApiError> {
                     {
                         continue;
                     }
-                    let Some((kind, object)) = transition(&change, &passes) else {
+                    let Some((kind, sent)) = transition(&change, &passes) else {
                         continue;
                     };
-                    if tx.send(event(kind, render(object))).await.is_err() {
+                    let line = match sent {
+                        Sent::Current if as_stored => encoded_event(kind, &change.body),
+                        sent => event(kind, render(sent.object(&change))),
+                    };
+                    if tx.send(line).await.is_err() {
                         return;
                     }
                 }
@@ -192,6 +210,25 @@ pub async fn serve(call: Call<'_>) -> Result<Response<Body>, ApiError> {
     Ok(response)
 }
 
+/// The object a watch event carries.
+#[derive(Debug)]
+pub enum Sent {
+    /// The change's object as committed (its stored JSON text can be sent as it is).
+    Current,
+    /// The last passing state of an object that stopped passing, at the change's revision.
+    Last(Value),
+}
+
+impl Sent {
+    /// The object itself.
+    pub fn object(self, change: &Change) -> Value {
+        match self {
+            Sent::Current => (*change.object).clone(),
+            Sent::Last(object) => object,
+        }
+    }
+}
+
 /// What a watch with a selector sends for a change, as the kube-apiserver's watch cache does:
 /// an object that starts passing is ADDED, one that stops passing is DELETED with its previous
 /// (last passing) state at the change's resourceVersion, one that passes before and after is
@@ -199,22 +236,23 @@ pub async fn serve(call: Call<'_>) -> Result<Response<Body>, ApiError> {
 pub fn transition(
     change: &Change,
     passes: impl Fn(&Value) -> bool,
-) -> Option<(&'static str, Value)> {
+) -> Option<(&'static str, Sent)> {
     let now = change.event != EventType::Deleted && passes(&change.object);
     let before = change.passed_before(&passes);
     match (before, now) {
-        (false, true) => Some(("ADDED", (*change.object).clone())),
-        (true, true) => Some(("MODIFIED", (*change.object).clone())),
-        (true, false) => {
-            let mut last = match (change.event, &change.previous) {
-                (EventType::Modified, Some(previous)) => (**previous).clone(),
-                _ => (*change.object).clone(),
-            };
-            if let Some(meta) = last.get_mut("metadata").and_then(Value::as_object_mut) {
-                meta.insert("resourceVersion".into(), json!(change.revision.to_string()));
+        (false, true) => Some(("ADDED", Sent::Current)),
+        (true, true) => Some(("MODIFIED", Sent::Current)),
+        (true, false) => match (change.event, &change.previous) {
+            (EventType::Modified, Some(previous)) => {
+                let mut last = (**previous).clone();
+                if let Some(meta) = last.get_mut("metadata").and_then(Value::as_object_mut) {
+                    meta.insert("resourceVersion".into(), json!(change.revision.to_string()));
+                }
+                Some(("DELETED", Sent::Last(last)))
             }
-            Some(("DELETED", last))
-        }
+            // A deletion: the object is its last state, at the deletion's revision already.
+            _ => Some(("DELETED", Sent::Current)),
+        },
         (false, false) => None,
     }
 }
@@ -227,13 +265,13 @@ mod tests {
     use crate::storage::ObjectKey;
 
     fn change(event: EventType, labels: Value, previous: Option<Value>) -> Change {
+        let object = json!({"metadata": {"name": "p", "labels": labels, "resourceVersion": "9"}});
         Change {
             revision: 9,
             event,
             key: ObjectKey::new("pods", "d", "p"),
-            object: Arc::new(
-                json!({"metadata": {"name": "p", "labels": labels, "resourceVersion": "9"}}),
-            ),
+            body: Arc::from(object.to_string()),
+            object: Arc::new(object),
             previous: previous.map(|labels| {
                 Arc::new(
                     json!({"metadata": {"name": "p", "labels": labels, "resourceVersion": "8"}}),
@@ -259,7 +297,8 @@ mod tests {
             json!({"app": "db"}),
             Some(json!({"app": "web"})),
         );
-        let (k, object) = transition(&c, web).expect("an event");
+        let (k, sent) = transition(&c, web).expect("an event");
+        let object = sent.object(&c);
         assert_eq!(k, "DELETED");
         assert_eq!(object["metadata"]["labels"]["app"], "web");
         assert_eq!(object["metadata"]["resourceVersion"], "9");
@@ -289,5 +328,16 @@ mod tests {
             kind(&change(EventType::Deleted, json!({"app": "db"}), None)),
             None
         );
+    }
+
+    #[test]
+    fn an_encoded_event_is_the_event_of_the_object() {
+        let c = change(EventType::Added, json!({"app": "web"}), None);
+        let encoded = encoded_event("ADDED", &c.body);
+        let made = event("ADDED", (*c.object).clone());
+        let parse = |b: &Bytes| serde_json::from_slice::<Value>(b).expect("one JSON line");
+        assert_eq!(parse(&encoded), parse(&made));
+        assert!(encoded.ends_with(b"}\n"));
+        assert_eq!(encoded.iter().filter(|b| **b == b'\n').count(), 1);
     }
 }

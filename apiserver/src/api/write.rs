@@ -7,6 +7,8 @@
 //! nothing; otherwise the write is conditional on the revision read, and a conflict re-reads
 //! and tries again unless the client pinned a resourceVersion itself.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::http::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -14,9 +16,11 @@ use serde_json::{Value, json};
 use super::admission::{FieldValidation, ObjectAt, UpdateHow, has_finalizers};
 use super::apply;
 use super::request::{body_bytes, content_type, parse_object};
-use super::resource::{Call, expected_revision, insert_new, manager, read_body, respond_object};
+use super::resource::{
+    Call, expected_revision, insert_new, manager, read_body, respond_change, respond_object,
+};
 use super::status::ApiError;
-use crate::storage::{ObjectKey, Stored, WriteOp};
+use crate::storage::{Change, ObjectKey, Stored, WriteOp};
 
 /// How many times a change is re-made when the object changed under it.
 pub const ATTEMPTS: usize = 5;
@@ -33,10 +37,36 @@ pub struct Made {
 
 /// The object as it is now, for the response.
 pub struct Written {
-    /// The object after the write (or as it would be, on a dry run; or unchanged).
-    pub object: Value,
+    /// The object after the write, or as it would be (a dry run), or as it is (a no-op).
+    pub outcome: Outcome,
     /// Warnings for the client.
     pub warnings: Vec<String>,
+}
+
+/// What a read-modify-write did.
+pub enum Outcome {
+    /// It wrote: the committed change, with the object's stored JSON text.
+    Stored(Arc<Change>),
+    /// It wrote nothing (a no-op or a dry run): the object.
+    Unwritten(Value),
+}
+
+impl Written {
+    /// The object after the write.
+    pub fn object(&self) -> &Value {
+        match &self.outcome {
+            Outcome::Stored(change) => &change.object,
+            Outcome::Unwritten(object) => object,
+        }
+    }
+
+    /// Answers with the object and the warnings.
+    pub fn respond(&self, call: &Call<'_>, code: StatusCode) -> Response<Body> {
+        match &self.outcome {
+            Outcome::Stored(change) => respond_change(call, code, change, &self.warnings),
+            Outcome::Unwritten(object) => respond_object(call, code, object, &self.warnings),
+        }
+    }
 }
 
 /// Is this a dry run (`dryRun=All` in the query)? Any other value is refused.
@@ -62,23 +92,59 @@ pub fn dry_run_values(values: impl IntoIterator<Item = String>) -> Result<bool, 
 }
 
 /// Equal apart from what a write always changes: the resourceVersion, and the times in
-/// managedFields.
+/// managedFields. Compared in place: a copy of each object would cost more than the
+/// comparison.
 pub fn unchanged(old: &Value, new: &Value) -> bool {
-    let strip = |v: &Value| {
-        let mut v = v.clone();
-        if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.remove("resourceVersion");
-            if let Some(entries) = meta.get_mut("managedFields").and_then(Value::as_array_mut) {
-                for entry in entries {
-                    if let Some(entry) = entry.as_object_mut() {
-                        entry.remove("time");
-                    }
-                }
-            }
+    same_object(old, new, &[], |field, a, b| match field {
+        "metadata" => same_object(a, b, &["resourceVersion"], |field, a, b| match field {
+            "managedFields" => same_entries(a, b),
+            _ => a == b,
+        }),
+        _ => a == b,
+    })
+}
+
+/// managedFields entries equal but for their times.
+fn same_entries(a: &Value, b: &Value) -> bool {
+    match (a.as_array(), b.as_array()) {
+        (Some(a), Some(b)) => {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|(a, b)| same_object(a, b, &["time"], |_, a, b| a == b))
         }
-        v
+        _ => a == b,
+    }
+}
+
+/// Two values equal as objects with the fields in `skip` left out, each pair of fields equal
+/// by `same`; values that are not both objects are compared as they are.
+fn same_object(
+    a: &Value,
+    b: &Value,
+    skip: &[&str],
+    same: impl Fn(&str, &Value, &Value) -> bool,
+) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
     };
-    strip(old) == strip(new)
+    same_fields(a, b, skip, same)
+}
+
+/// Whether two maps have the same fields, `skip` aside, each pair equal by `same`.
+fn same_fields(
+    a: &serde_json::Map<String, Value>,
+    b: &serde_json::Map<String, Value>,
+    skip: &[&str],
+    same: impl Fn(&str, &Value, &Value) -> bool,
+) -> bool {
+    let kept = |m: &'_ serde_json::Map<String, Value>| {
+        m.keys().filter(|k| !skip.contains(&k.as_str())).count()
+    };
+    kept(a) == kept(b)
+        && a.iter()
+            .filter(|(k, _)| !skip.contains(&k.as_str()))
+            .all(|(k, v)| b.get(k).is_some_and(|w| same(k, v, w)))
 }
 
 /// The write that replaces an object: an update, except that an object being deleted whose
@@ -121,7 +187,7 @@ pub async fn read_modify_write(
         let pinned = pinned.filter(|rv| *rv != stored.revision);
         if pinned.is_none() && unchanged(&stored.object, &object) {
             return Ok(Written {
-                object: stored.object,
+                outcome: Outcome::Unwritten(stored.object),
                 warnings,
             });
         }
@@ -133,16 +199,19 @@ pub async fn read_modify_write(
                     found: stored.revision,
                 }));
             }
-            return Ok(Written { object, warnings });
+            return Ok(Written {
+                outcome: Outcome::Unwritten(object),
+                warnings,
+            });
         }
         let op = replacement(key.clone(), object, Some(pinned.unwrap_or(stored.revision)));
         match call.state.storage.write(vec![op]).await {
             Ok(changes) => {
-                let object = changes
-                    .first()
-                    .map(|c| (*c.object).clone())
-                    .unwrap_or_default();
-                return Ok(Written { object, warnings });
+                let outcome = match changes.into_iter().next() {
+                    Some(change) => Outcome::Stored(change),
+                    None => Outcome::Unwritten(Value::Null),
+                };
+                return Ok(Written { outcome, warnings });
             }
             Err(crate::storage::StorageError::Conflict { .. })
                 if pinned.is_none() && attempt < ATTEMPTS =>
@@ -201,12 +270,7 @@ pub async fn update(
         })
     })
     .await?;
-    Ok(respond_object(
-        call,
-        StatusCode::OK,
-        &written.object,
-        &written.warnings,
-    ))
+    Ok(written.respond(call, StatusCode::OK))
 }
 
 /// Applies a patch of the request's media type to `target`.
@@ -274,12 +338,7 @@ pub async fn patch(
         })
     })
     .await?;
-    Ok(respond_object(
-        call,
-        StatusCode::OK,
-        &written.object,
-        &written.warnings,
-    ))
+    Ok(written.respond(call, StatusCode::OK))
 }
 
 /// Server-side apply: creates the object or merges the configuration into it, with field
@@ -343,12 +402,7 @@ async fn server_side_apply(
         })
     })
     .await?;
-    Ok(respond_object(
-        call,
-        StatusCode::OK,
-        &written.object,
-        &written.warnings,
-    ))
+    Ok(written.respond(call, StatusCode::OK))
 }
 
 #[cfg(test)]

@@ -49,6 +49,9 @@ pub struct Change {
     pub key: ObjectKey,
     /// The object after the change (for a delete: its last state), resourceVersion set.
     pub object: Arc<Value>,
+    /// `object` as JSON text: encoded once, for the change log, the object's row, the
+    /// response to the write and every watcher that sends the object as it is.
+    pub body: Arc<str>,
     /// For an update that changed the object's labels or a selectable field: the object as it
     /// was before. `None` for creates, deletes, and updates whose selection cannot differ.
     pub previous: Option<Arc<Value>>,

@@ -501,6 +501,7 @@ pub(crate) async fn changes_after(
         let body: String = row.try_get(5)?;
         let object = serde_json::from_str(&body)
             .map_err(|e| StorageError::Corrupt(key.clone(), e.to_string()))?;
+        let body = Arc::from(body);
         let previous: Option<String> = row.try_get(6)?;
         let previous = previous
             .map(|p| serde_json::from_str::<serde_json::Value>(&p))
@@ -512,6 +513,7 @@ pub(crate) async fn changes_after(
             event,
             key,
             object: Arc::new(object),
+            body,
             previous,
         }));
     }

@@ -272,11 +272,13 @@ fn plan(
                 _ => Some((revision, object.clone())),
             },
         );
+        let body = Arc::from(object.to_string());
         changes.push(Arc::new(Change {
             revision,
             event,
             key: key.clone(),
             object,
+            body,
             previous,
         }));
     }
@@ -287,12 +289,11 @@ fn plan(
 fn bind_change_rows<'q>(
     mut query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
     changes: &'q [Arc<Change>],
-    bodies: &'q [String],
     committed_ms: i64,
 ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
-    for (change, body) in changes.iter().zip(bodies) {
+    for change in changes {
         for column in 0..COLUMNS {
-            query = bind_column(query, change, body, column, committed_ms);
+            query = bind_column(query, change, column, committed_ms);
         }
     }
     query
@@ -303,7 +304,6 @@ fn bind_change_rows<'q>(
 fn bind_column<'q>(
     query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>,
     change: &'q Change,
-    body: &'q str,
     column: usize,
     committed_ms: i64,
 ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
@@ -314,7 +314,7 @@ fn bind_column<'q>(
         2 => query.bind(&key.namespace),
         3 => query.bind(&key.name),
         4 => query.bind(change.event.as_str()),
-        5 => query.bind(body),
+        5 => query.bind(&*change.body),
         6 => query.bind(committed_ms),
         _ => query.bind(change.previous.as_ref().map(|p| p.to_string())),
     }
@@ -368,7 +368,6 @@ async fn write_in_one(
     committed_ms: i64,
     last: i64,
 ) -> Result<(), StorageError> {
-    let bodies: Vec<String> = changes.iter().map(|c| c.object.to_string()).collect();
     let mut last_of: HashMap<&ObjectKey, usize> = HashMap::new();
     for (i, change) in changes.iter().enumerate() {
         last_of.insert(&change.key, i);
@@ -461,10 +460,10 @@ async fn write_in_one(
         Engine::Sqlite => order
             .iter()
             .fold(query, |q, (i, c)| {
-                bind_column(q, &changes[*i], &bodies[*i], *c, committed_ms)
+                bind_column(q, &changes[*i], *c, committed_ms)
             })
             .bind(last),
-        Engine::Postgres => bind_change_rows(query, changes, &bodies, committed_ms)
+        Engine::Postgres => bind_change_rows(query, changes, committed_ms)
             .bind(last)
             .bind(super::listener::CHANNEL)
             .bind(last.to_string()),
@@ -480,19 +479,17 @@ async fn write_changes(
     changes: &[Arc<Change>],
     committed_ms: i64,
 ) -> Result<(), StorageError> {
-    // Each body is serialized once: the change log and the object row share it.
-    let bodies: Vec<String> = changes.iter().map(|c| c.object.to_string()).collect();
     // Only the last change of each key decides its row.
-    let mut last: HashMap<&ObjectKey, (&Arc<Change>, &String)> = HashMap::new();
-    for (change, body) in changes.iter().zip(&bodies) {
-        last.insert(&change.key, (change, body));
+    let mut last: HashMap<&ObjectKey, &Arc<Change>> = HashMap::new();
+    for change in changes {
+        last.insert(&change.key, change);
     }
-    let mut upserts: Vec<(&Arc<Change>, &String)> = Vec::new();
+    let mut upserts: Vec<&Arc<Change>> = Vec::new();
     let mut deletes: Vec<&ObjectKey> = Vec::new();
-    for (key, (change, body)) in &last {
+    for (key, change) in &last {
         match change.event {
             EventType::Deleted => deletes.push(key),
-            _ => upserts.push((change, body)),
+            _ => upserts.push(change),
         }
     }
     for chunk in upserts.chunks(CHUNK) {
@@ -503,14 +500,14 @@ async fn write_changes(
         );
         // Only the number of placeholders varies; every value is bound.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (change, body) in chunk {
+        for change in chunk {
             let key = &change.key;
             query = query
                 .bind(&key.resource)
                 .bind(&key.namespace)
                 .bind(&key.name)
                 .bind(change.revision)
-                .bind(body.as_str());
+                .bind(&*change.body);
         }
         query.execute(&mut **tx).await?;
     }
@@ -521,18 +518,13 @@ async fn write_changes(
         );
         query.execute(&mut **tx).await?;
     }
-    for (chunk, chunk_bodies) in changes.chunks(CHUNK).zip(bodies.chunks(CHUNK)) {
+    for chunk in changes.chunks(CHUNK) {
         let sql = format!(
             "INSERT INTO changes (revision, resource, namespace, name, event, body, committed_ms, previous) VALUES {}",
             placeholders(chunk.len(), COLUMNS)
         );
         // Only the number of placeholders varies; every value is bound.
-        let query = bind_change_rows(
-            sqlx::query(sqlx::AssertSqlSafe(sql)),
-            chunk,
-            chunk_bodies,
-            committed_ms,
-        );
+        let query = bind_change_rows(sqlx::query(sqlx::AssertSqlSafe(sql)), chunk, committed_ms);
         query.execute(&mut **tx).await?;
     }
     Ok(())
