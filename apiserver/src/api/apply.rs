@@ -66,6 +66,14 @@ fn item_matches(item: &Value, key: &Map<String, Value>) -> bool {
 
 /// The leaf paths an object (or an apply configuration) sets, walked by its kind's field types.
 fn paths_of(value: &Value) -> BTreeSet<FieldPath> {
+    paths_differing(value, None)
+}
+
+/// The field paths of `value` under the fields (top-level, or in metadata) whose value differs
+/// from the same field of `other`: a field equal in both has only paths whose values are equal,
+/// so an update's changed paths are found without walking what it left alone (a status write
+/// leaves every managed field alone).
+fn paths_differing(value: &Value, other: Option<&Value>) -> BTreeSet<FieldPath> {
     let mut out = BTreeSet::new();
     let Value::Object(map) = value else {
         return out;
@@ -82,7 +90,8 @@ fn paths_of(value: &Value) -> BTreeSet<FieldPath> {
             if let Value::Object(meta) = v {
                 let meta_shape = shape.field("metadata").child();
                 for (mk, mv) in meta {
-                    if !UNMANAGED_META.contains(&mk.as_str()) {
+                    let same = other.is_some_and(|o| o["metadata"].get(mk) == Some(mv));
+                    if !same && !UNMANAGED_META.contains(&mk.as_str()) {
                         walk(
                             mv,
                             mk,
@@ -93,6 +102,9 @@ fn paths_of(value: &Value) -> BTreeSet<FieldPath> {
                     }
                 }
             }
+            continue;
+        }
+        if other.is_some_and(|o| o.get(k) == Some(v)) {
             continue;
         }
         walk(v, k, shape.field(k), Vec::new(), &mut out);
@@ -301,12 +313,11 @@ fn store(object: &mut Value, entries: Vec<Entry>) {
 /// Records an ordinary write (create, update, patch) by `manager`: it owns the fields it
 /// changed, taken from whoever owned them.
 pub fn record_update(old: Option<&Value>, new: &mut Value, manager: &str) {
-    let mut list = old.map(entries).unwrap_or_default();
-    let after = paths_of(new);
+    let after = paths_differing(new, old);
     let changed: BTreeSet<FieldPath> = match old {
         None => after,
         Some(old) => {
-            let before = paths_of(old);
+            let before = paths_differing(old, Some(new));
             after
                 .union(&before)
                 .filter(|p| value_at(old, p) != value_at(new, p))
@@ -314,6 +325,13 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, manager: &str) {
                 .collect()
         }
     };
+    if changed.is_empty()
+        && old.is_some_and(|o| o["metadata"]["managedFields"] == new["metadata"]["managedFields"])
+    {
+        // Nothing managed changed and the entries are as stored (a status write): they stay.
+        return;
+    }
+    let mut list = old.map(entries).unwrap_or_default();
     if changed.is_empty() {
         store(new, list);
         return;
@@ -563,5 +581,47 @@ mod tests {
             second["metadata"]["labels"].get("app").is_none(),
             "{second}"
         );
+    }
+
+    #[test]
+    fn an_update_owns_only_what_it_changed() {
+        let mut created = deploy(2, "nginx");
+        record_update(None, &mut created, "ci");
+        let owned = |o: &Value, manager: &str| -> BTreeSet<FieldPath> {
+            entries(o)
+                .into_iter()
+                .filter(|e| e.manager == manager)
+                .flat_map(|e| e.paths)
+                .collect()
+        };
+        let image = vec![
+            "f:spec".to_string(),
+            "f:template".into(),
+            "f:spec".into(),
+            "f:containers".into(),
+            "k:{\"name\":\"web\"}".into(),
+            "f:image".into(),
+        ];
+        assert!(owned(&created, "ci").contains(&image));
+        // A status write changes no managed field: the entries stay exactly as they were.
+        let mut reported = created.clone();
+        reported["status"] = json!({"replicas": 2});
+        record_update(Some(&created), &mut reported, "controller");
+        assert_eq!(
+            reported["metadata"]["managedFields"],
+            created["metadata"]["managedFields"]
+        );
+        // A new image: the image path alone moves to the new writer; a label added in the same
+        // write is the writer's too, and the untouched replicas stay with the first.
+        let mut rolled = reported.clone();
+        rolled["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:2");
+        rolled["metadata"]["labels"]["tier"] = json!("front");
+        record_update(Some(&reported), &mut rolled, "kubectl-set");
+        let mine = owned(&rolled, "kubectl-set");
+        let label = vec!["f:metadata".to_string(), "f:labels".into(), "f:tier".into()];
+        assert_eq!(mine, BTreeSet::from([image.clone(), label]));
+        let first = owned(&rolled, "ci");
+        assert!(!first.contains(&image));
+        assert!(first.contains(&vec!["f:spec".to_string(), "f:replicas".into()]));
     }
 }
