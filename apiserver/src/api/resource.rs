@@ -169,11 +169,11 @@ pub fn respond_object(
                 .unwrap_or_default();
             json_response(
                 code,
-                &call.table(std::slice::from_ref(&object), rv, None),
+                &call.table(std::slice::from_ref(object), rv, None),
                 warnings,
             )
         }
-        Shape::Metadata => json_response(code, &list::partial_metadata(&object), warnings),
+        Shape::Metadata => json_response(code, &list::partial_metadata(object), warnings),
         Shape::Object => json_response(code, object, warnings),
     }
 }
