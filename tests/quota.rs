@@ -1,7 +1,9 @@
 //! ResourceQuota admission and usage driven with the real kubectl against `ferry up --nodes 3`
 //! (hollow nodes): a ReplicaSet whose pods pass the quota shows `ReplicaFailure` with the
 //! apiserver's reason, a pod created by hand is refused naming the quota, and usage follows
-//! pods as they go (`kubectl describe quota`); a LimitRange fills in missing requests and
+//! pods as they go (`kubectl describe quota`); object-count quotas (`count/configmaps`,
+//! `count/deployments.apps`, `services.nodeports`) refuse the create past their limit and give
+//! the unit back when such an object is deleted; a LimitRange fills in missing requests and
 //! limits and refuses pods outside its bounds.
 
 use std::path::Path;
@@ -73,6 +75,98 @@ fn quota_refuses_pods_past_its_limits_and_counts_them() {
         (used(k) == "1 300m").then_some(())
     });
     k.ok_stdin(&["apply", "-f", "-"], LONE);
+}
+
+#[test]
+fn object_count_quota_refuses_creates_past_its_limit_and_gives_units_back() {
+    let Some(a) = Appliance::with_hollow_nodes(ferry_binary(), 1) else {
+        return;
+    };
+    let k = &a.kubectl;
+    k.ok(&["create", "namespace", "counted"]);
+    let k_ns = |args: &[&str]| {
+        let mut all = vec!["-n", "counted"];
+        all.extend_from_slice(args);
+        k.ok(&all)
+    };
+    k_ns(&[
+        "create",
+        "quota",
+        "objects",
+        "--hard=count/configmaps=2,count/deployments.apps=1,services.nodeports=1,secrets=5",
+    ]);
+    let used = || {
+        k.jsonpath(
+            &["-n", "counted", "resourcequota", "objects"],
+            "{.status.used.count/configmaps} {.status.used.count/deployments\\.apps} {.status.used.services\\.nodeports}",
+        )
+    };
+    // The namespace's existing objects counted before the first create.
+    let before = wait_for(Duration::from_secs(30), "the quota counted", || {
+        let text = used();
+        (text.split(' ').count() == 3 && !text.starts_with(' ')).then_some(text)
+    });
+    let existing: u32 = before
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(existing <= 2, "{before}");
+    for i in existing..2 {
+        k_ns(&[
+            "create",
+            "configmap",
+            &format!("c{i}"),
+            "--from-literal=a=b",
+        ]);
+    }
+    let refused = k.fails(&["-n", "counted", "create", "configmap", "extra"]);
+    assert!(
+        refused.contains("configmaps \"extra\" is forbidden: exceeded quota: objects")
+            && refused.contains("requested: count/configmaps=1")
+            && refused.contains("limited: count/configmaps=2"),
+        "{refused}"
+    );
+    let described = k_ns(&["describe", "quota", "objects"]);
+    assert!(described.contains("count/configmaps"), "{described}");
+
+    // One deployment, one node port.
+    k_ns(&["create", "deployment", "one", "--image=web:1"]);
+    let refused = k.fails(&[
+        "-n",
+        "counted",
+        "create",
+        "deployment",
+        "two",
+        "--image=web:1",
+    ]);
+    assert!(
+        refused.contains("exceeded quota: objects")
+            && refused.contains("limited: count/deployments.apps=1"),
+        "{refused}"
+    );
+    k_ns(&["create", "service", "nodeport", "np", "--tcp=80"]);
+    let refused = k.fails(&[
+        "-n", "counted", "create", "service", "nodeport", "np2", "--tcp=80",
+    ]);
+    assert!(
+        refused.contains("limited: services.nodeports=1"),
+        "{refused}"
+    );
+    // A ClusterIP Service uses no node port.
+    k_ns(&["create", "service", "clusterip", "plain", "--tcp=80"]);
+
+    // A deleted ConfigMap's unit comes back with the controller's recount.
+    let names = k_ns(&["get", "configmaps", "-o", "name"]);
+    let first = names.lines().next().unwrap_or_default().to_owned();
+    k_ns(&["delete", &first]);
+    wait_for(Duration::from_secs(30), "the unit given back", || {
+        used().starts_with("1 ").then_some(())
+    });
+    k_ns(&["create", "configmap", "extra", "--from-literal=a=b"]);
+    wait_for(Duration::from_secs(30), "charged again", || {
+        used().starts_with("2 ").then_some(())
+    });
 }
 
 const RANGE: &str = "apiVersion: v1\nkind: LimitRange\nmetadata:\n  name: bounds\nspec:\n  limits:\n  - type: Container\n    default: {cpu: 500m, memory: 128Mi}\n    defaultRequest: {cpu: 100m}\n    max: {cpu: \"1\"}\n    min: {memory: 16Mi}\n";

@@ -1,8 +1,16 @@
-//! ResourceQuota accounting for pods, shared by the apiserver's admission and the quota
-//! controller: what one pod uses (`pods`, `count/pods`, `requests.cpu|memory` and their short
-//! forms `cpu|memory`, `limits.cpu|memory`; requests are the sum over the containers, or an
-//! init container's if larger), whether a pod still counts (not finished), and the first
-//! hard limit a request would pass.
+//! ResourceQuota accounting, shared by the apiserver's admission and the quota controller:
+//! which object a quota's `spec.hard` key counts ([`source`]), what one object uses
+//! ([`usage`]), whether it still counts (a pod only until it finishes), and the hard limits a
+//! create would pass.
+//!
+//! The keys are Kubernetes': object counts `count/<resource>[.<group>]` for any namespaced
+//! resource and the older names `pods`, `services`, `configmaps`, `secrets`,
+//! `persistentvolumeclaims`, `replicationcontrollers`, `resourcequotas`,
+//! `services.nodeports`, `services.loadbalancers`; compute `requests.<name>` and
+//! `limits.<name>` summed over a pod's containers (or an init container's if larger), with
+//! `cpu`, `memory` and `ephemeral-storage` short for their requests; storage
+//! `requests.storage` and per class `<class>.storageclass.storage.k8s.io/requests.storage` and
+//! `.../persistentvolumeclaims`.
 
 use std::collections::BTreeMap;
 
@@ -10,24 +18,132 @@ use serde_json::Value;
 
 use crate::quantity::Quantity;
 
-/// The resources a quota can limit that pods use.
-pub const TRACKED: &[&str] = &[
+/// What one object, or a namespace's objects, use: hard-limit key to amount.
+pub type Usage = BTreeMap<String, Quantity>;
+
+/// The resources whose bare name is short for a pod's requests of it.
+const REQUEST_SHORT_NAMES: &[&str] = &["cpu", "memory", "ephemeral-storage"];
+
+/// The core resources whose plain name is their object count.
+const COUNTED_BY_NAME: &[&str] = &[
     "pods",
-    "count/pods",
-    "requests.cpu",
-    "requests.memory",
-    "cpu",
-    "memory",
-    "limits.cpu",
-    "limits.memory",
+    "services",
+    "configmaps",
+    "secrets",
+    "persistentvolumeclaims",
+    "replicationcontrollers",
+    "resourcequotas",
 ];
 
-/// Whether `pod` counts against quota (it is not Succeeded or Failed).
-pub fn counts(pod: &Value) -> bool {
-    !matches!(
-        pod["status"]["phase"].as_str(),
-        Some("Succeeded" | "Failed")
-    )
+/// The suffix of per-StorageClass keys.
+const STORAGE_CLASS: &str = ".storageclass.storage.k8s.io/";
+
+/// The objects a hard-limit key counts, as (API group, resource), or `None` for a key this
+/// server does not track (it is left out of `status.used` and never refuses a create).
+pub fn source(key: &str) -> Option<(&str, &str)> {
+    if let Some(counted) = key.strip_prefix("count/") {
+        return match counted.split_once('.') {
+            Some((resource, group)) if !resource.is_empty() && !group.is_empty() => {
+                Some((group, resource))
+            }
+            Some(_) => None,
+            None if counted.is_empty() => None,
+            None => Some(("", counted)),
+        };
+    }
+    if COUNTED_BY_NAME.contains(&key) {
+        return Some(("", key));
+    }
+    if key.contains(STORAGE_CLASS) || key == "requests.storage" {
+        return Some(("", "persistentvolumeclaims"));
+    }
+    if key == "services.nodeports" || key == "services.loadbalancers" {
+        return Some(("", "services"));
+    }
+    if REQUEST_SHORT_NAMES.contains(&key)
+        || key.strip_prefix("requests.").is_some_and(|r| !r.is_empty())
+        || key.strip_prefix("limits.").is_some_and(|r| !r.is_empty())
+    {
+        return Some(("", "pods"));
+    }
+    None
+}
+
+/// Whether `object` of `resource` counts against quota: every object does, except a pod
+/// that has finished (Succeeded or Failed).
+pub fn counts(resource: &str, object: &Value) -> bool {
+    resource != "pods"
+        || !matches!(
+            object["status"]["phase"].as_str(),
+            Some("Succeeded" | "Failed")
+        )
+}
+
+fn one() -> Quantity {
+    Quantity::from_units(1)
+}
+
+/// What `object`, of `resource` in API group `group`, uses of every key that counts it.
+pub fn usage(group: &str, resource: &str, object: &Value) -> Usage {
+    let mut usage = Usage::new();
+    let count = if group.is_empty() {
+        format!("count/{resource}")
+    } else {
+        format!("count/{resource}.{group}")
+    };
+    usage.insert(count, one());
+    if !group.is_empty() {
+        return usage;
+    }
+    if COUNTED_BY_NAME.contains(&resource) {
+        usage.insert(resource.to_owned(), one());
+    }
+    match resource {
+        "pods" => pod_compute(&object["spec"], &mut usage),
+        "services" => {
+            let spec = &object["spec"];
+            let kind = spec["type"].as_str().unwrap_or("ClusterIP");
+            if kind == "LoadBalancer" {
+                usage.insert("services.loadbalancers".into(), one());
+            }
+            if matches!(kind, "NodePort" | "LoadBalancer") {
+                let ports = spec["ports"].as_array().map_or(0, Vec::len);
+                usage.insert(
+                    "services.nodeports".into(),
+                    Quantity::from_units(ports as i64),
+                );
+            }
+        }
+        "persistentvolumeclaims" => {
+            let storage = Quantity::from_value(&object["spec"]["resources"]["requests"]["storage"])
+                .unwrap_or_default();
+            usage.insert("requests.storage".into(), storage);
+            if let Some(class) = object["spec"]["storageClassName"].as_str() {
+                usage.insert(format!("{class}{STORAGE_CLASS}requests.storage"), storage);
+                usage.insert(
+                    format!("{class}{STORAGE_CLASS}persistentvolumeclaims"),
+                    one(),
+                );
+            }
+        }
+        _ => {}
+    }
+    usage
+}
+
+/// Every resource name a container of `spec` requests or limits.
+fn resource_names(spec: &Value) -> std::collections::BTreeSet<&str> {
+    let mut names = std::collections::BTreeSet::new();
+    for list in ["containers", "initContainers"] {
+        for c in spec[list].as_array().into_iter().flatten() {
+            for section in ["requests", "limits"] {
+                if let Some(map) = c["resources"][section].as_object() {
+                    names.extend(map.keys().map(String::as_str));
+                }
+            }
+        }
+    }
+    names
 }
 
 fn container_sum(containers: &Value, section: &str, resource: &str) -> Quantity {
@@ -49,56 +165,61 @@ fn container_max(containers: &Value, section: &str, resource: &str) -> Quantity 
         .unwrap_or_default()
 }
 
-/// What `pod` uses of each tracked resource.
-pub fn pod_usage(pod: &Value) -> BTreeMap<&'static str, Quantity> {
-    let spec = &pod["spec"];
-    let mut usage = BTreeMap::new();
-    usage.insert("pods", Quantity::from_units(1));
-    usage.insert("count/pods", Quantity::from_units(1));
-    for (section, names) in [
-        (
-            "requests",
-            [("requests.cpu", "cpu"), ("requests.memory", "memory")],
-        ),
-        (
-            "limits",
-            [("limits.cpu", "cpu"), ("limits.memory", "memory")],
-        ),
-    ] {
-        for (name, resource) in names {
+/// A pod's compute usage: requests and limits of every resource its containers name (cpu
+/// and memory always), the larger of the containers' sum and the largest init container.
+fn pod_compute(spec: &Value, usage: &mut Usage) {
+    let mut names = resource_names(spec);
+    names.extend(["cpu", "memory"]);
+    for resource in names {
+        for section in ["requests", "limits"] {
             let sum = container_sum(&spec["containers"], section, resource);
             let init = container_max(&spec["initContainers"], section, resource);
             let value = sum.max(init);
-            if section == "requests" {
-                usage.insert(resource_alias(resource), value);
+            if section == "requests" && REQUEST_SHORT_NAMES.contains(&resource) {
+                usage.insert(resource.to_owned(), value);
             }
-            usage.insert(name, value);
+            usage.insert(format!("{section}.{resource}"), value);
         }
     }
-    usage
 }
 
-fn resource_alias(resource: &str) -> &'static str {
-    if resource == "cpu" { "cpu" } else { "memory" }
-}
-
-/// The sum of the usage of these pods.
-pub fn total<'a>(pods: impl IntoIterator<Item = &'a Value>) -> BTreeMap<&'static str, Quantity> {
-    let mut total: BTreeMap<&'static str, Quantity> = BTreeMap::new();
-    for pod in pods.into_iter().filter(|p| counts(p)) {
-        for (k, v) in pod_usage(pod) {
+/// The sum of the usage of these objects of `resource` in `group` (finished pods left out).
+pub fn total<'a>(
+    group: &str,
+    resource: &str,
+    objects: impl IntoIterator<Item = &'a Value>,
+) -> Usage {
+    let mut total = Usage::new();
+    for object in objects.into_iter().filter(|o| counts(resource, o)) {
+        for (k, v) in usage(group, resource, object) {
             *total.entry(k).or_default() += v;
         }
     }
     total
 }
 
+/// A quota's `status.used` read back (entries that are not quantities are skipped).
+pub fn parse_used(used: &Value) -> Usage {
+    used.as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.clone(), Quantity::from_value(v).ok()?)))
+        .collect()
+}
+
+/// Whether a quota with `hard` limits anything `requested` asks for.
+pub fn limits_any(hard: &Value, requested: &Usage) -> bool {
+    requested
+        .iter()
+        .any(|(k, v)| !v.is_zero() && !hard[k.as_str()].is_null())
+}
+
 /// A limit a request passes: the resource, what was asked, what was used, the limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exceeded {
-    /// `pods`, `requests.cpu`, ...
+    /// `pods`, `requests.cpu`, `count/configmaps`, ...
     pub resource: String,
-    /// What the new pod asks.
+    /// What the new object asks.
     pub requested: Quantity,
     /// What is used already.
     pub used: Quantity,
@@ -106,26 +227,22 @@ pub struct Exceeded {
     pub limited: Quantity,
 }
 
-/// The limits of `hard` (a quota's `spec.hard`) that `used` plus `requested` would pass.
-pub fn exceeded(
-    hard: &Value,
-    used: &BTreeMap<&'static str, Quantity>,
-    requested: &BTreeMap<&'static str, Quantity>,
-) -> Vec<Exceeded> {
+/// The limits of `hard` (a quota's `spec.hard`) that `used` plus `requested` would pass, in
+/// key order.
+pub fn exceeded(hard: &Value, used: &Usage, requested: &Usage) -> Vec<Exceeded> {
     let mut out = Vec::new();
-    for resource in TRACKED {
-        let Ok(limit) = Quantity::from_value(&hard[*resource]) else {
-            continue;
-        };
-        let asked = requested.get(resource).copied().unwrap_or_default();
+    for (resource, asked) in requested {
         if asked.is_zero() {
             continue;
         }
+        let Ok(limit) = Quantity::from_value(&hard[resource.as_str()]) else {
+            continue;
+        };
         let now = used.get(resource).copied().unwrap_or_default();
-        if now + asked > limit {
+        if now + *asked > limit {
             out.push(Exceeded {
-                resource: (*resource).to_owned(),
-                requested: asked,
+                resource: resource.clone(),
+                requested: *asked,
                 used: now,
                 limited: limit,
             });
@@ -134,13 +251,13 @@ pub fn exceeded(
     out
 }
 
-/// `status.used` for a quota with `hard`: the tracked resources it limits.
-pub fn used_status(hard: &Value, used: &BTreeMap<&'static str, Quantity>) -> Value {
+/// `status.used` for a quota with `hard`: every key it limits that this server tracks.
+pub fn used_status(hard: &Value, used: &Usage) -> Value {
     let mut out = serde_json::Map::new();
-    for resource in TRACKED {
-        if !hard[*resource].is_null() {
-            let value = used.get(resource).copied().unwrap_or_default();
-            out.insert((*resource).to_owned(), Value::String(value.to_string()));
+    for key in hard.as_object().into_iter().flatten().map(|(k, _)| k) {
+        if source(key).is_some() {
+            let value = used.get(key).copied().unwrap_or_default();
+            out.insert(key.clone(), Value::String(value.to_string()));
         }
     }
     Value::Object(out)
@@ -151,50 +268,130 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn q(s: &str) -> Quantity {
+        Quantity::parse(s).expect("quantity")
+    }
+
     fn pod(cpu: &str, mem: &str, phase: &str) -> Value {
         json!({"spec": {"containers": [
             {"resources": {"requests": {"cpu": cpu, "memory": mem}, "limits": {"cpu": "1"}}},
-            {"resources": {"requests": {"cpu": cpu}}}
+            {"resources": {"requests": {"cpu": cpu, "nvidia.com/gpu": "1"}}}
         ], "initContainers": [{"resources": {"requests": {"memory": "1Gi"}}}]},
         "status": {"phase": phase}})
     }
 
     #[test]
     fn usage_sums_containers_and_counts_live_pods() {
-        let u = pod_usage(&pod("250m", "64Mi", "Running"));
-        assert_eq!(u["requests.cpu"], Quantity::parse("500m").expect("q"));
-        assert_eq!(u["cpu"], Quantity::parse("500m").expect("q"));
+        let u = usage("", "pods", &pod("250m", "64Mi", "Running"));
+        assert_eq!(u["requests.cpu"], q("500m"));
+        assert_eq!(u["cpu"], q("500m"));
         assert_eq!(
             u["requests.memory"],
-            Quantity::parse("1Gi").expect("q"),
+            q("1Gi"),
             "the init container is larger"
         );
-        assert_eq!(u["limits.cpu"], Quantity::parse("1").expect("q"));
+        assert_eq!(u["limits.cpu"], q("1"));
+        assert_eq!(u["requests.nvidia.com/gpu"], q("1"));
+        assert_eq!(u["pods"], q("1"));
+        assert_eq!(u["count/pods"], q("1"));
         let pods = [
             pod("250m", "64Mi", "Running"),
             pod("250m", "64Mi", "Succeeded"),
         ];
-        let t = total(pods.iter());
-        assert_eq!(t["pods"], Quantity::from_units(1));
+        let t = total("", "pods", pods.iter());
+        assert_eq!(t["pods"], q("1"), "a finished pod does not count");
     }
 
     #[test]
     fn limits_are_checked_per_resource() {
-        let hard = json!({"pods": "2", "requests.cpu": "1", "configmaps": "3"});
+        let hard = json!({"pods": "2", "requests.cpu": "1", "configmaps": "3", "foo.bar/baz": "1"});
         let used = total(
+            "",
+            "pods",
             [
                 pod("250m", "64Mi", "Running"),
                 pod("250m", "64Mi", "Running"),
             ]
             .iter(),
         );
-        let new = pod_usage(&pod("100m", "1Mi", "Pending"));
+        let new = usage("", "pods", &pod("100m", "1Mi", "Pending"));
         let over = exceeded(&hard, &used, &new);
-        assert_eq!(over.len(), 2, "{over:?}");
-        assert_eq!(over[0].resource, "pods");
+        let names: Vec<_> = over.iter().map(|e| e.resource.as_str()).collect();
+        assert_eq!(names, ["pods", "requests.cpu"], "{over:?}");
         assert_eq!(over[0].used.to_string(), "2");
-        assert_eq!(over[1].resource, "requests.cpu");
         let status = used_status(&hard, &used);
-        assert_eq!(status, json!({"pods": "2", "requests.cpu": "1"}));
+        assert_eq!(
+            status,
+            json!({"pods": "2", "requests.cpu": "1", "configmaps": "0"}),
+            "an untracked key is left out"
+        );
+    }
+
+    #[test]
+    fn objects_are_counted_by_resource_and_group() {
+        let cm = usage("", "configmaps", &json!({"data": {}}));
+        assert_eq!(
+            cm.keys().collect::<Vec<_>>(),
+            ["configmaps", "count/configmaps"]
+        );
+        let deploy = usage("apps", "deployments", &json!({}));
+        assert_eq!(
+            deploy.keys().collect::<Vec<_>>(),
+            ["count/deployments.apps"]
+        );
+        let hard = json!({"count/deployments.apps": "1", "configmaps": "5"});
+        assert!(limits_any(&hard, &deploy));
+        assert!(!limits_any(&json!({"secrets": "1"}), &deploy));
+        let used = total("apps", "deployments", [json!({})].iter());
+        let over = exceeded(&hard, &used, &deploy);
+        assert_eq!(over.len(), 1);
+        assert_eq!(over[0].resource, "count/deployments.apps");
+        assert_eq!(
+            source("count/deployments.apps"),
+            Some(("apps", "deployments"))
+        );
+        assert_eq!(
+            source("count/widgets.example.com"),
+            Some(("example.com", "widgets"))
+        );
+        assert_eq!(source("count/secrets"), Some(("", "secrets")));
+        assert_eq!(source("count/"), None);
+        assert_eq!(
+            source("requests.storage"),
+            Some(("", "persistentvolumeclaims"))
+        );
+        assert_eq!(source("limits.memory"), Some(("", "pods")));
+        assert_eq!(source("services.nodeports"), Some(("", "services")));
+        assert_eq!(source("bogus"), None);
+    }
+
+    #[test]
+    fn services_and_claims_use_ports_and_storage() {
+        let svc = usage(
+            "",
+            "services",
+            &json!({"spec": {"type": "LoadBalancer", "ports": [{"port": 80}, {"port": 443}]}}),
+        );
+        assert_eq!(svc["services.loadbalancers"], q("1"));
+        assert_eq!(svc["services.nodeports"], q("2"));
+        let plain = usage("", "services", &json!({"spec": {"ports": [{"port": 80}]}}));
+        assert!(!plain.contains_key("services.nodeports"));
+        let pvc = usage(
+            "",
+            "persistentvolumeclaims",
+            &json!({"spec": {"storageClassName": "fast", "resources": {"requests": {"storage": "5Gi"}}}}),
+        );
+        assert_eq!(pvc["requests.storage"], q("5Gi"));
+        assert_eq!(
+            pvc["fast.storageclass.storage.k8s.io/requests.storage"],
+            q("5Gi")
+        );
+        assert_eq!(
+            pvc["fast.storageclass.storage.k8s.io/persistentvolumeclaims"],
+            q("1")
+        );
+        assert_eq!(pvc["persistentvolumeclaims"], q("1"));
+        let used = parse_used(&json!({"requests.storage": "3Gi", "odd": 1.5, "bad": "x!"}));
+        assert_eq!(used.len(), 2, "{used:?}");
     }
 }

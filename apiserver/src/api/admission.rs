@@ -13,6 +13,7 @@ use super::crd::{self, CrdRegistry};
 use super::defaults::{carry_allocations, default, has_generation, initial_status, new_pod};
 use super::limitrange_registry::LimitRanges;
 use super::priority::PriorityClasses;
+use super::quota_registry::QuotaLimits;
 use super::registry_rules;
 use super::status::{ApiError, Cause};
 use crate::storage::{Storage, StorageError};
@@ -66,6 +67,7 @@ pub struct Admission {
     crds: std::sync::Arc<CrdRegistry>,
     priorities: std::sync::Arc<PriorityClasses>,
     limit_ranges: std::sync::Arc<LimitRanges>,
+    quotas: std::sync::Arc<QuotaLimits>,
 }
 
 impl Default for Admission {
@@ -74,6 +76,7 @@ impl Default for Admission {
             crds: Default::default(),
             priorities: Default::default(),
             limit_ranges: Default::default(),
+            quotas: Default::default(),
             strict: Validator::new(
                 Options {
                     strict: true,
@@ -489,12 +492,18 @@ impl Admission {
         &self.limit_ranges
     }
 
-    /// Loads what admission keeps in memory (the CRDs, the PriorityClasses, the LimitRanges)
-    /// from `storage`, and follows their changes from now on.
+    /// What the ResourceQuotas of each namespace limit, which quota admission reads.
+    pub fn quotas(&self) -> &QuotaLimits {
+        &self.quotas
+    }
+
+    /// Loads what admission keeps in memory (the CRDs, the PriorityClasses, the LimitRanges,
+    /// the quotas' limits) from `storage`, and follows their changes from now on.
     pub async fn attach(&self, storage: &Storage) -> Result<(), StorageError> {
         self.crds.attach(storage).await?;
         self.priorities.attach(storage).await?;
-        self.limit_ranges.attach(storage).await
+        self.limit_ranges.attach(storage).await?;
+        self.quotas.attach(storage).await
     }
 
     /// Is the kind's status written through a `status` subresource only?

@@ -24,6 +24,7 @@ pub mod podlog;
 pub mod priority;
 pub mod protobuf;
 pub mod quota;
+pub mod quota_registry;
 pub mod registry_rules;
 pub mod request;
 pub mod resource;

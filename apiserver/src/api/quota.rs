@@ -1,77 +1,98 @@
-//! ResourceQuota admission of new pods: a pod that would take a namespace past a quota's
-//! `spec.hard` (pods, cpu and memory requests and limits) is refused with 403 as Kubernetes
-//! words it (`exceeded quota: NAME, requested: pods=1, used: pods=2, limited: pods=2`);
-//! otherwise each quota's `status.used` grows by the pod in the same transaction as its
-//! creation, guarded by the quota's revision, so two creates never both take the last unit.
-//! The quota controller keeps `status.used` true as pods come and go.
+//! ResourceQuota admission of creates: an object that would take a namespace past a quota's
+//! `spec.hard` (object counts such as `count/configmaps` or `count/deployments.apps`, pods'
+//! compute requests and limits, claims' storage, Services' node ports and load balancers) is
+//! refused with 403 as Kubernetes words it (`exceeded quota: NAME, requested: pods=1, used:
+//! pods=2, limited: pods=2`); otherwise each quota that limits it has its `status.used` grown
+//! in the same transaction as the create, guarded by the quota's revision, so two creates never
+//! both take the last unit. The quota controller keeps `status.used` true as objects come
+//! and go.
 
 use std::collections::BTreeMap;
 
-use ferry_schema::kinds::KINDS;
-use ferry_schema::quantity::Quantity;
-use ferry_schema::quota;
+use ferry_schema::quota::{self, Usage};
 use serde_json::Value;
 
-use super::catalog::storage_resource;
+use super::quota_registry::RESOURCE;
 use super::resource::Call;
 use super::status::ApiError;
 use crate::storage::{ObjectKey, WriteOp};
 
 /// Whether `key` is a quota's (a conflict there means another create took units first).
 pub fn is_quota(key: &ObjectKey) -> bool {
-    key.resource == "resourcequotas"
+    key.resource == RESOURCE
 }
 
-/// The quota updates that go with creating `pod`, or the refusal.
-pub async fn charge(call: &Call<'_>, pod: &Value) -> Result<Vec<WriteOp>, ApiError> {
-    let Some(kind) = KINDS
-        .iter()
-        .find(|k| k.group.is_empty() && k.kind == "ResourceQuota")
-    else {
+/// The storage resource of the objects of `group`/`resource`.
+fn storage_name(group: &str, resource: &str) -> String {
+    if group.is_empty() {
+        resource.to_owned()
+    } else {
+        format!("{group}/{resource}")
+    }
+}
+
+/// The quota updates that go with creating `object` at `call`'s path, or the refusal.
+pub async fn charge(call: &Call<'_>, object: &Value) -> Result<Vec<WriteOp>, ApiError> {
+    if !call.kind.namespaced {
         return Ok(Vec::new());
-    };
-    let ns = pod["metadata"]["namespace"]
+    }
+    let ns = object["metadata"]["namespace"]
         .as_str()
         .map(str::to_owned)
         .or_else(|| call.path.namespace.clone())
         .unwrap_or_default();
-    let resource = storage_resource(kind);
+    let requested = quota::usage(call.kind.group, call.kind.plural, object);
+    if !call.state.admission.quotas().limits_any(&ns, &requested) {
+        return Ok(Vec::new());
+    }
     let quotas = call
         .state
         .storage
-        .list(&resource, Some(&ns), None, 0)
+        .list(RESOURCE, Some(&ns), None, 0)
         .await
         .map_err(|e| call.storage_error(e))?;
-    if quotas.items.is_empty() {
-        return Ok(Vec::new());
-    }
-    let requested = quota::pod_usage(pod);
-    // Usage the controller has not written yet is counted from the pods themselves.
-    let mut counted: Option<BTreeMap<&'static str, Quantity>> = None;
+    // Usage the controller has not written yet is counted from the objects themselves, once
+    // per counted resource.
+    let mut counted: BTreeMap<String, Usage> = BTreeMap::new();
     let mut ops = Vec::new();
-    let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
     for q in &quotas.items {
         let hard = &q.object["spec"]["hard"];
-        let used = match q.object["status"]["used"].as_object() {
-            Some(used) => quota::TRACKED
-                .iter()
-                .filter_map(|r| Some((*r, Quantity::from_value(used.get(*r)?).ok()?)))
-                .collect(),
-            None => match &counted {
-                Some(c) => c.clone(),
-                None => {
-                    let pods = call
-                        .state
-                        .storage
-                        .list("pods", Some(&ns), None, 0)
-                        .await
-                        .map_err(|e| call.storage_error(e))?;
-                    let c = quota::total(pods.items.iter().map(|p| &p.object));
-                    counted = Some(c.clone());
-                    c
-                }
-            },
-        };
+        if !quota::limits_any(hard, &requested) {
+            continue;
+        }
+        let mut used = quota::parse_used(&q.object["status"]["used"]);
+        // Every tracked key the status lacks (the controller has not counted yet), so that
+        // the status this write leaves holds no guessed zero.
+        let unknown: Vec<&String> = hard
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k)
+            .filter(|k| !used.contains_key(*k))
+            .collect();
+        for key in unknown {
+            let Some((group, resource)) = quota::source(key) else {
+                continue;
+            };
+            let store = storage_name(group, resource);
+            if !counted.contains_key(&store) {
+                let objects = call
+                    .state
+                    .storage
+                    .list(&store, Some(&ns), None, 0)
+                    .await
+                    .map_err(|e| call.storage_error(e))?;
+                let total = quota::total(group, resource, objects.items.iter().map(|o| &o.object));
+                counted.insert(store.clone(), total);
+            }
+            let amount = counted
+                .get(&store)
+                .and_then(|total| total.get(key))
+                .copied()
+                .unwrap_or_default();
+            used.insert(key.clone(), amount);
+        }
         let over = quota::exceeded(hard, &used, &requested);
         if !over.is_empty() {
             let quota_name = q.object["metadata"]["name"].as_str().unwrap_or_default();
@@ -82,27 +103,29 @@ pub async fn charge(call: &Call<'_>, pod: &Value) -> Result<Vec<WriteOp>, ApiErr
                 403,
                 "Forbidden",
                 format!(
-                    "pods \"{name}\" is forbidden: exceeded quota: {quota_name}, requested: {}, used: {}, limited: {}",
+                    "{} \"{name}\" is forbidden: exceeded quota: {quota_name}, requested: {}, used: {}, limited: {}",
+                    call.kind.plural,
                     list(&|e| format!("{}={}", e.resource, e.requested)),
                     list(&|e| format!("{}={}", e.resource, e.used)),
                     list(&|e| format!("{}={}", e.resource, e.limited)),
                 ),
             ));
         }
-        let mut after = used.clone();
         for (k, v) in &requested {
-            *after.entry(k).or_default() += *v;
+            if !hard[k.as_str()].is_null() {
+                *used.entry(k.clone()).or_default() += *v;
+            }
         }
-        let mut object = q.object.clone();
-        object["status"]["hard"] = hard.clone();
-        object["status"]["used"] = quota::used_status(hard, &after);
+        let mut updated = q.object.clone();
+        updated["status"]["hard"] = hard.clone();
+        updated["status"]["used"] = quota::used_status(hard, &used);
         ops.push(WriteOp::Update {
             key: ObjectKey::new(
-                &resource,
+                RESOURCE,
                 &ns,
                 q.object["metadata"]["name"].as_str().unwrap_or_default(),
             ),
-            object,
+            object: updated,
             expected: Some(q.revision),
         });
     }

@@ -357,7 +357,6 @@ pub async fn insert_new(
         ));
     }
     let is_service = call.kind.group.is_empty() && call.kind.kind == "Service";
-    let is_pod = call.kind.group.is_empty() && call.kind.kind == "Pod";
     let explicit = if is_service {
         allocator::reservations(&object)
     } else {
@@ -371,9 +370,7 @@ pub async fn insert_new(
         if is_service {
             ops.extend(allocator::allocate(&call.state.ranges, &mut object)?);
         }
-        if is_pod {
-            ops.extend(super::quota::charge(call, &object).await?);
-        }
+        ops.extend(super::quota::charge(call, &object).await?);
         ops.push(WriteOp::Create {
             key: call.key(&name),
             object,

@@ -1,15 +1,22 @@
 //! The resource quota controller: a ResourceQuota's `status.hard` and `status.used` (what
-//! `kubectl describe quota` shows), recounted from the namespace's pods whenever one comes,
-//! changes or goes. The apiserver's admission charges new pods against `status.used`; this
-//! loop gives units back when pods finish or go. Writes carry the quota's resourceVersion, so
-//! a recount never overwrites a charge it did not see.
+//! `kubectl describe quota` shows), recounted from the namespace's objects of every resource
+//! its `spec.hard` limits. Pod changes trigger a recount at once (the shared pod cache); a
+//! quota that also counts other objects (`count/configmaps`, `count/deployments.apps`,
+//! `services`, `requests.storage`, ...) is recounted every [`RECOUNT`] as well, which is how
+//! units come back after such objects are deleted. The apiserver's admission charges creates
+//! against `status.used`; writes here carry the quota's resourceVersion, so a recount never
+//! overwrites a charge it did not see.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
-use ferry_schema::quota;
-use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
+use ferry_schema::kinds::KINDS;
+use ferry_schema::quota::{self, Usage};
+use k8s_openapi::api::core::v1::ResourceQuota;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::discovery::ApiResource;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
@@ -53,25 +60,92 @@ pub fn controller(
     runner::drive(controller, triggers, reconcile, ctx, cancel)
 }
 
+/// How often a quota that counts objects other than pods is recounted.
+pub const RECOUNT: Duration = Duration::from_secs(5);
+
+/// The API resource of `group`/`resource`: a built-in kind from the catalogue, otherwise (a
+/// custom resource) from the group's discovery.
+async fn api_resource(
+    client: &kube::Client,
+    group: &str,
+    resource: &str,
+) -> Result<Option<ApiResource>, kube::Error> {
+    if let Some(kind) = KINDS
+        .iter()
+        .find(|k| k.group == group && k.plural == resource)
+    {
+        return Ok(Some(ApiResource {
+            group: kind.group.to_owned(),
+            version: kind.version.to_owned(),
+            api_version: kind.api_version(),
+            kind: kind.kind.to_owned(),
+            plural: kind.plural.to_owned(),
+        }));
+    }
+    if group.is_empty() {
+        return Ok(None);
+    }
+    let found = match kube::discovery::group(client, group).await {
+        Ok(found) => found,
+        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(found
+        .recommended_resources()
+        .into_iter()
+        .map(|(ar, _)| ar)
+        .find(|ar| ar.plural == resource))
+}
+
+/// What the objects of `ns` use of everything `hard` limits: one list per counted resource.
+async fn count(
+    client: &kube::Client,
+    ns: &str,
+    hard: &Value,
+    key: &str,
+) -> Result<Usage, ControllerError> {
+    let sources: BTreeSet<(&str, &str)> = hard
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, _)| quota::source(k))
+        .collect();
+    let mut used = Usage::new();
+    for (group, resource) in sources {
+        let what = || format!("{resource} counted by ResourceQuota {key}");
+        let Some(ar) = api_resource(client, group, resource)
+            .await
+            .map_err(|e| ControllerError::api("discover", what(), e))?
+        else {
+            // Nothing of that resource can exist: it counts zero.
+            continue;
+        };
+        let objects = Api::<DynamicObject>::namespaced_with(client.clone(), ns, &ar)
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| ControllerError::api("list", what(), e))?;
+        let values: Vec<Value> = objects
+            .items
+            .iter()
+            .filter_map(|o| serde_json::to_value(o).ok())
+            .collect();
+        for (k, v) in quota::total(group, resource, values.iter()) {
+            *used.entry(k).or_default() += v;
+        }
+    }
+    Ok(used)
+}
+
 #[tracing::instrument(level = "debug", skip_all, fields(quota = %key_of(q.as_ref())))]
 async fn reconcile(q: Arc<ResourceQuota>, ctx: Arc<Context>) -> Result<Action, ControllerError> {
     let key = key_of(q.as_ref());
     let ns = q.namespace().unwrap_or_default();
-    let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| ControllerError::api("list pods for", format!("ResourceQuota {key}"), e))?;
-    let pods: Vec<Value> = pods
-        .items
-        .iter()
-        .filter_map(|p| serde_json::to_value(p).ok())
-        .collect();
     let hard =
         serde_json::to_value(q.spec.as_ref().and_then(|s| s.hard.clone())).unwrap_or(Value::Null);
-    let used = quota::used_status(&hard, &quota::total(pods.iter()));
+    let used = quota::used_status(&hard, &count(&ctx.client, &ns, &hard, &key).await?);
     let mut status = json!({"used": used});
     if !hard.is_null() {
-        status["hard"] = hard;
+        status["hard"] = hard.clone();
     }
     let current = serde_json::to_value(&q.status).unwrap_or(Value::Null);
     if current != status {
@@ -84,5 +158,14 @@ async fn reconcile(q: Arc<ResourceQuota>, ctx: Arc<Context>) -> Result<Action, C
             })?;
     }
     ctx.backoff.succeeded(&key);
-    Ok(Action::await_change())
+    let counts_more_than_pods = hard
+        .as_object()
+        .into_iter()
+        .flatten()
+        .any(|(k, _)| quota::source(k).is_some_and(|(_, resource)| resource != "pods"));
+    Ok(if counts_more_than_pods {
+        Action::requeue(RECOUNT)
+    } else {
+        Action::await_change()
+    })
 }
