@@ -3,7 +3,8 @@
 //! apiserver's reason, a pod created by hand is refused naming the quota, and usage follows
 //! pods as they go (`kubectl describe quota`); object-count quotas (`count/configmaps`,
 //! `count/deployments.apps`, `services.nodeports`) refuse the create past their limit and give
-//! the unit back when such an object is deleted; a LimitRange fills in missing requests and
+//! the unit back when such an object is deleted; a scoped quota (`BestEffort`) counts only the
+//! pods in its scope; a LimitRange fills in missing requests and
 //! limits and refuses pods outside its bounds.
 
 use std::path::Path;
@@ -167,6 +168,63 @@ fn object_count_quota_refuses_creates_past_its_limit_and_gives_units_back() {
     wait_for(Duration::from_secs(30), "charged again", || {
         used().starts_with("2 ").then_some(())
     });
+}
+
+const SCOPED: &str = "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: besteffort\n  namespace: scoped\nspec:\n  hard:\n    pods: \"1\"\n  scopes: [BestEffort]\n";
+
+fn pod_in(name: &str, resources: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: scoped\nspec:\n  containers:\n  - name: c\n    image: web:1\n    resources: {resources}\n"
+    )
+}
+
+#[test]
+fn scoped_quota_counts_only_pods_in_its_scope() {
+    let Some(a) = Appliance::with_hollow_nodes(ferry_binary(), 1) else {
+        return;
+    };
+    let k = &a.kubectl;
+    k.ok(&["create", "namespace", "scoped"]);
+    k.ok_stdin(&["apply", "-f", "-"], SCOPED);
+    let used = || {
+        k.jsonpath(
+            &["-n", "scoped", "resourcequota", "besteffort"],
+            "{.status.used.pods}",
+        )
+    };
+    wait_for(Duration::from_secs(30), "the quota counted", || {
+        (used() == "0").then_some(())
+    });
+    k.ok_stdin(&["apply", "-f", "-"], &pod_in("first", "{}"));
+    let refused = k.fails_stdin(&["apply", "-f", "-"], &pod_in("second", "{}"));
+    assert!(
+        refused.contains("pods \"second\" is forbidden: exceeded quota: besteffort"),
+        "{refused}"
+    );
+    // A pod that asks for cpu is outside the scope: neither refused nor counted.
+    k.ok_stdin(
+        &["apply", "-f", "-"],
+        &pod_in("burstable", "{requests: {cpu: 100m}}"),
+    );
+    wait_for(
+        Duration::from_secs(30),
+        "only the BestEffort pod counted",
+        || (used() == "1").then_some(()),
+    );
+    k.ok(&["-n", "scoped", "delete", "pod", "burstable", "--wait=false"]);
+    k.ok(&[
+        "-n",
+        "scoped",
+        "delete",
+        "pod",
+        "first",
+        "--grace-period=0",
+        "--force",
+    ]);
+    wait_for(Duration::from_secs(30), "the unit given back", || {
+        (used() == "0").then_some(())
+    });
+    k.ok_stdin(&["apply", "-f", "-"], &pod_in("second", "{}"));
 }
 
 const RANGE: &str = "apiVersion: v1\nkind: LimitRange\nmetadata:\n  name: bounds\nspec:\n  limits:\n  - type: Container\n    default: {cpu: 500m, memory: 128Mi}\n    defaultRequest: {cpu: 100m}\n    max: {cpu: \"1\"}\n    min: {memory: 16Mi}\n";

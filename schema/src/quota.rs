@@ -183,6 +183,106 @@ fn pod_compute(spec: &Value, usage: &mut Usage) {
     }
 }
 
+/// Whether `pod` is of the BestEffort QoS class: no container asks for or limits cpu or memory.
+fn best_effort(pod: &Value) -> bool {
+    ["containers", "initContainers"].iter().all(|list| {
+        pod["spec"][*list]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|c| {
+                ["requests", "limits"].iter().all(|section| {
+                    let r = &c["resources"][*section];
+                    r["cpu"].is_null() && r["memory"].is_null()
+                })
+            })
+    })
+}
+
+/// Whether `pod` names other namespaces in a pod (anti-)affinity term.
+fn cross_namespace_affinity(pod: &Value) -> bool {
+    let affinity = &pod["spec"]["affinity"];
+    ["podAffinity", "podAntiAffinity"].iter().any(|kind| {
+        let rules = &affinity[*kind];
+        let required = rules["requiredDuringSchedulingIgnoredDuringExecution"]
+            .as_array()
+            .into_iter()
+            .flatten();
+        let preferred = rules["preferredDuringSchedulingIgnoredDuringExecution"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|weighted| &weighted["podAffinityTerm"]);
+        required
+            .chain(preferred)
+            .any(|term| !term["namespaces"].is_null() || !term["namespaceSelector"].is_null())
+    })
+}
+
+/// Whether `pod` is in the scope `name` (`Terminating`, `NotTerminating`, `BestEffort`,
+/// `NotBestEffort`, `PriorityClass`: has one, `CrossNamespacePodAffinity`).
+fn pod_in_scope(name: &str, pod: &Value) -> bool {
+    match name {
+        "Terminating" => !pod["spec"]["activeDeadlineSeconds"].is_null(),
+        "NotTerminating" => pod["spec"]["activeDeadlineSeconds"].is_null(),
+        "BestEffort" => best_effort(pod),
+        "NotBestEffort" => !best_effort(pod),
+        "PriorityClass" => pod["spec"]["priorityClassName"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty()),
+        "CrossNamespacePodAffinity" => cross_namespace_affinity(pod),
+        _ => false,
+    }
+}
+
+/// Whether a quota with `spec` tracks `object` of `resource`: every object when the quota has
+/// no `scopes` and no `scopeSelector`; otherwise only pods in every scope listed and matching
+/// every `scopeSelector` expression (`PriorityClass` with `In`/`NotIn` compares the pod's
+/// `priorityClassName` to the values; `Exists`/`DoesNotExist` ask whether it is in the scope).
+pub fn in_scope(spec: &Value, resource: &str, object: &Value) -> bool {
+    let scopes = spec["scopes"].as_array().filter(|s| !s.is_empty());
+    let expressions = spec["scopeSelector"]["matchExpressions"]
+        .as_array()
+        .filter(|e| !e.is_empty());
+    if scopes.is_none() && expressions.is_none() {
+        return true;
+    }
+    if resource != "pods" {
+        return false;
+    }
+    let scoped = scopes.into_iter().flatten().all(|scope| {
+        scope
+            .as_str()
+            .is_some_and(|name| pod_in_scope(name, object))
+    });
+    scoped
+        && expressions.into_iter().flatten().all(|e| {
+            let name = e["scopeName"].as_str().unwrap_or_default();
+            let in_scope = pod_in_scope(name, object);
+            let values = e["values"].as_array();
+            let listed = || {
+                let value = if name == "PriorityClass" {
+                    object["spec"]["priorityClassName"]
+                        .as_str()
+                        .unwrap_or_default()
+                } else {
+                    ""
+                };
+                values
+                    .into_iter()
+                    .flatten()
+                    .any(|v| v.as_str() == Some(value))
+            };
+            match e["operator"].as_str() {
+                Some("Exists") => in_scope,
+                Some("DoesNotExist") => !in_scope,
+                Some("In") => in_scope && listed(),
+                Some("NotIn") => !(in_scope && listed()),
+                _ => false,
+            }
+        })
+}
+
 /// The sum of the usage of these objects of `resource` in `group` (finished pods left out).
 pub fn total<'a>(
     group: &str,
@@ -267,6 +367,49 @@ pub fn used_status(hard: &Value, used: &Usage) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn scoped_quotas_track_only_pods_in_their_scopes() {
+        let best = json!({"spec": {"containers": [{"name": "c"}]}});
+        let burst = json!({"spec": {"activeDeadlineSeconds": 30, "priorityClassName": "high",
+            "containers": [{"resources": {"requests": {"cpu": "1"}}}]}});
+        let unscoped = json!({"hard": {"pods": "1"}});
+        assert!(in_scope(&unscoped, "configmaps", &json!({})));
+        let be = json!({"scopes": ["BestEffort"]});
+        assert!(in_scope(&be, "pods", &best));
+        assert!(!in_scope(&be, "pods", &burst));
+        assert!(
+            !in_scope(&be, "configmaps", &json!({})),
+            "scopes track pods only"
+        );
+        let term = json!({"scopes": ["Terminating", "NotBestEffort"]});
+        assert!(in_scope(&term, "pods", &burst));
+        assert!(!in_scope(&term, "pods", &best));
+        let high = json!({"scopeSelector": {"matchExpressions": [
+            {"scopeName": "PriorityClass", "operator": "In", "values": ["high"]}]}});
+        assert!(in_scope(&high, "pods", &burst));
+        assert!(!in_scope(&high, "pods", &best));
+        let not_high = json!({"scopeSelector": {"matchExpressions": [
+            {"scopeName": "PriorityClass", "operator": "NotIn", "values": ["high"]}]}});
+        assert!(!in_scope(&not_high, "pods", &burst));
+        assert!(in_scope(&not_high, "pods", &best));
+        let none = json!({"scopeSelector": {"matchExpressions": [
+            {"scopeName": "PriorityClass", "operator": "DoesNotExist"}]}});
+        assert!(in_scope(&none, "pods", &best));
+        assert!(!in_scope(&none, "pods", &burst));
+        let cross = json!({"spec": {"affinity": {"podAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [{"namespaces": ["other"], "topologyKey": "k"}]}}}});
+        assert!(in_scope(
+            &json!({"scopes": ["CrossNamespacePodAffinity"]}),
+            "pods",
+            &cross
+        ));
+        assert!(!in_scope(
+            &json!({"scopes": ["CrossNamespacePodAffinity"]}),
+            "pods",
+            &best
+        ));
+    }
 
     fn q(s: &str) -> Quantity {
         Quantity::parse(s).expect("quantity")

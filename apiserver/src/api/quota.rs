@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use ferry_schema::quota::{self, Usage};
+use ferry_schema::quota;
 use serde_json::Value;
 
 use super::quota_registry::RESOURCE;
@@ -51,14 +51,16 @@ pub async fn charge(call: &Call<'_>, object: &Value) -> Result<Vec<WriteOp>, Api
         .list(RESOURCE, Some(&ns), None, 0)
         .await
         .map_err(|e| call.storage_error(e))?;
-    // Usage the controller has not written yet is counted from the objects themselves, once
-    // per counted resource.
-    let mut counted: BTreeMap<String, Usage> = BTreeMap::new();
+    // Usage the controller has not written yet is counted from the objects themselves, read
+    // once per counted resource.
+    let mut listed: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     let mut ops = Vec::new();
     let name = object["metadata"]["name"].as_str().unwrap_or_default();
     for q in &quotas.items {
-        let hard = &q.object["spec"]["hard"];
-        if !quota::limits_any(hard, &requested) {
+        let spec = &q.object["spec"];
+        let hard = &spec["hard"];
+        if !quota::limits_any(hard, &requested) || !quota::in_scope(spec, call.kind.plural, object)
+        {
             continue;
         }
         let mut used = quota::parse_used(&q.object["status"]["used"]);
@@ -76,21 +78,23 @@ pub async fn charge(call: &Call<'_>, object: &Value) -> Result<Vec<WriteOp>, Api
                 continue;
             };
             let store = storage_name(group, resource);
-            if !counted.contains_key(&store) {
+            if !listed.contains_key(&store) {
                 let objects = call
                     .state
                     .storage
                     .list(&store, Some(&ns), None, 0)
                     .await
                     .map_err(|e| call.storage_error(e))?;
-                let total = quota::total(group, resource, objects.items.iter().map(|o| &o.object));
-                counted.insert(store.clone(), total);
+                let objects = objects.items.into_iter().map(|o| o.object).collect();
+                listed.insert(store.clone(), objects);
             }
-            let amount = counted
-                .get(&store)
-                .and_then(|total| total.get(key))
-                .copied()
-                .unwrap_or_default();
+            let objects = listed.get(&store).into_iter().flatten();
+            let total = quota::total(
+                group,
+                resource,
+                objects.filter(|o| quota::in_scope(spec, resource, o)),
+            );
+            let amount = total.get(key).copied().unwrap_or_default();
             used.insert(key.clone(), amount);
         }
         let over = quota::exceeded(hard, &used, &requested);

@@ -101,10 +101,10 @@ async fn api_resource(
 async fn count(
     client: &kube::Client,
     ns: &str,
-    hard: &Value,
+    spec: &Value,
     key: &str,
 ) -> Result<Usage, ControllerError> {
-    let sources: BTreeSet<(&str, &str)> = hard
+    let sources: BTreeSet<(&str, &str)> = spec["hard"]
         .as_object()
         .into_iter()
         .flatten()
@@ -129,7 +129,8 @@ async fn count(
             .iter()
             .filter_map(|o| serde_json::to_value(o).ok())
             .collect();
-        for (k, v) in quota::total(group, resource, values.iter()) {
+        let scoped = values.iter().filter(|o| quota::in_scope(spec, resource, o));
+        for (k, v) in quota::total(group, resource, scoped) {
             *used.entry(k).or_default() += v;
         }
     }
@@ -140,9 +141,9 @@ async fn count(
 async fn reconcile(q: Arc<ResourceQuota>, ctx: Arc<Context>) -> Result<Action, ControllerError> {
     let key = key_of(q.as_ref());
     let ns = q.namespace().unwrap_or_default();
-    let hard =
-        serde_json::to_value(q.spec.as_ref().and_then(|s| s.hard.clone())).unwrap_or(Value::Null);
-    let used = quota::used_status(&hard, &count(&ctx.client, &ns, &hard, &key).await?);
+    let spec = serde_json::to_value(&q.spec).unwrap_or(Value::Null);
+    let hard = spec["hard"].clone();
+    let used = quota::used_status(&hard, &count(&ctx.client, &ns, &spec, &key).await?);
     let mut status = json!({"used": used});
     if !hard.is_null() {
         status["hard"] = hard.clone();
