@@ -295,9 +295,9 @@ impl NodeAgent {
             };
             match event {
                 watcher::Event::Apply(mut pod) | watcher::Event::InitApply(mut pod) => {
-                    // The kubelet never reads managedFields, and as parsed they are most of a
-                    // pod's memory (a worker holds its pod for the pod's life).
-                    pod.metadata.managed_fields = None;
+                    // A worker holds its pod for the pod's life: without managedFields (the
+                    // kubelet never reads them) and without the slack of parsing.
+                    crate::worker::compact::compact(&mut pod);
                     let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) else {
                         continue;
                     };

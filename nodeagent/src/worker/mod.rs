@@ -4,6 +4,7 @@
 
 mod adopt;
 pub mod atomic;
+pub mod compact;
 pub mod env;
 pub mod grpc_health;
 pub mod hooks;
