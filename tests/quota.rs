@@ -128,6 +128,16 @@ fn object_count_quota_refuses_creates_past_its_limit_and_gives_units_back() {
             && refused.contains("limited: count/configmaps=2"),
         "{refused}"
     );
+    // A server-side dry run is refused the same way, and charges nothing.
+    let refused = k.fails(&[
+        "-n",
+        "counted",
+        "create",
+        "configmap",
+        "extra",
+        "--dry-run=server",
+    ]);
+    assert!(refused.contains("exceeded quota: objects"), "{refused}");
     let described = k_ns(&["describe", "quota", "objects"]);
     assert!(described.contains("count/configmaps"), "{described}");
 

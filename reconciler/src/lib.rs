@@ -8,5 +8,6 @@
 pub mod audit;
 pub mod controllers;
 pub mod gitops;
+pub mod kinds;
 pub mod lifecycle;
 pub mod scheduler;

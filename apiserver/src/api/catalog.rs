@@ -66,10 +66,15 @@ pub fn has_scale(kind: &KindInfo) -> bool {
 
 /// The storage key of a kind's resource: `pods`, `apps/deployments`.
 pub fn storage_resource(kind: &KindInfo) -> String {
-    if kind.group.is_empty() {
-        kind.plural.to_owned()
+    storage_name(kind.group, kind.plural)
+}
+
+/// Where objects of `group`'s resource `plural` are stored: `pods`, `apps/deployments`.
+pub fn storage_name(group: &str, plural: &str) -> String {
+    if group.is_empty() {
+        plural.to_owned()
     } else {
-        format!("{}/{}", kind.group, kind.plural)
+        format!("{group}/{plural}")
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod allocator;
 pub mod apply;
+pub mod by_namespace;
 pub mod catalog;
 pub mod crd;
 pub mod defaults;

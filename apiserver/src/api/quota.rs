@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use ferry_schema::quota;
 use serde_json::Value;
 
+use super::catalog::storage_name;
 use super::quota_registry::RESOURCE;
 use super::resource::Call;
 use super::status::ApiError;
@@ -20,15 +21,6 @@ use crate::storage::{ObjectKey, WriteOp};
 /// Whether `key` is a quota's (a conflict there means another create took units first).
 pub fn is_quota(key: &ObjectKey) -> bool {
     key.resource == RESOURCE
-}
-
-/// The storage resource of the objects of `group`/`resource`.
-fn storage_name(group: &str, resource: &str) -> String {
-    if group.is_empty() {
-        resource.to_owned()
-    } else {
-        format!("{group}/{resource}")
-    }
 }
 
 /// The quota updates that go with creating `object` at `call`'s path, or the refusal.
@@ -41,8 +33,12 @@ pub async fn charge(call: &Call<'_>, object: &Value) -> Result<Vec<WriteOp>, Api
         .map(str::to_owned)
         .or_else(|| call.path.namespace.clone())
         .unwrap_or_default();
+    let limits = call.state.admission.quotas();
+    if !limits.any_in(&ns) {
+        return Ok(Vec::new());
+    }
     let requested = quota::usage(call.kind.group, call.kind.plural, object);
-    if !call.state.admission.quotas().limits_any(&ns, &requested) {
+    if !limits.limits_any(&ns, &requested) {
         return Ok(Vec::new());
     }
     let quotas = call

@@ -338,7 +338,8 @@ fn release_reservations(service: &Value) -> impl Iterator<Item = WriteOp> {
 }
 
 /// Stores a new, admitted object: its namespace must exist, a Service gets its ClusterIP and
-/// NodePorts, and a dry run stops before the write.
+/// NodePorts, quotas are charged, and a dry run stops before the write (after the quotas'
+/// check).
 pub async fn insert_new(
     call: &Call<'_>,
     object: Value,
@@ -349,6 +350,8 @@ pub async fn insert_new(
         .unwrap_or_default()
         .to_owned();
     if dry_run(call)? {
+        // A dry run is refused where the create would be, and charges nothing.
+        super::quota::charge(call, &object).await?;
         return Ok(respond_object(
             call,
             StatusCode::CREATED,

@@ -74,13 +74,7 @@ async fn api_resource(
         .iter()
         .find(|k| k.group == group && k.plural == resource)
     {
-        return Ok(Some(ApiResource {
-            group: kind.group.to_owned(),
-            version: kind.version.to_owned(),
-            api_version: kind.api_version(),
-            kind: kind.kind.to_owned(),
-            plural: kind.plural.to_owned(),
-        }));
+        return Ok(Some(crate::kinds::api_resource(kind)));
     }
     if group.is_empty() {
         return Ok(None);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use ferry_schema::kinds;
 use futures::StreamExt;
-use kube::api::{Api, ApiResource, DynamicObject};
+use kube::api::{Api, DynamicObject};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use serde_json::Value;
@@ -35,13 +35,7 @@ pub fn spawn(
     let Some(info) = kinds::find(api_version, kind) else {
         return;
     };
-    let resource = ApiResource {
-        group: info.group.to_owned(),
-        version: info.version.to_owned(),
-        api_version: info.api_version(),
-        kind: info.kind.to_owned(),
-        plural: info.plural.to_owned(),
-    };
+    let resource = crate::kinds::api_resource(info);
     let api: Api<DynamicObject> = Api::all_with(client, &resource);
     let config = watcher::Config::default().labels(&format!("{SOURCE_LABEL}={source}"));
     let api_version = api_version.to_owned();
