@@ -6,6 +6,7 @@ pub mod attach;
 pub mod cgroups;
 pub mod cri;
 pub mod crilog;
+pub mod entry;
 pub mod exec;
 pub mod image;
 pub mod mounts;

@@ -1,8 +1,9 @@
-//! A container's mounts for the `process` runtime: as root, the container's command is started
-//! through util-linux's `unshare` in a mount namespace of its own (private propagation), in
-//! which each volume is bind-mounted at its `mountPath` (read-only where asked), and the command
-//! then runs in its working directory. A `mountPath` missing on the host is created there
-//! (empty) to mount onto; nothing is mounted on the host itself.
+//! A container's mounts for the `process` runtime: as root, the container's first process
+//! enters a mount namespace of its own (private propagation) in which each volume is
+//! bind-mounted at its `mountPath` (read-only where asked); it then starts in its working
+//! directory. A `mountPath` missing on the host is created there (empty) to mount onto;
+//! nothing is mounted on the host itself. This module plans the steps; `entry.rs` makes them
+//! in the child between fork and exec.
 
 use std::path::{Path, PathBuf};
 
@@ -17,58 +18,58 @@ pub struct Mount {
     pub read_only: bool,
 }
 
-/// A program by absolute path, from the places Debian keeps it.
-fn program(name: &str) -> String {
-    ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
-        .into_iter()
-        .map(|dir| Path::new(dir).join(name))
-        .find(|p| p.exists())
-        .map_or_else(|| name.to_owned(), |p| p.display().to_string())
+/// One step of making a container's mounts, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Make this directory if it is missing (its parent exists by then).
+    Dir(PathBuf),
+    /// Make this empty file if nothing is there.
+    File(PathBuf),
+    /// Bind-mount `source` at `target`.
+    Bind {
+        /// The host's directory or file.
+        source: PathBuf,
+        /// Where the container sees it.
+        target: PathBuf,
+    },
+    /// Make the mount at this place read-only.
+    ReadOnly(PathBuf),
 }
 
-/// `text` quoted for `sh`.
-fn quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
-
-/// The program and arguments that run `command` in `workdir` with `mounts` in place (the
-/// command itself when there is nothing to mount).
-pub fn wrap(mounts: &[Mount], workdir: &Path, command: &[String]) -> Vec<String> {
-    if mounts.is_empty() {
-        return command.to_vec();
-    }
-    let mut steps = Vec::new();
-    for m in mounts {
-        let (source, target) = (quote(&m.source.display().to_string()), quote(&m.target));
-        let place = if m.source.is_dir() {
-            format!("mkdir -p {target}")
-        } else {
-            let parent = quote(
-                &Path::new(&m.target)
-                    .parent()
-                    .map_or_else(|| "/".into(), |p| p.display().to_string()),
-            );
-            format!("mkdir -p {parent} && {{ [ -e {target} ] || : > {target}; }}")
-        };
-        steps.push(format!("{place} && mount --bind {source} {target}"));
-        if m.read_only {
-            steps.push(format!("mount -o remount,bind,ro {target}"));
+/// Every directory from the root down to `dir`, as `mkdir -p` makes them.
+fn directories(dir: &Path, out: &mut Vec<Step>) {
+    let mut place = PathBuf::new();
+    for part in dir.components() {
+        place.push(part);
+        if place.parent().is_some() && !out.contains(&Step::Dir(place.clone())) {
+            out.push(Step::Dir(place.clone()));
         }
     }
-    steps.push(format!("cd {}", quote(&workdir.display().to_string())));
-    steps.push("exec \"$@\"".into());
-    let mut out = vec![
-        program("unshare"),
-        "--mount".into(),
-        "--propagation".into(),
-        "private".into(),
-        "--".into(),
-        program("sh"),
-        "-c".into(),
-        steps.join(" && "),
-        "sh".into(),
-    ];
-    out.extend(command.iter().cloned());
+}
+
+/// The steps that put `mounts` in place: for each, the mount point (a directory for a
+/// directory, an empty file for a file, with the directories above it), the bind mount, and
+/// the read-only remount where asked.
+pub fn plan(mounts: &[Mount]) -> Vec<Step> {
+    let mut out = Vec::new();
+    for m in mounts {
+        let target = PathBuf::from(&m.target);
+        if m.source.is_dir() {
+            directories(&target, &mut out);
+        } else {
+            if let Some(parent) = target.parent() {
+                directories(parent, &mut out);
+            }
+            out.push(Step::File(target.clone()));
+        }
+        out.push(Step::Bind {
+            source: m.source.clone(),
+            target: target.clone(),
+        });
+        if m.read_only {
+            out.push(Step::ReadOnly(target));
+        }
+    }
     out
 }
 
@@ -77,31 +78,64 @@ mod tests {
     use super::*;
 
     #[test]
-    fn nothing_to_mount_runs_the_command_itself() {
-        let cmd = vec!["sleep".to_owned(), "1".to_owned()];
-        assert_eq!(wrap(&[], Path::new("/tmp"), &cmd), cmd);
+    fn nothing_to_mount_plans_nothing() {
+        assert!(plan(&[]).is_empty());
     }
 
     #[test]
-    fn mounts_are_made_in_a_namespace_then_the_command_runs_in_its_directory() {
+    fn a_directory_is_made_bound_then_made_read_only() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mounts = [Mount {
             source: dir.path().to_owned(),
             target: "/srv/it's".into(),
             read_only: true,
         }];
-        let out = wrap(&mounts, Path::new("/srv"), &["python3".to_owned()]);
-        assert!(out[0].ends_with("unshare"), "{out:?}");
-        let script = &out[7];
-        assert!(
-            script.starts_with("mkdir -p '/srv/it'\\''s' && mount --bind"),
-            "{script}"
+        assert_eq!(
+            plan(&mounts),
+            [
+                Step::Dir("/srv".into()),
+                Step::Dir("/srv/it's".into()),
+                Step::Bind {
+                    source: dir.path().to_owned(),
+                    target: "/srv/it's".into()
+                },
+                Step::ReadOnly("/srv/it's".into()),
+            ]
         );
-        assert!(
-            script.contains("mount -o remount,bind,ro '/srv/it'\\''s'"),
-            "{script}"
+    }
+
+    #[test]
+    fn a_file_gets_an_empty_file_to_mount_onto_and_shared_parents_are_made_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hosts = dir.path().join("hosts");
+        std::fs::write(&hosts, "127.0.0.1 localhost\n").expect("hosts");
+        let mounts = [
+            Mount {
+                source: hosts.clone(),
+                target: "/etc/hosts".into(),
+                read_only: false,
+            },
+            Mount {
+                source: dir.path().to_owned(),
+                target: "/etc/app".into(),
+                read_only: false,
+            },
+        ];
+        assert_eq!(
+            plan(&mounts),
+            [
+                Step::Dir("/etc".into()),
+                Step::File("/etc/hosts".into()),
+                Step::Bind {
+                    source: hosts,
+                    target: "/etc/hosts".into()
+                },
+                Step::Dir("/etc/app".into()),
+                Step::Bind {
+                    source: dir.path().to_owned(),
+                    target: "/etc/app".into()
+                },
+            ]
         );
-        assert!(script.ends_with("cd '/srv' && exec \"$@\""), "{script}");
-        assert_eq!(&out[8..], ["sh", "python3"]);
     }
 }

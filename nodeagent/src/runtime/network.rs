@@ -50,6 +50,14 @@ pub fn ip_program() -> &'static str {
         .unwrap_or("ip")
 }
 
+/// Where iproute2 keeps the named network namespace `name`.
+pub fn netns_path(name: &str) -> std::path::PathBuf {
+    Path::new(NETNS_DIR).join(name)
+}
+
+/// iproute2's directory of named network namespaces.
+const NETNS_DIR: &str = "/run/netns";
+
 /// The program and arguments that run `command` in `net`.
 pub fn wrap(net: &PodNet, command: &[String]) -> Vec<String> {
     match &net.netns {
@@ -220,7 +228,7 @@ impl CniBridge {
 impl PodNetwork for CniBridge {
     fn sweep(&self, keep: &std::collections::HashSet<String>) {
         let prefix = format!("{}-", self.bridge);
-        let stale: Vec<String> = std::fs::read_dir("/run/netns")
+        let stale: Vec<String> = std::fs::read_dir(NETNS_DIR)
             .into_iter()
             .flatten()
             .flatten()
@@ -286,10 +294,12 @@ impl PodNetwork for CniBridge {
         let uid = uid.to_owned();
         async move {
             let name = self.netns(&uid);
-            if !Path::new("/run/netns").join(&name).exists() {
+            if !netns_path(&name).exists() {
                 run("ip", &["netns", "add", &name]).await?;
             }
-            run("ip", &["netns", "exec", &name, "ip", "link", "set", "lo", "up"]).await?;
+            // `ip -n` enters the namespace itself: no second `ip`, no mount namespace and
+            // remounted /sys as `ip netns exec` would make.
+            run("ip", &["-n", &name, "link", "set", "lo", "up"]).await?;
             let answer = match self.plugin("ADD", &uid).await {
                 Ok(answer) => answer,
                 Err(e) => {
@@ -318,7 +328,7 @@ impl PodNetwork for CniBridge {
         let uid = uid.to_owned();
         async move {
             let name = self.netns(&uid);
-            if !Path::new("/run/netns").join(&name).exists() {
+            if !netns_path(&name).exists() {
                 return Ok(());
             }
             // The address goes back to host-local even if the namespace is half gone.
@@ -332,7 +342,7 @@ impl PodNetwork for CniBridge {
     fn close(&self) -> BoxFuture<'_, ()> {
         async move {
             let pods = format!("{}-", self.bridge);
-            let left = std::fs::read_dir("/run/netns")
+            let left = std::fs::read_dir(NETNS_DIR)
                 .into_iter()
                 .flatten()
                 .flatten()

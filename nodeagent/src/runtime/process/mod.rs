@@ -28,7 +28,8 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 
-use super::network::{HostNetwork, PodNet, PodNetwork, wrap};
+use super::entry::Entry;
+use super::network::{HostNetwork, PodNet, PodNetwork};
 use super::{
     Adopted, ContainerConfig, ContainerState, ContainerStatus, PodPorts, Runtime, RuntimeError,
     SandboxConfig, SandboxInfo,
@@ -188,6 +189,26 @@ impl ProcessRuntime {
         &self.root
     }
 
+    /// What a container's first process enters before its program runs: `groups`, the
+    /// pod's network namespace, and (as root) a mount namespace with `mounts` in place and
+    /// `workdir` entered.
+    fn entry(
+        &self,
+        groups: &[PathBuf],
+        net: &PodNet,
+        mounts: &[super::mounts::Mount],
+        workdir: &Path,
+    ) -> std::io::Result<Entry> {
+        let mut entry = Entry::default().cgroups(groups)?;
+        if let Some(ns) = &net.netns {
+            entry = entry.network(&super::network::netns_path(ns))?;
+        }
+        if !mounts.is_empty() {
+            entry = entry.mounts(&super::mounts::plan(mounts), workdir)?;
+        }
+        Ok(entry)
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> Result<T, RuntimeError> {
         let mut inner = self.inner.lock().map_err(|_| poisoned())?;
         Ok(f(&mut inner))
@@ -280,15 +301,21 @@ impl ProcessRuntime {
                 return Err(e);
             }
         };
-        // Outside in: the container's cgroups (joined first: `ip netns exec` hides the host's
-        // /sys), the pod's network, its mounts, its keeper, its command.
+        // The keeper runs the command; the keeper's process enters the container's cgroups,
+        // the pod's network and its mounts between fork and exec.
         let log_pipes = Pipes::beside(&log);
         let input = keeper::Stdin::of(config.stdin, config.stdin_once);
-        let kept = keeper::wrap(&log_pipes, &config.command, input, config.tty);
-        let command = super::cgroups::wrap(
-            &groups,
-            &wrap(&net, &super::mounts::wrap(mounts, &workdir, &kept)),
-        );
+        let command = keeper::wrap(&log_pipes, &config.command, input, config.tty);
+        let entry = match self.entry(&groups, &net, mounts, &workdir) {
+            Ok(entry) => entry,
+            Err(e) => {
+                self.ended(&id, 128, "StartError");
+                return Err(RuntimeError::Failed(format!(
+                    "preparing the place of container {}: {e}",
+                    config.name
+                )));
+            }
+        };
         let Some((program, args)) = command.split_first() else {
             return Err(RuntimeError::Failed("an empty command".into()));
         };
@@ -325,6 +352,7 @@ impl ProcessRuntime {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0);
+        entry.install(&mut command);
         let child = match command.spawn() {
             Ok(child) => child,
             Err(e) => {
