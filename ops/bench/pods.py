@@ -12,7 +12,8 @@ pods running is the kubelet-comparable figure. As root, each pod gets its own ne
 through CNI (the figures include it); otherwise pods share the host's network. A third run
 (as root, with containerd, runc and umoci installed) does the same with `ferry up --runtime
 cri` against a containerd of its own (ops/cri/), the pods running the local busybox image.
-Numbers to stdout and bench-results/pods.json.
+As root, the peer of the `process` runtime's networks is timed first: the CNI plugins alone
+giving 100 network namespaces their networks at once. Numbers to stdout and bench-results/pods.json.
 """
 import json
 import os
@@ -227,6 +228,56 @@ def cri_run(result):
                 subprocess.run(["umount", "-l", m])
 
 
+def cni_alone(result):
+    """The peer of the `process` runtime's pod networks: what the CNI plugins alone take to
+    give PODS pods their networks at once (`ip netns add`, loopback up, the `bridge` plugin
+    with `host-local` addresses, all started in parallel, as the node agent starts them), and
+    the CPU seconds that costs. Every pod the agent starts pays this before its container runs."""
+    ip = next((p for p in ("/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip") if os.path.exists(p)), None)
+    if not (ip and os.path.exists("/usr/lib/cni/bridge") and os.geteuid() == 0):
+        return
+    with tempfile.TemporaryDirectory(prefix="ferry-bench-cni-") as work:
+        conf = json.dumps({"cniVersion": "1.0.0", "name": "benchcni", "type": "bridge",
+                           "bridge": "ferrybenchcni", "isGateway": True, "ipMasq": False,
+                           "ipam": {"type": "host-local", "subnet": "10.212.0.0/24",
+                                    "dataDir": os.path.join(work, "ipam")}})
+        names = [f"ferrybenchcni{i}" for i in range(PODS)]
+
+        def attach(name):
+            subprocess.run([ip, "netns", "add", name], check=True)
+            subprocess.run([ip, "-n", name, "link", "set", "lo", "up"], check=True)
+            env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": name, "CNI_NETNS": f"/run/netns/{name}",
+                   "CNI_IFNAME": "eth0", "CNI_PATH": "/usr/lib/cni", "PATH": os.environ.get("PATH", "")}
+            subprocess.run(["/usr/lib/cni/bridge"], input=conf, env=env, text=True, check=True,
+                           stdout=subprocess.DEVNULL)
+
+        def detach(name):
+            env = {"CNI_COMMAND": "DEL", "CNI_CONTAINERID": name, "CNI_NETNS": f"/run/netns/{name}",
+                   "CNI_IFNAME": "eth0", "CNI_PATH": "/usr/lib/cni", "PATH": os.environ.get("PATH", "")}
+            subprocess.run(["/usr/lib/cni/bridge"], input=conf, env=env, text=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run([ip, "netns", "del", name], stderr=subprocess.DEVNULL)
+
+        before = os.times()
+        t0 = time.monotonic()
+        threads = [threading.Thread(target=attach, args=(n,)) for n in names]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        took = time.monotonic() - t0
+        after = os.times()
+        threads = [threading.Thread(target=detach, args=(n,)) for n in names]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        subprocess.run([ip, "link", "del", "ferrybenchcni"], stderr=subprocess.DEVNULL)
+        result["cni_alone_all_s"] = round(took, 2)
+        result["cni_alone_cpu_s"] = round(after.children_user - before.children_user
+                                          + after.children_system - before.children_system, 2)
+
+
 def main():
     if not os.path.exists(FERRY):
         sys.exit(f"build first: {FERRY} is missing (just bench pods builds it)")
@@ -241,6 +292,7 @@ def main():
         with open("bench-results/pods-cri.json", "w") as f:
             json.dump(result, f, indent=2)
         return
+    cni_alone(result)
     # The node agent inside the appliance.
     with tempfile.TemporaryDirectory(prefix="ferry-bench-pods-") as work:
         port = free_port()
@@ -284,6 +336,11 @@ def main():
         ("[ferry node] node agent RSS with the pods running (MiB)", result["agent_busy_rss_mib"], f"<= {GOALS['busy_rss_mib']}"),
         ("[ferry node] of which its own (RssAnon) idle / busy (MiB)", f"{result['agent_idle_anon_mib']} / {result['agent_busy_anon_mib']}", "(the rest: the shared binary's pages)"),
     ]
+    if "cni_alone_all_s" in result:
+        rows += [
+            (f"[peer: CNI alone] {PODS} pod networks at once: all attached (s)", result["cni_alone_all_s"], ""),
+            (f"[peer: CNI alone] CPU seconds for them (ip, bridge, host-local)", result["cni_alone_cpu_s"], ""),
+        ]
     if "cri_running" in result:
         rows += [
             ("[cri: containerd] pods Running", result["cri_running"], f"= {PODS}"),

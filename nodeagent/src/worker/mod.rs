@@ -326,7 +326,7 @@ impl PodWorker {
 
     /// Writes the pod's `/etc/hosts` when it has a network of its own (an IP that is not the
     /// node's) and the node makes volumes.
-    fn write_hosts(&mut self, sandbox: &SandboxInfo) {
+    async fn write_hosts(&mut self, sandbox: &SandboxInfo) {
         let own_network =
             sandbox.ip != self.site.host_ip && !self.spec().host_network.unwrap_or(false);
         let Some(root) = self.site.volume_root.as_ref().filter(|_| own_network) else {
@@ -334,8 +334,14 @@ impl PodWorker {
         };
         let dir = root.join(self.pod.metadata.uid.as_deref().unwrap_or_default());
         let path = dir.join(hosts::FILE);
-        let written = std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::write(&path, hosts::content(&self.pod, &sandbox.ip)));
+        let content = hosts::content(&self.pod, &sandbox.ip);
+        let file = path.clone();
+        // On the blocking pool: creating files can take milliseconds on a busy filesystem.
+        let written = tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&file, content))
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         match written {
             Ok(()) => self.hosts_file = Some(path),
             Err(e) => {
@@ -491,7 +497,7 @@ impl PodWorker {
                     // over, not started twice.
                     let uid = self.pod.metadata.uid.clone().unwrap_or_default();
                     if let Some(adopted) = self.site.runtime.adopt(&uid) {
-                        self.write_hosts(&adopted.sandbox);
+                        self.write_hosts(&adopted.sandbox).await;
                         self.state = self.take_over(adopted);
                         continue;
                     }
@@ -515,7 +521,7 @@ impl PodWorker {
                                 format!("Failed to create pod sandbox: {e}"),
                             );
                         })?;
-                    self.write_hosts(&sandbox);
+                    self.write_hosts(&sandbox).await;
                     self.state = PodState::Initializing { sandbox, next: 0 };
                 }
                 PodState::Initializing { sandbox, next } => {

@@ -53,6 +53,24 @@ fn persist(record: &ContainerRecord) {
     }
 }
 
+/// [`persist`] on the blocking pool, awaited (so that two writes of one record keep their
+/// order): file creation can take milliseconds on a busy filesystem, and the runtime's worker
+/// threads carry the node's API traffic meanwhile.
+async fn persist_off(record: ContainerRecord) {
+    if let Err(e) = tokio::task::spawn_blocking(move || persist(&record)).await {
+        tracing::error!(error = %e, "writing a container's record panicked");
+    }
+}
+
+/// `f` on the blocking pool (file system work that creates files).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+}
+
 /// A sandbox: the pod's directory and network.
 #[derive(Debug, Clone)]
 struct Sandbox {
@@ -325,7 +343,8 @@ impl ProcessRuntime {
                 .await
                 .map_err(|e| RuntimeError::Failed(format!("creating {}: {e}", dir.display())))?;
         }
-        pipes.make(input).map_err(|e| {
+        let made = pipes.clone();
+        blocking(move || made.make(input)).await.map_err(|e| {
             RuntimeError::Failed(format!("making the pipes of {}: {e}", log.display()))
         })?;
         let readers = pipes.open();
@@ -375,7 +394,7 @@ impl ProcessRuntime {
             })
         })?;
         if let Some(record) = record {
-            persist(&record);
+            persist_off(record).await;
         }
         self.follow(id, Waiter::Child(child), pipes, readers, log);
         Ok(())
@@ -474,7 +493,8 @@ impl Runtime for ProcessRuntime {
                 ip: net.ip.clone(),
                 netns: net.netns.clone(),
             };
-            if let Err(e) = record::write(&record::sandbox_path(&dir), &record) {
+            let path = record::sandbox_path(&dir);
+            if let Err(e) = blocking(move || record::write(&path, &record)).await {
                 tracing::warn!(pod = %config.name, error = %e, "a sandbox's record could not be written");
             }
             self.with(|inner| {
@@ -558,7 +578,7 @@ impl Runtime for ProcessRuntime {
     ) -> BoxFuture<'_, Result<String, RuntimeError>> {
         let sandbox = sandbox.to_owned();
         async move {
-            self.with(|inner| {
+            let created = self.with(|inner| {
                 let dir = inner
                     .sandboxes
                     .get(&sandbox)
@@ -587,11 +607,10 @@ impl Runtime for ProcessRuntime {
                 let record = proc.record(&id);
                 inner.containers.insert(id.clone(), proc);
                 Ok::<_, RuntimeError>((id, record))
-            })?
-            .map(|(id, record)| {
-                persist(&record);
-                id
-            })
+            })?;
+            let (id, record) = created?;
+            persist_off(record).await;
+            Ok(id)
         }
         .boxed()
     }
