@@ -128,7 +128,12 @@ impl Entry {
         if self.netns.is_some() {
             // The pod's own /sys (its interfaces under /sys/class/net), as `ip netns exec`
             // gives it; read-only where the kernel refuses a writable one.
-            rustix::mount::unmount(c"/sys", UnmountFlags::DETACH)?;
+            // No sysfs mounted at /sys (a minimal host) is fine: one is mounted there next.
+            if let Err(e) = rustix::mount::unmount(c"/sys", UnmountFlags::DETACH)
+                && e != rustix::io::Errno::INVAL
+            {
+                return Err(e.into());
+            }
             if let Err(e) =
                 rustix::mount::mount(c"sysfs", c"/sys", c"sysfs", MountFlags::empty(), None)
             {
