@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
+
 use ferry_nodeagent::agent::{NodeAgent, NodeHandle};
 use ferry_nodeagent::config;
 use ferry_nodeagent::runtime::cri::CriRuntime;
@@ -102,7 +104,11 @@ impl NodeOptions {
         count: usize,
         default_root: &std::path::Path,
     ) -> anyhow::Result<Vec<NodeHandle>> {
-        let root = self.root_dir.as_deref().unwrap_or(default_root);
+        // Absolute: containers start in directories of their own, where a path relative to
+        // this process's directory (`--data-dir data`) would name nothing.
+        let root = std::path::absolute(self.root_dir.as_deref().unwrap_or(default_root))
+            .context("the node root directory")?;
+        let root = root.as_path();
         let kind = self.runtime.unwrap_or(RuntimeKind::Sim);
         let labels = config::parse_labels(&self.labels)?;
         let taints = config::parse_taints(&self.taints)?;
@@ -198,7 +204,10 @@ impl NodeOptions {
         if self.runtime.unwrap_or(RuntimeKind::Sim) == RuntimeKind::Sim {
             return None;
         }
-        let root = self.root_dir.as_deref().unwrap_or(default_root);
+        // Absolute: containers start in directories of their own, where a path relative to
+        // this process's directory (`--data-dir data`) would name nothing.
+        let root = std::path::absolute(self.root_dir.as_deref().unwrap_or(default_root)).ok()?;
+        let root = root.as_path();
         let addr = self.endpoint_listen.or_else(|| default.parse().ok())?;
         Some((
             addr,

@@ -93,23 +93,65 @@ impl Entry {
                 Step::Dir(p) => CStep::Dir(c_path(p)?),
                 Step::File(p) => CStep::File(c_path(p)?),
                 Step::Bind { source, target } => CStep::Bind {
-                    source: c_path(source)?,
+                    // Absolute: the child resolves it after entering the container's working
+                    // directory, not the agent's (a relative `--data-dir`).
+                    source: c_path(&std::path::absolute(source)?)?,
                     target: c_path(target)?,
                 },
                 Step::ReadOnly(p) => CStep::ReadOnly(c_path(p)?),
             });
         }
         self.mounts = Some(out);
-        self.workdir = Some(c_path(workdir)?);
+        self.workdir = Some(c_path(&std::path::absolute(workdir)?)?);
         Ok(self)
     }
 
+    /// What each step of [`Entry::enter`] does, in its order, for errors.
+    fn steps(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .cgroups
+            .iter()
+            .map(|_| "joining the container's cgroup".to_owned())
+            .collect();
+        out.push("entering the pod's network namespace".into());
+        out.push("making a mount namespace".into());
+        out.push("making its mounts private".into());
+        out.push("unmounting the host's /sys".into());
+        out.push("mounting the pod's /sys".into());
+        for step in self.mounts.iter().flatten() {
+            out.push(match step {
+                CStep::Dir(p) => format!("making the mount point {}", p.to_string_lossy()),
+                CStep::File(p) => format!("making the mount point {}", p.to_string_lossy()),
+                CStep::Bind { source, target } => format!(
+                    "bind-mounting {} at {}",
+                    source.to_string_lossy(),
+                    target.to_string_lossy()
+                ),
+                CStep::ReadOnly(p) => format!("making {} read-only", p.to_string_lossy()),
+            });
+        }
+        out.push("entering the working directory".into());
+        out
+    }
+
     /// Done by the child between fork and exec. Allocation-free: only system calls on what
-    /// was prepared.
-    fn enter(&self) -> io::Result<()> {
+    /// was prepared. A failure says which step it was through `failed` (its index in
+    /// [`Entry::steps`], four bytes) before the spawn fails with its errno.
+    fn enter(&self, failed: &std::os::unix::net::UnixStream) -> io::Result<()> {
+        let mut step: u32 = 0;
+        let result = self.steps_in_order(&mut step);
+        if result.is_err() {
+            // Best effort: the errno still reaches the parent without it.
+            let _sent = rustix::io::write(failed, &step.to_le_bytes());
+        }
+        result
+    }
+
+    fn steps_in_order(&self, step: &mut u32) -> io::Result<()> {
         for fd in &self.cgroups {
             // "0" moves the writing process itself.
             rustix::io::write(fd, b"0")?;
+            *step += 1;
         }
         if let Some(fd) = &self.netns {
             rustix::thread::move_into_link_name_space(
@@ -117,23 +159,29 @@ impl Entry {
                 Some(LinkNameSpaceType::Network),
             )?;
         }
+        *step += 1;
         if self.netns.is_some() || self.mounts.is_some() {
             // SAFETY: the child has a single thread; no file table is unshared.
             unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNS)? };
+            *step += 1;
             rustix::mount::mount_change(
                 c"/",
                 MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
             )?;
+            *step += 1;
+        } else {
+            *step += 2;
         }
         if self.netns.is_some() {
             // The pod's own /sys (its interfaces under /sys/class/net), as `ip netns exec`
-            // gives it; read-only where the kernel refuses a writable one.
-            // No sysfs mounted at /sys (a minimal host) is fine: one is mounted there next.
+            // gives it; read-only where the kernel refuses a writable one. No sysfs mounted
+            // at /sys (a minimal host) is fine: one is mounted there next.
             if let Err(e) = rustix::mount::unmount(c"/sys", UnmountFlags::DETACH)
                 && e != rustix::io::Errno::INVAL
             {
                 return Err(e.into());
             }
+            *step += 1;
             if let Err(e) =
                 rustix::mount::mount(c"sysfs", c"/sys", c"sysfs", MountFlags::empty(), None)
             {
@@ -142,9 +190,12 @@ impl Entry {
                 }
                 rustix::mount::mount(c"sysfs", c"/sys", c"sysfs", MountFlags::RDONLY, None)?;
             }
+            *step += 1;
+        } else {
+            *step += 2;
         }
-        for step in self.mounts.iter().flatten() {
-            match step {
+        for cstep in self.mounts.iter().flatten() {
+            match cstep {
                 CStep::Dir(p) => {
                     match rustix::fs::mkdir(p.as_c_str(), Mode::from_raw_mode(0o755)) {
                         Ok(()) | Err(rustix::io::Errno::EXIST) => {}
@@ -171,6 +222,7 @@ impl Entry {
                     )?;
                 }
             }
+            *step += 1;
         }
         if let Some(dir) = &self.workdir {
             rustix::process::chdir(dir.as_c_str())?;
@@ -178,17 +230,50 @@ impl Entry {
         Ok(())
     }
 
-    /// Makes `command`'s child do all this before it runs its program.
-    pub fn install(self, command: &mut tokio::process::Command) {
+    /// Makes `command`'s child do all this before it runs its program. What comes back
+    /// explains a failed spawn.
+    pub fn install(self, command: &mut tokio::process::Command) -> io::Result<Explain> {
         if self.is_empty() {
-            return;
+            return Ok(Explain::default());
         }
+        let (parent, child) = std::os::unix::net::UnixStream::pair()?;
+        parent.set_nonblocking(true)?;
+        let steps = self.steps();
         let entry = Arc::new(self);
         // SAFETY: `enter` only makes system calls with values prepared before the fork (C
-        // strings and open descriptors owned by `entry`): no allocation, no lock, nothing
-        // shared with the parent's other threads is touched.
+        // strings and open descriptors owned by `entry`, the socket `child`): no allocation,
+        // no lock, nothing shared with the parent's other threads is touched.
         unsafe {
-            command.pre_exec(move || entry.enter());
+            command.pre_exec(move || entry.enter(&child));
+        }
+        Ok(Explain {
+            failed: Some(parent),
+            steps,
+        })
+    }
+}
+
+/// Says which step of an [`Entry`] failed, after the spawn did.
+#[derive(Debug, Default)]
+pub struct Explain {
+    failed: Option<std::os::unix::net::UnixStream>,
+    steps: Vec<String>,
+}
+
+impl Explain {
+    /// `error` (the spawn's) with the step that failed, when the child said.
+    pub fn error(&self, error: &io::Error) -> String {
+        use std::io::Read;
+        let mut bytes = [0u8; 4];
+        let step = self
+            .failed
+            .as_ref()
+            .and_then(|mut s| s.read_exact(&mut bytes).ok())
+            .and_then(|()| usize::try_from(u32::from_le_bytes(bytes)).ok())
+            .and_then(|i| self.steps.get(i));
+        match step {
+            Some(step) => format!("{step}: {error}"),
+            None => error.to_string(),
         }
     }
 }
@@ -229,6 +314,70 @@ mod tests {
         );
     }
 
+    #[test]
+    fn relative_sources_and_directories_are_made_absolute_before_the_fork() {
+        let entry = Entry::default()
+            .mounts(
+                &[Step::Bind {
+                    source: "data/volume".into(),
+                    target: "/srv".into(),
+                }],
+                Path::new("data/pod"),
+            )
+            .expect("prepared");
+        let cwd = std::env::current_dir().expect("cwd");
+        match entry.mounts.as_deref() {
+            Some([CStep::Bind { source, .. }]) => {
+                assert_eq!(
+                    source.to_bytes(),
+                    cwd.join("data/volume").as_os_str().as_bytes()
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            entry.workdir.as_deref().map(|d| d.to_bytes()),
+            Some(cwd.join("data/pod").as_os_str().as_bytes())
+        );
+    }
+
+    /// A step that fails in the child is named in the parent's error (as root).
+    #[tokio::test]
+    async fn a_failed_bind_mount_is_named() {
+        if !rustix::process::geteuid().is_root() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI runs as root: mount namespaces must be testable"
+            );
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("target");
+        let steps = [
+            Step::Dir(target.clone()),
+            Step::Bind {
+                source: dir.path().join("missing"),
+                target: target.clone(),
+            },
+        ];
+        let entry = Entry::default()
+            .mounts(&steps, dir.path())
+            .expect("prepared");
+        let mut cmd = tokio::process::Command::new("/bin/true");
+        let explain = entry.install(&mut cmd).expect("installed");
+        let err = cmd.spawn().expect_err("the mount fails");
+        let text = explain.error(&err);
+        assert!(
+            text.starts_with(&format!(
+                "bind-mounting {} at {}: ",
+                dir.path().join("missing").display(),
+                target.display()
+            )),
+            "{text}"
+        );
+        assert_eq!(err.raw_os_error(), Some(2), "{err}");
+    }
+
     /// The child joins a cgroup, enters a mount namespace with a read-only bind mount and
     /// starts in its working directory (as root, where cgroup v2 is writable).
     #[tokio::test]
@@ -257,7 +406,7 @@ mod tests {
             "-c",
             "cat file; pwd; touch x 2>/dev/null && echo writable || echo read-only",
         ]);
-        entry.install(&mut cmd);
+        entry.install(&mut cmd).expect("installed");
         let out = cmd.output().await.expect("ran");
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(

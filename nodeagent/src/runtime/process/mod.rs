@@ -371,14 +371,25 @@ impl ProcessRuntime {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0);
-        entry.install(&mut command);
+        let explain = match entry.install(&mut command) {
+            Ok(explain) => explain,
+            Err(e) => {
+                self.ended(&id, 128, "StartError");
+                return Err(RuntimeError::Failed(format!(
+                    "preparing the start of container {}: {e}",
+                    config.name
+                )));
+            }
+        };
         let child = match command.spawn() {
             Ok(child) => child,
             Err(e) => {
                 self.ended(&id, 128, "StartError");
                 return Err(RuntimeError::Failed(format!(
-                    "starting {:?} for container {}: {e}",
-                    config.command[0], config.name
+                    "starting {:?} for container {}: {}",
+                    config.command[0],
+                    config.name,
+                    explain.error(&e)
                 )));
             }
         };
