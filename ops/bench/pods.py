@@ -243,35 +243,35 @@ def cni_alone(result):
                                     "dataDir": os.path.join(work, "ipam")}})
         names = [f"ferrybenchcni{i}" for i in range(PODS)]
 
+        def plugin(command, name, **kw):
+            env = {"CNI_COMMAND": command, "CNI_CONTAINERID": name,
+                   "CNI_NETNS": f"/run/netns/{name}", "CNI_IFNAME": "eth0",
+                   "CNI_PATH": "/usr/lib/cni", "PATH": os.environ.get("PATH", "")}
+            subprocess.run(["/usr/lib/cni/bridge"], input=conf, env=env, text=True,
+                           stdout=subprocess.DEVNULL, **kw)
+
         def attach(name):
             subprocess.run([ip, "netns", "add", name], check=True)
             subprocess.run([ip, "-n", name, "link", "set", "lo", "up"], check=True)
-            env = {"CNI_COMMAND": "ADD", "CNI_CONTAINERID": name, "CNI_NETNS": f"/run/netns/{name}",
-                   "CNI_IFNAME": "eth0", "CNI_PATH": "/usr/lib/cni", "PATH": os.environ.get("PATH", "")}
-            subprocess.run(["/usr/lib/cni/bridge"], input=conf, env=env, text=True, check=True,
-                           stdout=subprocess.DEVNULL)
+            plugin("ADD", name, check=True)
 
         def detach(name):
-            env = {"CNI_COMMAND": "DEL", "CNI_CONTAINERID": name, "CNI_NETNS": f"/run/netns/{name}",
-                   "CNI_IFNAME": "eth0", "CNI_PATH": "/usr/lib/cni", "PATH": os.environ.get("PATH", "")}
-            subprocess.run(["/usr/lib/cni/bridge"], input=conf, env=env, text=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            plugin("DEL", name, stderr=subprocess.DEVNULL)
             subprocess.run([ip, "netns", "del", name], stderr=subprocess.DEVNULL)
+
+        def each(step):
+            threads = [threading.Thread(target=step, args=(n,)) for n in names]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
 
         before = os.times()
         t0 = time.monotonic()
-        threads = [threading.Thread(target=attach, args=(n,)) for n in names]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        each(attach)
         took = time.monotonic() - t0
         after = os.times()
-        threads = [threading.Thread(target=detach, args=(n,)) for n in names]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        each(detach)
         subprocess.run([ip, "link", "del", "ferrybenchcni"], stderr=subprocess.DEVNULL)
         result["cni_alone_all_s"] = round(took, 2)
         result["cni_alone_cpu_s"] = round(after.children_user - before.children_user

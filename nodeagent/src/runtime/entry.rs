@@ -238,17 +238,16 @@ impl Entry {
         }
         let (parent, child) = std::os::unix::net::UnixStream::pair()?;
         parent.set_nonblocking(true)?;
-        let steps = self.steps();
         let entry = Arc::new(self);
+        let inside = Arc::clone(&entry);
         // SAFETY: `enter` only makes system calls with values prepared before the fork (C
         // strings and open descriptors owned by `entry`, the socket `child`): no allocation,
         // no lock, nothing shared with the parent's other threads is touched.
         unsafe {
-            command.pre_exec(move || entry.enter(&child));
+            command.pre_exec(move || inside.enter(&child));
         }
         Ok(Explain {
-            failed: Some(parent),
-            steps,
+            failed: Some((parent, entry)),
         })
     }
 }
@@ -256,8 +255,9 @@ impl Entry {
 /// Says which step of an [`Entry`] failed, after the spawn did.
 #[derive(Debug, Default)]
 pub struct Explain {
-    failed: Option<std::os::unix::net::UnixStream>,
-    steps: Vec<String>,
+    /// The socket the child reports on, and the entry whose steps it numbers (described only
+    /// when one failed).
+    failed: Option<(std::os::unix::net::UnixStream, Arc<Entry>)>,
 }
 
 impl Explain {
@@ -265,12 +265,12 @@ impl Explain {
     pub fn error(&self, error: &io::Error) -> String {
         use std::io::Read;
         let mut bytes = [0u8; 4];
-        let step = self
-            .failed
-            .as_ref()
-            .and_then(|mut s| s.read_exact(&mut bytes).ok())
-            .and_then(|()| usize::try_from(u32::from_le_bytes(bytes)).ok())
-            .and_then(|i| self.steps.get(i));
+        let step = self.failed.as_ref().and_then(|(socket, entry)| {
+            let mut reader: &std::os::unix::net::UnixStream = socket;
+            reader.read_exact(&mut bytes).ok()?;
+            let i = usize::try_from(u32::from_le_bytes(bytes)).ok()?;
+            entry.steps().into_iter().nth(i)
+        });
         match step {
             Some(step) => format!("{step}: {error}"),
             None => error.to_string(),

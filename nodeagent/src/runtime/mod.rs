@@ -14,6 +14,16 @@ pub mod network;
 pub mod process;
 pub mod sim;
 
+/// `f` on the blocking pool: file system work that creates files, which can take milliseconds
+/// on a busy filesystem while the runtime's worker threads carry the node's API traffic.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+}
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

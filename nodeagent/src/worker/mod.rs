@@ -336,12 +336,10 @@ impl PodWorker {
         let path = dir.join(hosts::FILE);
         let content = hosts::content(&self.pod, &sandbox.ip);
         let file = path.clone();
-        // On the blocking pool: creating files can take milliseconds on a busy filesystem.
-        let written = tokio::task::spawn_blocking(move || {
+        let written = crate::runtime::blocking(move || {
             std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&file, content))
         })
-        .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        .await;
         match written {
             Ok(()) => self.hosts_file = Some(path),
             Err(e) => {

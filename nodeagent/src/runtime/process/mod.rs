@@ -28,6 +28,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 
+use super::blocking;
 use super::entry::Entry;
 use super::network::{HostNetwork, PodNet, PodNetwork};
 use super::{
@@ -57,18 +58,14 @@ fn persist(record: &ContainerRecord) {
 /// order): file creation can take milliseconds on a busy filesystem, and the runtime's worker
 /// threads carry the node's API traffic meanwhile.
 async fn persist_off(record: ContainerRecord) {
-    if let Err(e) = tokio::task::spawn_blocking(move || persist(&record)).await {
-        tracing::error!(error = %e, "writing a container's record panicked");
+    if let Err(e) = blocking(move || {
+        persist(&record);
+        Ok(())
+    })
+    .await
+    {
+        tracing::error!(error = %e, "writing a container's record failed");
     }
-}
-
-/// `f` on the blocking pool (file system work that creates files).
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
-) -> std::io::Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
 }
 
 /// A sandbox: the pod's directory and network.
@@ -266,6 +263,12 @@ impl ProcessRuntime {
         }
     }
 
+    /// Marks container `id` ended with `StartError` and says why.
+    fn start_error(&self, id: &str, why: String) -> RuntimeError {
+        self.ended(id, 128, "StartError");
+        RuntimeError::Failed(why)
+    }
+
     async fn start(&self, id: String) -> Result<(), RuntimeError> {
         let (config, log, dir, net) = self.with(|inner| {
             let proc = inner
@@ -284,8 +287,7 @@ impl ProcessRuntime {
             ))
         })??;
         if config.command.is_empty() {
-            self.ended(&id, 128, "StartError");
-            return Err(RuntimeError::Failed(format!(
+            return Err(self.start_error(&id, format!(
                 "container {} has no command: the process runtime runs the command of the pod spec, not an image's entrypoint",
                 config.name
             )));
@@ -296,8 +298,7 @@ impl ProcessRuntime {
             .map_or_else(|| dir.clone(), PathBuf::from);
         // Found before it is wrapped (`ip netns exec` would only fail after starting).
         if find_program(&config.command[0], &config.env, &workdir).is_none() {
-            self.ended(&id, 128, "StartError");
-            return Err(RuntimeError::Failed(format!(
+            return Err(self.start_error(&id, format!(
                 "starting {:?} for container {}: executable file not found in $PATH or not executable",
                 config.command[0], config.name
             )));
@@ -327,11 +328,10 @@ impl ProcessRuntime {
         let entry = match self.entry(&groups, &net, mounts, &workdir) {
             Ok(entry) => entry,
             Err(e) => {
-                self.ended(&id, 128, "StartError");
-                return Err(RuntimeError::Failed(format!(
-                    "preparing the place of container {}: {e}",
-                    config.name
-                )));
+                return Err(self.start_error(
+                    &id,
+                    format!("preparing the place of container {}: {e}", config.name),
+                ));
             }
         };
         let Some((program, args)) = command.split_first() else {
@@ -374,23 +374,24 @@ impl ProcessRuntime {
         let explain = match entry.install(&mut command) {
             Ok(explain) => explain,
             Err(e) => {
-                self.ended(&id, 128, "StartError");
-                return Err(RuntimeError::Failed(format!(
-                    "preparing the start of container {}: {e}",
-                    config.name
-                )));
+                return Err(self.start_error(
+                    &id,
+                    format!("preparing the start of container {}: {e}", config.name),
+                ));
             }
         };
         let child = match command.spawn() {
             Ok(child) => child,
             Err(e) => {
-                self.ended(&id, 128, "StartError");
-                return Err(RuntimeError::Failed(format!(
-                    "starting {:?} for container {}: {}",
-                    config.command[0],
-                    config.name,
-                    explain.error(&e)
-                )));
+                return Err(self.start_error(
+                    &id,
+                    format!(
+                        "starting {:?} for container {}: {}",
+                        config.command[0],
+                        config.name,
+                        explain.error(&e)
+                    ),
+                ));
             }
         };
         let pid = child.id();
