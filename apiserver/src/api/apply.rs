@@ -584,6 +584,37 @@ mod tests {
     }
 
     #[test]
+    fn an_update_without_managed_fields_keeps_the_stored_entries() {
+        // The controllers' caches drop managedFields; a write from such a copy must not.
+        let mut created = deploy(2, "nginx");
+        record_update(None, &mut created, "ci");
+        let without_entries = |object: &Value| {
+            let mut copy = object.clone();
+            if let Some(meta) = copy["metadata"].as_object_mut() {
+                meta.remove("managedFields");
+            }
+            copy
+        };
+        let mut from_cache = without_entries(&created);
+        record_update(Some(&created), &mut from_cache, "controller");
+        assert_eq!(
+            from_cache["metadata"]["managedFields"],
+            created["metadata"]["managedFields"]
+        );
+        // Changing a field from such a copy moves only that field to the writer.
+        let mut scaled = without_entries(&created);
+        scaled["spec"]["replicas"] = json!(3);
+        record_update(Some(&created), &mut scaled, "controller");
+        let managers: Vec<&str> = scaled["metadata"]["managedFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["manager"].as_str())
+            .collect();
+        assert_eq!(managers, ["ci", "controller"]);
+    }
+
+    #[test]
     fn an_update_owns_only_what_it_changed() {
         let mut created = deploy(2, "nginx");
         record_update(None, &mut created, "ci");

@@ -282,6 +282,20 @@ impl Explain {
 mod tests {
     use super::*;
 
+    /// Whether the test runs as root, as mount namespaces need; elsewhere it is skipped, with
+    /// a line saying so, except under CI (which runs as root), where that is a failure.
+    fn as_root() -> bool {
+        if rustix::process::geteuid().is_root() {
+            return true;
+        }
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI runs as root: mount namespaces must be testable"
+        );
+        eprintln!("not root: mount namespaces cannot be made; skipped");
+        false
+    }
+
     #[test]
     fn an_entry_with_nothing_to_do_installs_nothing() {
         let entry = Entry::default();
@@ -344,11 +358,7 @@ mod tests {
     /// A step that fails in the child is named in the parent's error (as root).
     #[tokio::test]
     async fn a_failed_bind_mount_is_named() {
-        if !rustix::process::geteuid().is_root() {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI runs as root: mount namespaces must be testable"
-            );
+        if !as_root() {
             return;
         }
         let dir = tempfile::tempdir().expect("tempdir");
@@ -382,12 +392,7 @@ mod tests {
     /// starts in its working directory (as root, where cgroup v2 is writable).
     #[tokio::test]
     async fn the_child_enters_its_mounts_and_directory() {
-        if !rustix::process::geteuid().is_root() {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI runs as root: mount namespaces must be testable"
-            );
-            eprintln!("not root: mount namespaces cannot be made; skipped");
+        if !as_root() {
             return;
         }
         let dir = tempfile::tempdir().expect("tempdir");

@@ -19,9 +19,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -58,10 +57,7 @@ pub fn controller(
     pods: &Informer<CachedPod>,
     cancel: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let controller = Controller::new(
-        Api::<PodDisruptionBudget>::all(client.clone()),
-        watcher::Config::default(),
-    );
+    let controller = runner::controller(Api::<PodDisruptionBudget>::all(client.clone()));
     let budgets = controller.store();
     let triggers = pods.subscribe(move |pod: &CachedPod| {
         runner::in_namespace_of(pod, &budgets, |b, pod| {

@@ -88,9 +88,12 @@ where
             return;
         };
         let subscribers = self.subscribers.clone();
+        // The cache drops managedFields (see `runner::controller`).
         let events = reflector::reflector(
             writer,
-            watcher(self.api.clone(), watcher::Config::default()).default_backoff(),
+            watcher(self.api.clone(), watcher::Config::default())
+                .default_backoff()
+                .modify(super::runner::without_managed_fields),
         );
         let mut events = std::pin::pin!(events.take_until(cancel.cancelled_owned()));
         while let Some(event) = events.next().await {

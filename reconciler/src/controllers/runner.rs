@@ -9,8 +9,10 @@ use ferry_schema::selector::LabelSelector;
 use futures::{Stream, StreamExt};
 use kube::Resource;
 use kube::ResourceExt;
+use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +24,28 @@ use crate::controllers::cached_pod::CachedPod;
 pub(crate) trait Shared: Send + Sync + 'static {
     /// The per-object failure counts.
     fn backoff(&self) -> &Backoff;
+}
+
+/// A kube-runtime `Controller` of every `K` (as `Controller::new` makes one), whose cache drops
+/// each object's managedFields: no controller reads them, and for a Deployment or ReplicaSet
+/// that a GitOps apply and a controller both wrote they are the larger part of the object (the
+/// field sets of the whole pod template). A write from the cached copy keeps the stored
+/// entries, which the apiserver takes from the object it holds.
+pub(crate) fn controller<K>(api: Api<K>) -> Controller<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store();
+    let objects = watcher(api, watcher::Config::default())
+        .modify(without_managed_fields)
+        .reflect(writer)
+        .applied_objects();
+    Controller::for_stream(objects, store)
+}
+
+/// Drops an object's managedFields before a cache keeps it.
+pub(crate) fn without_managed_fields<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
 }
 
 /// The owners of kind `K` a changed child concerns: its controller if that is a `K`, or, for
@@ -138,4 +162,30 @@ pub(crate) async fn drive<K, C, Fut>(
             }
         })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, ObjectMeta};
+
+    #[test]
+    fn a_cached_object_keeps_all_but_its_managed_fields() {
+        let mut d = Deployment {
+            metadata: ObjectMeta {
+                name: Some("web".into()),
+                labels: Some([("app".to_string(), "web".to_string())].into()),
+                managed_fields: Some(vec![ManagedFieldsEntry {
+                    manager: Some("ferry-gitops".into()),
+                    ..ManagedFieldsEntry::default()
+                }]),
+                ..ObjectMeta::default()
+            },
+            ..Deployment::default()
+        };
+        super::without_managed_fields(&mut d);
+        assert_eq!(d.metadata.managed_fields, None);
+        assert_eq!(d.metadata.name.as_deref(), Some("web"));
+        assert_eq!(d.metadata.labels.map(|l| l.len()), Some(1));
+    }
 }

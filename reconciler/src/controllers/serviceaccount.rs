@@ -8,7 +8,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::ResourceExt;
 use kube::api::{Api, PostParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 use tokio_util::sync::CancellationToken;
 
@@ -29,14 +29,14 @@ pub fn run(
 ) -> impl Future<Output = ()> + Send + 'static {
     // Watch only the default accounts: their deletion names the namespace to look at.
     let accounts = watcher::Config::default().fields(&format!("metadata.name={DEFAULT}"));
-    let controller = Controller::new(
-        Api::<Namespace>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .watches(Api::<ServiceAccount>::all(client.clone()), accounts, |sa| {
-        sa.namespace()
-            .map(|ns| kube::runtime::reflector::ObjectRef::new(&ns))
-    });
+    let controller = super::runner::controller(Api::<Namespace>::all(client.clone())).watches(
+        Api::<ServiceAccount>::all(client.clone()),
+        accounts,
+        |sa| {
+            sa.namespace()
+                .map(|ns| kube::runtime::reflector::ObjectRef::new(&ns))
+        },
+    );
     let ctx = Arc::new(Context {
         client,
         backoff: Backoff::default(),

@@ -18,9 +18,8 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -72,10 +71,7 @@ pub fn controller(
     recorder: Recorder,
     cancel: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let controller = Controller::new(
-        Api::<DaemonSet>::all(client.clone()),
-        watcher::Config::default(),
-    );
+    let controller = runner::controller(Api::<DaemonSet>::all(client.clone()));
     let sets = controller.store();
     let by_pod = {
         let sets = sets.clone();

@@ -18,9 +18,8 @@ use ferry_schema::selector::LabelSelector;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -50,10 +49,7 @@ pub fn controller(
     recorder: Recorder,
     cancel: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let controller = Controller::new(
-        Api::<Deployment>::all(client.clone()),
-        watcher::Config::default(),
-    );
+    let controller = runner::controller(Api::<Deployment>::all(client.clone()));
     let deployments = controller.store();
     let triggers = sets.subscribe(move |rs| runner::owners_of(rs, &deployments, selector_of));
     let ctx = Arc::new(Context {

@@ -15,9 +15,8 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use tokio_util::sync::CancellationToken;
 
 use super::error::{Backoff, ControllerError};
@@ -81,10 +80,7 @@ pub fn controller(
     caches: Caches<'_>,
     cancel: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let controller = Controller::new(
-        Api::<Service>::all(client.clone()),
-        watcher::Config::default(),
-    );
+    let controller = runner::controller(Api::<Service>::all(client.clone()));
     let services = controller.store();
     let listed: Arc<Mutex<HashMap<String, HashSet<String>>>> = Arc::default();
     let by_pod = {

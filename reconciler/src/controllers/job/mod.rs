@@ -21,9 +21,8 @@ use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod}
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -73,7 +72,7 @@ pub fn controller(
     recorder: Recorder,
     cancel: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let controller = Controller::new(Api::<Job>::all(client.clone()), watcher::Config::default());
+    let controller = runner::controller(Api::<Job>::all(client.clone()));
     let jobs = controller.store();
     let (orphans, candidates) = tracking::orphans();
     let seen = jobs.clone();

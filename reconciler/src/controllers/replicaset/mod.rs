@@ -16,9 +16,8 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -47,7 +46,7 @@ pub fn controller<K: Replicated>(
     pods: &Informer<CachedPod>,
     cancel: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let controller = Controller::new(Api::<K>::all(client.clone()), watcher::Config::default());
+    let controller = runner::controller(Api::<K>::all(client.clone()));
     let sets = controller.store();
     let triggers = pods.subscribe(move |pod| runner::owners_of(pod, &sets, K::selector));
     let ctx = Arc::new(Context {

@@ -22,9 +22,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -69,10 +68,7 @@ pub fn controller(
     recorder: Recorder,
     cancel: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let controller = Controller::new(
-        Api::<StatefulSet>::all(client.clone()),
-        watcher::Config::default(),
-    );
+    let controller = runner::controller(Api::<StatefulSet>::all(client.clone()));
     let sets = controller.store();
     let triggers = pods.subscribe(move |pod| runner::owners_of(pod, &sets, selector_of));
     let ctx = Arc::new(Context {
