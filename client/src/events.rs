@@ -4,8 +4,10 @@
 //! A busy component (the node agent, whose every pod start makes three) sends its Events
 //! through a [`Recorder::queued`] recorder: one sender writes them in order, one at a time,
 //! so they never crowd out the writes that matter (pod status) during a burst.
+//!
+//! What a recorder remembers to count repeats is bounded as client-go bounds it: the 4,096
+//! Events it wrote or counted last ([`Seen`]).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1 as core;
@@ -63,7 +65,55 @@ impl Involved {
     }
 }
 
-type Key = (Involved, String, String, String);
+/// How many Events a recorder remembers to count repeats (client-go's `maxLruCacheEntries`).
+const REMEMBERED: usize = 4096;
+
+/// The Events a recorder wrote, least recently used forgotten first: an Event's identity
+/// (its object, type, reason and message, in one string) to its name and count. One entry
+/// costs about 300 bytes, so a recorder holds at most about 1.2 MB however many pods it sees.
+struct Seen {
+    events: hashlink::LruCache<Box<str>, (Box<str>, i32)>,
+}
+
+impl Seen {
+    fn new(capacity: usize) -> Seen {
+        Seen {
+            events: hashlink::LruCache::new(capacity),
+        }
+    }
+
+    /// The identity of an Event: every field that makes two Events the same one, each
+    /// preceded by its length so that no two identities read alike.
+    fn key(about: &Involved, kind: &str, reason: &str, message: &str) -> Box<str> {
+        let fields = [
+            about.api_version.as_str(),
+            &about.kind,
+            &about.namespace,
+            &about.name,
+            &about.uid,
+            kind,
+            reason,
+            message,
+        ];
+        let mut key = String::with_capacity(fields.iter().map(|f| f.len() + 4).sum());
+        for field in fields {
+            key.push_str(&field.len().to_string());
+            key.push(':');
+            key.push_str(field);
+        }
+        key.into_boxed_str()
+    }
+
+    /// The name and count of the Event written for `key`, if it is remembered.
+    fn get(&mut self, key: &str) -> Option<(Box<str>, i32)> {
+        self.events.get(key).cloned()
+    }
+
+    /// Remembers that the Event for `key` is `name`, seen `count` times.
+    fn put(&mut self, key: Box<str>, name: Box<str>, count: i32) {
+        self.events.insert(key, (name, count));
+    }
+}
 
 /// Writes Events for one component (`default-scheduler`, `kubelet`, `node-controller`).
 #[derive(Clone)]
@@ -71,7 +121,7 @@ pub struct Recorder {
     client: kube::Client,
     component: String,
     host: String,
-    seen: Arc<Mutex<HashMap<Key, (String, i32)>>>,
+    seen: Arc<Mutex<Seen>>,
     /// The queue of a [`Recorder::queued`] recorder.
     queue: Option<tokio::sync::mpsc::Sender<Queued>>,
 }
@@ -100,7 +150,7 @@ impl Recorder {
             client,
             component: component.to_owned(),
             host: host.to_owned(),
-            seen: Arc::default(),
+            seen: Arc::new(Mutex::new(Seen::new(REMEMBERED))),
             queue: None,
         }
     }
@@ -148,13 +198,8 @@ impl Recorder {
             about.namespace.clone()
         };
         let api: Api<core::Event> = Api::namespaced(self.client.clone(), &namespace);
-        let key = (
-            about.clone(),
-            kind.to_owned(),
-            reason.to_owned(),
-            message.to_owned(),
-        );
-        let repeat = self.seen.lock().ok().and_then(|s| s.get(&key).cloned());
+        let key = Seen::key(about, kind, reason, message);
+        let repeat = self.seen.lock().ok().and_then(|mut s| s.get(&key));
         let stamp = now();
         if let Some((name, count)) = repeat {
             let patch = json!({"count": count + 1, "lastTimestamp": stamp});
@@ -164,7 +209,7 @@ impl Recorder {
             {
                 Ok(_) => {
                     if let Ok(mut s) = self.seen.lock() {
-                        s.insert(key, (name, count + 1));
+                        s.put(key, name, count + 1);
                     }
                     return;
                 }
@@ -207,13 +252,74 @@ impl Recorder {
         match api.create(&PostParams::default(), &event).await {
             Ok(_) => {
                 if let Ok(mut s) = self.seen.lock() {
-                    if s.len() > 10_000 {
-                        s.clear();
-                    }
-                    s.insert(key, (name, 1));
+                    s.put(key, name.into_boxed_str(), 1);
                 }
             }
             Err(e) => tracing::warn!(reason, error = %e, "an event could not be recorded"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str) -> Involved {
+        Involved {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            namespace: "demo".into(),
+            name: name.into(),
+            uid: format!("uid-{name}"),
+        }
+    }
+
+    #[test]
+    fn a_repeated_event_is_found_with_its_name_and_count() {
+        let mut seen = Seen::new(8);
+        let key = Seen::key(&pod("a"), "Warning", "BackOff", "Back-off restarting");
+        assert_eq!(seen.get(&key), None);
+        seen.put(key.clone(), "a.17".into(), 1);
+        seen.put(key.clone(), "a.17".into(), 2);
+        assert_eq!(seen.get(&key), Some(("a.17".into(), 2)));
+    }
+
+    #[test]
+    fn events_differing_in_any_field_are_different_events() {
+        let base = Seen::key(&pod("a"), "Normal", "Pulled", "m");
+        let mut other = pod("a");
+        other.uid = "uid-b".into();
+        for key in [
+            Seen::key(&pod("b"), "Normal", "Pulled", "m"),
+            Seen::key(&other, "Normal", "Pulled", "m"),
+            Seen::key(&pod("a"), "Warning", "Pulled", "m"),
+            Seen::key(&pod("a"), "Normal", "Created", "m"),
+            Seen::key(&pod("a"), "Normal", "Pulled", "n"),
+        ] {
+            assert_ne!(key, base);
+        }
+        // Where one field ends is part of the identity.
+        assert_ne!(
+            Seen::key(&pod("a"), "Normal", "a:b", "c"),
+            Seen::key(&pod("a"), "Normal", "a", "b:c")
+        );
+    }
+
+    #[test]
+    fn the_least_recently_used_event_is_forgotten_first() {
+        let mut seen = Seen::new(REMEMBERED);
+        let keys: Vec<Box<str>> = (0..=REMEMBERED)
+            .map(|i| Seen::key(&pod(&format!("p{i}")), "Normal", "Started", "m"))
+            .collect();
+        for (i, key) in keys.iter().take(REMEMBERED).enumerate() {
+            seen.put(key.clone(), format!("p{i}.1").into(), 1);
+        }
+        // The first is used again, so the second is the least recently used.
+        assert!(seen.get(&keys[0]).is_some());
+        seen.put(keys[REMEMBERED].clone(), "new.1".into(), 1);
+        assert_eq!(seen.events.len(), REMEMBERED);
+        assert!(seen.get(&keys[1]).is_none());
+        assert!(seen.get(&keys[0]).is_some());
+        assert_eq!(seen.get(&keys[REMEMBERED]), Some(("new.1".into(), 1)));
     }
 }
