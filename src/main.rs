@@ -2,6 +2,7 @@
 
 mod audit;
 mod controller;
+mod heap;
 mod logging;
 mod node;
 mod output;

@@ -130,6 +130,8 @@ pub fn run(
             ranges,
             metrics: Default::default(),
         });
+        let heap: ferry_apiserver::api::metrics::Section = Arc::new(crate::heap::render);
+        state.metrics.register_section(heap);
         let (listener, addr) = ferry_apiserver::server::bind(args.listen).await?;
         ferry_apiserver::bootstrap::kubernetes_service(&storage, &state.admission, &ranges, addr)
             .await

@@ -842,4 +842,19 @@ fn postgres_outage_is_a_503_then_the_apiserver_recovers() {
         "{metrics}"
     );
     assert!(metrics.contains("ferry_storage_revision "), "{metrics}");
+    // The allocator's account of the process: it holds something, and what is resident
+    // covers the pages holding it.
+    let gauge = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    let allocated = gauge("ferry_heap_allocated_bytes");
+    let active = gauge("ferry_heap_active_bytes");
+    let resident = gauge("ferry_heap_resident_bytes");
+    assert!(allocated > 1 << 20, "{allocated}");
+    assert!(active >= allocated && resident >= active, "{metrics}");
+    gauge("ferry_heap_metadata_bytes");
+    gauge("ferry_heap_retained_bytes");
 }

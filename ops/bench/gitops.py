@@ -12,7 +12,8 @@ Measures:
 - commit-to-applied latency: a commit changing 100 objects is made with `git commit`; the clock
   stops when a changed object carries the new commit through the API (the commit is applied as
   one transaction, so one object shows all). Repeated ROUNDS times: p50, p90, max;
-- resident memory of the process at the end.
+- resident memory of the process at the end, and the allocator's account of it from /metrics
+  (allocated: what the program holds; active: the pages holding it; resident).
 
 Prints a table and writes bench-results/gitops.json. Exits non-zero when a goal is missed.
 """
@@ -92,6 +93,18 @@ def revisions(base):
     except Exception:
         return []
     return sorted(items, key=lambda r: r["metadata"]["name"])
+
+
+def heap_mib(base):
+    """The allocator's figures from /metrics (MiB): allocated, active, resident."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    figures = {}
+    for line in text.splitlines():
+        for name in ("allocated", "active", "resident"):
+            if line.startswith(f"ferry_heap_{name}_bytes "):
+                figures[name] = round(int(line.split()[1]) / 2**20, 1)
+    return figures
 
 
 def seconds(ts):
@@ -177,6 +190,7 @@ def main():
             assert rev["result"] == "Applied" and len(rev.get("changes", [])) == CHANGED, rev.get("result")
             engine.append((seconds(rev["finished"]) - seconds(rev["started"])) * 1000)
         memory = rss_mib(proc.pid)
+        heap = heap_mib(base)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -195,6 +209,11 @@ def main():
         "commit_to_applied_max_ms": round(latencies[-1], 1),
         "engine_apply_p50_ms": round(statistics.median(engine), 1),
         "rss_mib": round(memory, 1),
+        # The allocator's account at the same moment: what the program holds (allocated)
+        # against what the allocator has resident; the difference is its slack.
+        "heap_allocated_mib": heap.get("allocated"),
+        "heap_active_mib": heap.get("active"),
+        "heap_resident_mib": heap.get("resident"),
         "goals": GOALS,
     }
     print(f"{'measure':<44}{'ferry':>12}{'goal':>10}")
@@ -206,6 +225,8 @@ def main():
     print(f"{'  max (ms)':<44}{result['commit_to_applied_max_ms']:>12}")
     print(f"{'  load, validate, plan p50 (ms)':<44}{result['engine_apply_p50_ms']:>12}")
     print(f"{'resident memory (MiB)':<44}{result['rss_mib']:>12}")
+    print(f"{'  heap allocated / active / resident (MiB)':<44}"
+          f"{result['heap_allocated_mib']} / {result['heap_active_mib']} / {result['heap_resident_mib']}")
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS, "w") as f:
         json.dump(result, f, indent=2)
