@@ -87,7 +87,7 @@ pub async fn compare(
     let wanted = |d: &Desired| -> BTreeMap<ObjectId, Value> {
         d.objects
             .iter()
-            .map(|o| (o.id.clone(), Value::clone(&o.object)))
+            .map(|o| (o.id.clone(), o.object.value()))
             .collect()
     };
     let (before, after) = match other {
@@ -102,7 +102,7 @@ pub async fn compare(
             let ids: BTreeSet<&ObjectId> = first.objects.iter().map(|o| &o.id).collect();
             for o in &first.objects {
                 if let Some(l) = cluster.get(&o.id).await? {
-                    live.insert(o.id.clone(), drift::project(&o.object, &l));
+                    live.insert(o.id.clone(), drift::project(&o.object.value(), &l));
                 }
             }
             for (id, l) in cluster.applied_by(source).await? {

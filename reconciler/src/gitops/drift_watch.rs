@@ -11,16 +11,16 @@ use futures::StreamExt;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
-use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::drift;
+use super::manifest::Manifest;
 use super::manifests::{ObjectId, SOURCE_LABEL};
 use super::worker::Trigger;
 
 /// What the applied commit wants, by object (shared with the watchers).
-pub type Wanted = Option<Arc<HashMap<ObjectId, Arc<Value>>>>;
+pub type Wanted = Option<Arc<HashMap<ObjectId, Manifest>>>;
 
 /// Watches one kind of the source's objects until `cancel` fires.
 pub fn spawn(
@@ -65,7 +65,7 @@ pub fn spawn(
                 };
                 deleted
                     || serde_json::to_value(&object)
-                        .map(|live| !drift::differences(&want, &live).is_empty())
+                        .map(|live| !drift::differences(&want.value(), &live).is_empty())
                         .unwrap_or(false)
             };
             if drifted {

@@ -14,6 +14,7 @@ use ferry_schema::validate::Validator;
 use serde_json::{Value, json};
 
 use super::checkout::Snapshot;
+use super::manifest::Manifest;
 
 /// The label every object a source applied carries.
 pub const SOURCE_LABEL: &str = "ferry.dev/source";
@@ -64,7 +65,7 @@ pub struct DesiredObject {
     /// Line its document starts at.
     pub line: usize,
     /// The manifest, labelled with the source (without the commit annotation).
-    pub object: Arc<Value>,
+    pub object: Manifest,
 }
 
 /// What a commit wants: its objects (Namespaces first, then in file order) or why not.
@@ -109,7 +110,7 @@ fn check_custom_resources(desired: &mut Desired) {
     for o in desired.objects.iter().filter(|o| {
         o.id.kind == "CustomResourceDefinition" && o.id.api_version == "apiextensions.k8s.io/v1"
     }) {
-        match served_versions(&o.object) {
+        match served_versions(&o.object.value()) {
             Ok(versions) => defined.extend(versions),
             Err(e) => desired.findings.push(finding(
                 &o.file,
@@ -131,16 +132,26 @@ fn check_custom_resources(desired: &mut Desired) {
         else {
             continue;
         };
+        let mut checked = o.object.value();
         if !v.namespaced && !o.id.namespace.is_empty() {
             o.id.namespace.clear();
-            let mut object = (*o.object).clone();
-            if let Some(meta) = object["metadata"].as_object_mut() {
+            if let Some(meta) = checked["metadata"].as_object_mut() {
                 meta.remove("namespace");
             }
-            o.object = Arc::new(object);
+            match Manifest::new(&checked) {
+                Ok(m) => o.object = m,
+                // Made from a manifest that was kept, with a field less: it is kept too.
+                Err(e) => desired.findings.push(finding(
+                    &o.file,
+                    o.line,
+                    0,
+                    Some(o.id.to_string()),
+                    "",
+                    &e.to_string(),
+                )),
+            }
         }
         let Some(schema) = &v.schema else { continue };
-        let mut checked = (*o.object).clone();
         for pointer in schema.prune(&mut checked) {
             let message = format!(
                 "unknown field \"{}\"",
@@ -173,7 +184,7 @@ fn check_custom_resources(desired: &mut Desired) {
 /// its findings. Depends only on the content, so it is cached by content id.
 #[derive(Debug, Default)]
 struct FileResult {
-    objects: Vec<(ObjectId, usize, Arc<Value>)>,
+    objects: Vec<(ObjectId, usize, Manifest)>,
     findings: Vec<RevisionFinding>,
 }
 
@@ -324,8 +335,19 @@ impl Loader {
                 vec![value]
             };
             for object in items {
-                if let Some((id, object)) = self.prepare(object) {
-                    result.objects.push((id, doc.start.line, Arc::new(object)));
+                let Some((id, object)) = self.prepare(object) else {
+                    continue;
+                };
+                match Manifest::new(&object) {
+                    Ok(manifest) => result.objects.push((id, doc.start.line, manifest)),
+                    Err(e) => result.findings.push(finding(
+                        path,
+                        doc.start.line,
+                        0,
+                        Some(id.to_string()),
+                        "",
+                        &e.to_string(),
+                    )),
                 }
             }
         }
@@ -421,7 +443,7 @@ mod tests {
         assert_eq!(d.objects[0].id.namespace, "");
         assert_eq!(d.objects[1].id.namespace, "default");
         assert_eq!(
-            d.objects[1].object["metadata"]["labels"][SOURCE_LABEL],
+            d.objects[1].object.value()["metadata"]["labels"][SOURCE_LABEL],
             "demo"
         );
     }

@@ -2,7 +2,8 @@
 //! validated whole, applied as one transaction, audited as a `Revision`, and followed to health.
 //!
 //! - [`checkout`]: what a source yields ([`git`], [`remote`], [`directory`] implement it).
-//! - [`manifests`]: a snapshot's files to the objects a commit wants (cached by content).
+//! - [`manifests`]: a snapshot's files to the objects a commit wants (cached by content),
+//!   each kept as a compact [`manifest`].
 //! - [`worker`]: one source's sync loop (triggers, attempts, rollback and pinning, health,
 //!   drift, self-heal); [`controller`] runs a worker per `Source` object.
 //! - [`cluster`]: the cluster through the `kube` client, including the multi-object
@@ -18,6 +19,7 @@ pub mod drift_watch;
 pub mod durable;
 pub mod git;
 pub mod health;
+pub mod manifest;
 pub mod manifests;
 pub mod remote;
 pub mod webhook;

@@ -140,8 +140,8 @@ impl SourceWorker {
         let to_follow: Vec<ObjectId> = desired
             .objects
             .iter()
-            .filter(|o| health::is_followed(&o.id.kind, &o.object))
             .filter(|o| changed.contains(&o.id) || unsettled.contains(&o.id))
+            .filter(|o| health::is_followed(&o.id.kind, &o.object.value()))
             .map(|o| o.id.clone())
             .collect();
         let mut revision = self.revision_body(&attempt, Some(&snapshot));

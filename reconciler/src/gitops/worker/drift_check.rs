@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::super::drift;
 use super::super::drift_watch;
+use super::super::manifest::Manifest;
 use super::super::manifests::{Desired, ObjectId};
 use super::SourceWorker;
 use super::attempt::Attempt;
@@ -21,7 +22,7 @@ impl SourceWorker {
         let Some(desired) = desired.or(self.state.applied_desired.as_ref()) else {
             return;
         };
-        let wanted: HashMap<ObjectId, Arc<Value>> = desired
+        let wanted: HashMap<ObjectId, Manifest> = desired
             .objects
             .iter()
             .map(|o| (o.id.clone(), o.object.clone()))
@@ -65,9 +66,10 @@ impl SourceWorker {
         for o in &desired.objects {
             let fields = match live.get(&o.id) {
                 Some(live) => {
-                    let fields = drift::differences(&o.object, live);
+                    let want = o.object.value();
+                    let fields = drift::differences(&want, live);
                     if !fields.is_empty() {
-                        healing.insert(o.id.clone(), drift::project(&o.object, live));
+                        healing.insert(o.id.clone(), drift::project(&want, live));
                     }
                     fields
                 }

@@ -2,12 +2,12 @@
 //! audit's per-object changes; and the apiserver's refusal of it traced back to file and line.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use ferry_schema::ferry::{ChangeAction, ObjectChange, ObjectRef, RevisionFinding};
 use serde_json::{Value, json};
 
 use super::super::diff;
+use super::super::manifest::Manifest;
 use super::super::manifests::{COMMIT_ANNOTATION, Desired, ObjectId};
 use super::SourceWorker;
 use super::record::general;
@@ -23,7 +23,7 @@ impl SourceWorker {
         commit: &str,
         healing: Option<&HashMap<ObjectId, Value>>,
     ) -> Plan {
-        let previous: HashMap<&ObjectId, &Arc<Value>> = self
+        let previous: HashMap<&ObjectId, &Manifest> = self
             .state
             .applied_desired
             .iter()
@@ -39,17 +39,17 @@ impl SourceWorker {
                     None => (None, false),
                 },
                 None => {
-                    let same =
-                        before.is_some_and(|b| Arc::ptr_eq(b, &o.object) || **b == *o.object);
-                    (before.map(|b| (**b).clone()), !(same && live))
+                    let same = before.is_some_and(|b| *b == o.object);
+                    (before.map(Manifest::value), !(same && live))
                 }
             };
             if !wanted {
                 continue;
             }
-            let mut object = (*o.object).clone();
-            object["metadata"]["annotations"][COMMIT_ANNOTATION] = json!(commit);
-            plan.operations.push(json!({"apply": object}));
+            let object = o.object.value();
+            let mut applied = object.clone();
+            applied["metadata"]["annotations"][COMMIT_ANNOTATION] = json!(commit);
+            plan.operations.push(json!({"apply": applied}));
             plan.sources
                 .push(Some((o.file.clone(), o.line, o.id.to_string())));
             let exists = live || (healing.is_some() && before.is_some());
@@ -61,7 +61,7 @@ impl SourceWorker {
                     ChangeAction::Create
                 },
                 before.as_ref(),
-                Some(&o.object),
+                Some(&object),
             ));
         }
         if self.spec.prune.unwrap_or(true) && healing.is_none() {
@@ -76,7 +76,7 @@ impl SourceWorker {
                 }}));
                 plan.sources.push(None);
                 plan.pruned.push(id.clone());
-                let before = previous.get(id).map(|b| Value::clone(b));
+                let before = previous.get(id).map(|b| b.value());
                 plan.changes
                     .push(change(id, ChangeAction::Delete, before.as_ref(), None));
             }
