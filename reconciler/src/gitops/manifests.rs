@@ -140,7 +140,8 @@ fn check_custom_resources(desired: &mut Desired) {
             }
             match Manifest::new(&checked) {
                 Ok(m) => o.object = m,
-                // Made from a manifest that was kept, with a field less: it is kept too.
+                // Cannot happen (one field less than a manifest that was kept); should it
+                // ever, the commit is refused with the reason.
                 Err(e) => desired.findings.push(finding(
                     &o.file,
                     o.line,
