@@ -50,3 +50,9 @@ fuzz seconds="300":
 # and the schemas.
 protobuf:
     python3 ops/protobuf/generate.py
+
+# Regenerate the release link order (ops/link/ferry.order: the functions an idle node agent runs,
+# laid out together; see build.rs). Needs valgrind.
+orderfile:
+    cargo build --release
+    bash ops/link/order.sh

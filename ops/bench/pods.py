@@ -29,7 +29,8 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(__file__))
 from procs import free_port, get, post, ready_nodes, rss_mib  # noqa: E402
 
-FERRY = os.path.join(os.path.dirname(__file__), "..", "..", "target", "release", "ferry")
+# FERRY_BIN measures another build (an older commit, side by side).
+FERRY = os.environ.get("FERRY_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "target", "release", "ferry"))
 PODS = int(os.environ.get("PODS", "100"))
 GOALS = {"startup_p99_ms": 300, "all_running_s": 5, "idle_rss_mib": 20, "busy_rss_mib": 60,
          "cri_startup_p99_ms": 600}
@@ -360,7 +361,7 @@ def main():
     for name, value, goal in rows:
         print(f"{name:72} {value!s:>10}  {goal}")
     os.makedirs("bench-results", exist_ok=True)
-    with open("bench-results/pods.json", "w") as f:
+    with open(os.path.join("bench-results", os.environ.get("BENCH_RESULTS", "pods.json")), "w") as f:
         json.dump(result, f, indent=2)
 
 
