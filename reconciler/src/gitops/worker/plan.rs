@@ -40,7 +40,9 @@ impl SourceWorker {
                 },
                 None => {
                     let same = before.is_some_and(|b| *b == o.object);
-                    (before.map(Manifest::value), !(same && live))
+                    let wanted = !(same && live);
+                    // Parsed only for the objects the commit applies.
+                    (before.filter(|_| wanted).map(Manifest::value), wanted)
                 }
             };
             if !wanted {
