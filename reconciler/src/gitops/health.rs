@@ -12,6 +12,8 @@
 
 use serde_json::Value;
 
+use super::manifest::Manifest;
+
 /// The health of one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Health {
@@ -39,8 +41,8 @@ fn observed(object: &Value) -> bool {
 }
 
 /// Whether an object's kind has a health rule worth following (everything else is Healthy
-/// as soon as it is stored).
-pub fn is_followed(kind: &str, object: &Value) -> bool {
+/// as soon as it is stored). The manifest is read only for a Service.
+pub fn is_followed(kind: &str, object: &Manifest) -> bool {
     matches!(
         kind,
         "Deployment"
@@ -51,7 +53,7 @@ pub fn is_followed(kind: &str, object: &Value) -> bool {
             | "Job"
             | "Pod"
             | "PersistentVolumeClaim"
-    ) || (kind == "Service" && object["spec"]["type"] == "LoadBalancer")
+    ) || (kind == "Service" && object.value()["spec"]["type"] == "LoadBalancer")
 }
 
 /// Judges one live object.

@@ -23,26 +23,17 @@ pub const MAX_DEPTH: usize = 120;
 const WRITE_BUFFER: usize = 2048;
 
 /// Why a manifest cannot be kept.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     /// Nested deeper than [`MAX_DEPTH`].
     #[error("the manifest nests deeper than {MAX_DEPTH} levels")]
     TooDeep,
-    /// `serde_json` could not write it (it writes any tree; kept for its signature).
+    /// `serde_json` could not write it (it writes any tree; the error is its signature's).
     #[error("the manifest could not be written as JSON: {0}")]
-    Write(String),
-}
-
-impl From<serde_json::Error> for ManifestError {
-    fn from(e: serde_json::Error) -> ManifestError {
-        ManifestError::Write(e.to_string())
-    }
-}
-
-impl From<std::str::Utf8Error> for ManifestError {
-    fn from(e: std::str::Utf8Error) -> ManifestError {
-        ManifestError::Write(e.to_string())
-    }
+    Json(#[from] serde_json::Error),
+    /// What it wrote was not UTF-8 (it always is).
+    #[error("the manifest's JSON was not UTF-8: {0}")]
+    Utf8(#[from] std::str::Utf8Error),
 }
 
 /// A manifest as compact, canonical JSON text. Cloning shares the text.
@@ -129,7 +120,7 @@ mod tests {
         for _ in 0..MAX_DEPTH {
             v = json!([v]);
         }
-        assert_eq!(Manifest::new(&v), Err(ManifestError::TooDeep));
+        assert!(matches!(Manifest::new(&v), Err(ManifestError::TooDeep)));
         let mut ok = json!("leaf");
         for _ in 1..MAX_DEPTH {
             ok = json!({"a": ok});

@@ -77,6 +77,20 @@ pub struct Desired {
     pub findings: Vec<RevisionFinding>,
 }
 
+impl DesiredObject {
+    /// A finding about this object at its file and line (`pointer` into the manifest, or "").
+    fn finding(&self, pointer: &str, message: &str) -> RevisionFinding {
+        finding(
+            &self.file,
+            self.line,
+            0,
+            Some(self.id.to_string()),
+            pointer,
+            message,
+        )
+    }
+}
+
 impl Desired {
     /// The objects by identity.
     pub fn by_id(&self) -> HashMap<&ObjectId, &DesiredObject> {
@@ -112,14 +126,7 @@ fn check_custom_resources(desired: &mut Desired) {
     }) {
         match served_versions(&o.object.value()) {
             Ok(versions) => defined.extend(versions),
-            Err(e) => desired.findings.push(finding(
-                &o.file,
-                o.line,
-                0,
-                Some(o.id.to_string()),
-                "",
-                &e.to_string(),
-            )),
+            Err(e) => desired.findings.push(o.finding("", &e.to_string())),
         }
     }
     for o in &mut desired.objects {
@@ -142,14 +149,7 @@ fn check_custom_resources(desired: &mut Desired) {
                 Ok(m) => o.object = m,
                 // Cannot happen (one field less than a manifest that was kept); should it
                 // ever, the commit is refused with the reason.
-                Err(e) => desired.findings.push(finding(
-                    &o.file,
-                    o.line,
-                    0,
-                    Some(o.id.to_string()),
-                    "",
-                    &e.to_string(),
-                )),
+                Err(e) => desired.findings.push(o.finding("", &e.to_string())),
             }
         }
         let Some(schema) = &v.schema else { continue };
@@ -158,25 +158,13 @@ fn check_custom_resources(desired: &mut Desired) {
                 "unknown field \"{}\"",
                 pointer.trim_start_matches('/').replace('/', ".")
             );
-            desired.findings.push(finding(
-                &o.file,
-                o.line,
-                0,
-                Some(o.id.to_string()),
-                &pointer,
-                &message,
-            ));
+            desired.findings.push(o.finding(&pointer, &message));
         }
         schema.default(&mut checked);
         for failure in schema.validate(&checked) {
-            desired.findings.push(finding(
-                &o.file,
-                o.line,
-                0,
-                Some(o.id.to_string()),
-                &failure.pointer,
-                &failure.message,
-            ));
+            desired
+                .findings
+                .push(o.finding(&failure.pointer, &failure.message));
         }
     }
 }

@@ -141,7 +141,7 @@ impl SourceWorker {
             .objects
             .iter()
             .filter(|o| changed.contains(&o.id) || unsettled.contains(&o.id))
-            .filter(|o| health::is_followed(&o.id.kind, &o.object.value()))
+            .filter(|o| health::is_followed(&o.id.kind, &o.object))
             .map(|o| o.id.clone())
             .collect();
         let mut revision = self.revision_body(&attempt, Some(&snapshot));
