@@ -25,7 +25,7 @@ e2e:
 bench what="validate":
     cargo build --release
     cargo build --release -p ferry-apiserver --example apibench
-    cargo build --release -p ferry-reconciler --example schedbench
+    cargo build --release -p ferry-reconciler --example schedbench --example podload
     cargo build --release -p ferry-nodeagent --example cri_raw
     python3 ops/bench/{{what}}.py
 
