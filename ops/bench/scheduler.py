@@ -37,18 +37,6 @@ GOALS = {"decisions_per_s": 20_000, "e2e_pods_per_s": 3_400, "node_rss_mib": 150
          "scheduler_rss_mib_30k": 200, "register_s": 5.0}
 
 
-
-
-def pod(i):
-    owner = i % 100
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": f"pod-{i}", "namespace": "bench", "labels": {"app": f"app-{owner}"},
-                         "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"rs-{owner}",
-                                              "uid": f"uid-{owner}", "controller": True}]},
-            "spec": {"containers": [{"name": "c", "image": "busybox",
-                                     "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]}}
-
-
 def algorithm():
     out = subprocess.run([ALGO], check=True, capture_output=True, text=True).stdout
     return json.loads(out)
@@ -90,9 +78,8 @@ def end_to_end(work):
         heartbeat = {"leases_per_s": NODES / 10,
                      "node_cpu_pct": round((cpu_seconds(node.pid) - node_cpu) / 20 * 100, 1),
                      "apiserver_cpu_pct": round((cpu_seconds(api.pid) - api_cpu) / 20 * 100, 1)}
-        # The load is a Rust program (kube clients on kept-alive connections, one watch):
-        # Python threads on one interpreter lock created no more than about 550 pods/s here,
-        # which was the figure's bound rather than ferry.
+        # The load is a Rust program (kube clients on kept-alive connections, one watch), so
+        # that the clients take little of the two cores the measured processes share.
         # Where the CPU goes while the pods are created and bound: each process's CPU seconds
         # over the load, per pod (the machine's two cores bound the sum).
         before = {name: cpu_seconds(p.pid) for name, p in (("apiserver", api), ("node", node), ("controller", controller))}
