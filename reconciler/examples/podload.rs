@@ -8,8 +8,10 @@
 //!
 //! usage: podload URL [--pods N] [--clients C] [--deadline SECONDS]
 //!
-//! The pods are those of the algorithm bench (`schedbench`): requests of 100m and 128Mi,
-//! spread over 100 owners (ReplicaSets `rs-0..99`, which need not exist).
+//! The pods are those of the algorithm bench (`schedbench`, `common/bench_pod.rs`).
+
+#[path = "common/bench_pod.rs"]
+mod bench_pod;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -55,23 +57,12 @@ fn args() -> Result<Args, String> {
 fn client(url: &str) -> Result<kube::Client, String> {
     let uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
     let mut config = kube::Config::new(uri);
-    config.default_namespace = "bench".into();
     config.read_timeout = Some(Duration::from_secs(600));
     kube::Client::try_from(config).map_err(|e| e.to_string())
 }
 
 fn pod(i: usize) -> Result<Pod, String> {
-    let owner = i % 100;
-    serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": format!("pod-{i}"), "namespace": "bench",
-            "labels": {"app": format!("app-{owner}")},
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
-                "name": format!("rs-{owner}"), "uid": format!("uid-{owner}"), "controller": true}]},
-        "spec": {"containers": [{"name": "c", "image": "busybox",
-            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]},
-    }))
-    .map_err(|e| e.to_string())
+    serde_json::from_value(bench_pod::bench_pod(i)).map_err(|e| e.to_string())
 }
 
 /// When each pod was first seen bound, until every one of `pods` is.

@@ -2,6 +2,9 @@
 //! 10,000 pods with requests, spread over owners (100 ReplicaSets), then the memory of a cache
 //! holding 5,000 nodes and 30,000 pods. Prints JSON on stdout.
 
+#[path = "common/bench_pod.rs"]
+mod bench_pod;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,12 +26,7 @@ fn node(i: usize) -> Arc<k8s_openapi::api::core::v1::Node> {
 }
 
 fn pod(i: usize) -> Arc<PodInfo> {
-    let owner = i % 100;
-    let p = json!({
-        "metadata": {"name": format!("pod-{i}"), "namespace": "bench", "labels": {"app": format!("app-{owner}")},
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("rs-{owner}"), "uid": format!("uid-{owner}"), "controller": true}]},
-        "spec": {"containers": [{"name": "c", "image": "x", "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]},
-    });
+    let p = bench_pod::bench_pod(i);
     Arc::new(PodInfo::of(&serde_json::from_value(p).expect("pod")).expect("info"))
 }
 
