@@ -6,7 +6,8 @@
 //! per container.
 //!
 //! This is the one module of the crate that may use `unsafe`: registering a pre-exec hook is
-//! unsafe because the hook runs in a forked copy of a multi-threaded process. Everything the
+//! unsafe because the hook runs in a forked copy of a multi-threaded process, and so is
+//! `unshare` ([`unshare_network`], for the pod network namespaces of `super::netns`). Everything the
 //! hook needs (paths as C strings, the file descriptors of `cgroup.procs` and of the network
 //! namespace) is prepared before the fork; the hook itself only makes system calls through
 //! `rustix` with those borrowed values: it neither allocates nor takes a lock.
@@ -25,6 +26,15 @@ use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
 use rustix::thread::{LinkNameSpaceType, UnshareFlags};
 
 use super::mounts::Step;
+
+/// Moves the calling thread into a new network namespace of its own. For a thread made to
+/// make the namespace and ended after (`super::netns`): the rest of the process stays where
+/// it was.
+pub(super) fn unshare_network() -> io::Result<()> {
+    // SAFETY: only the network namespace is unshared; the thread keeps sharing the process's
+    // file table, so every file descriptor stays valid everywhere.
+    unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNET) }.map_err(Into::into)
+}
 
 /// One step, with its paths as C strings.
 #[derive(Debug)]

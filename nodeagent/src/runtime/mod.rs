@@ -10,6 +10,7 @@ pub mod entry;
 pub mod exec;
 pub mod image;
 pub mod mounts;
+pub mod netns;
 pub mod network;
 pub mod process;
 pub mod sim;

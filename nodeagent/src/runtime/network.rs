@@ -1,9 +1,10 @@
 //! Pod networks for the `process` runtime. As root, with the standard CNI plugins installed,
-//! each pod gets a network namespace of its own (`ip netns add`), attached by the CNI `bridge`
-//! plugin (with `host-local` addresses from the node's pod CIDR) to a bridge of the node whose
-//! address is the pods' gateway, so the host reaches every pod at its IP; the pod's processes
-//! are started inside it with `ip netns exec`. Without root or plugins, pods share the host's
-//! network and their IP is the node's address.
+//! each pod gets a network namespace of its own (named under `/run/netns` as `ip netns add`
+//! names it, made by [`super::netns`]), attached by the CNI `bridge` plugin (with `host-local`
+//! addresses from the node's pod CIDR) to a bridge of the node whose address is the pods'
+//! gateway, so the host reaches every pod at its IP; the pod's processes enter it as they
+//! start ([`super::entry`]). Without root or plugins, pods share the host's network and their
+//! IP is the node's address.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -140,6 +141,20 @@ async fn run(program: &str, args: &[&str]) -> Result<(), RuntimeError> {
     }
 }
 
+/// Removes the pod network namespace `name` (off the runtime's threads).
+async fn remove_netns(name: &str) -> Result<(), RuntimeError> {
+    let path = netns_path(name);
+    let name = name.to_owned();
+    super::blocking(move || super::netns::remove(Path::new(NETNS_DIR), &name))
+        .await
+        .map_err(|e| {
+            RuntimeError::Failed(format!(
+                "removing the network namespace {}: {e}",
+                path.display()
+            ))
+        })
+}
+
 impl CniBridge {
     /// A bridge network for the pods of `subnet` (the node's pod CIDR), keeping CNI's state in
     /// `data_dir`. `None` when this process cannot make network namespaces (not root) or the
@@ -255,11 +270,8 @@ impl PodNetwork for CniBridge {
                     tracing::warn!(netns = %name, pid = pid.as_raw_nonzero().get(), error = %e, "a stale pod process could not be killed");
                 }
             }
-            let deleted = std::process::Command::new(ip_program())
-                .args(["netns", "del", name])
-                .status();
-            if !deleted.is_ok_and(|s| s.success()) {
-                tracing::warn!(netns = %name, "a stale pod network namespace could not be removed");
+            if let Err(e) = super::netns::remove(Path::new(NETNS_DIR), name) {
+                tracing::warn!(netns = %name, error = %e, "a stale pod network namespace could not be removed");
             }
         }
         if !stale.is_empty() {
@@ -295,15 +307,15 @@ impl PodNetwork for CniBridge {
         async move {
             let name = self.netns(&uid);
             if !netns_path(&name).exists() {
-                run("ip", &["netns", "add", &name]).await?;
+                let made = name.clone();
+                super::blocking(move || super::netns::add(Path::new(NETNS_DIR), &made))
+                    .await
+                    .map_err(|e| RuntimeError::Failed(e.to_string()))?;
             }
-            // `ip -n` enters the namespace itself: no second `ip`, no mount namespace and
-            // remounted /sys as `ip netns exec` would make.
-            run("ip", &["-n", &name, "link", "set", "lo", "up"]).await?;
             let answer = match self.plugin("ADD", &uid).await {
                 Ok(answer) => answer,
                 Err(e) => {
-                    if let Err(cleanup) = run("ip", &["netns", "del", &name]).await {
+                    if let Err(cleanup) = remove_netns(&name).await {
                         tracing::warn!(netns = %name, error = %cleanup, "a pod network namespace could not be removed");
                     }
                     return Err(e);
@@ -333,7 +345,7 @@ impl PodNetwork for CniBridge {
             }
             // The address goes back to host-local even if the namespace is half gone.
             let released = self.plugin("DEL", &uid).await;
-            run("ip", &["netns", "del", &name]).await?;
+            remove_netns(&name).await?;
             released.map(|_| ())
         }
         .boxed()
