@@ -32,6 +32,8 @@ from procs import free_port, get, post, ready_nodes, rss_mib  # noqa: E402
 # FERRY_BIN measures another build (an older commit, side by side).
 FERRY = os.environ.get("FERRY_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "target", "release", "ferry"))
 PODS = int(os.environ.get("PODS", "100"))
+# Pods created one at a time after the burst, within the node's limit of 110 pods.
+PACED = max(0, min(20, 110 - PODS))
 GOALS = {"startup_p99_ms": 300, "all_running_s": 5, "idle_rss_mib": 20, "busy_rss_mib": 60,
          "cri_startup_p99_ms": 600}
 OPS = os.path.join(os.path.dirname(__file__), "..", "cri")
@@ -315,9 +317,10 @@ def main():
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             result.update(measure(work, port, up, agent.pid, "agent_"))
-            # The same node, its 100 pods running, then 20 more one at a time: startup without
+            # The same node, its 100 pods running, then more one at a time (up to the node's
+            # 110-pod limit; a pod past it would wait unschedulable): startup without
             # a queue (what one pod costs the agent, its runtime and the CNI plugins).
-            result.update(paced(port, "agent_", "busybox", count=20))
+            result.update(paced(port, "agent_", "busybox", count=PACED))
         finally:
             stop(agent)
             stop(up)
@@ -336,7 +339,7 @@ def main():
         ("[ferry node] startup latency p99 (ms)", result["agent_startup_p99_ms"], f"<= {GOALS['startup_p99_ms']}"),
         ("[ferry node] first create -> last pod Running (s)", result["agent_all_running_s"], f"<= {GOALS['all_running_s']}"),
         ("[ferry node] first create -> last create answered (s)", result["agent_all_created_s"], ""),
-        ("[ferry node] then one at a time: startup p50 / max of 20 (ms)", f"{result.get('agent_one_at_a_time_p50_ms')} / {result.get('agent_one_at_a_time_max_ms')}", ""),
+        (f"[ferry node] then one at a time: startup p50 / max of {PACED} (ms)", f"{result.get('agent_one_at_a_time_p50_ms')} / {result.get('agent_one_at_a_time_max_ms')}", ""),
         ("[ferry node] node agent RSS idle (MiB)", result["agent_idle_rss_mib"], f"<= {GOALS['idle_rss_mib']}"),
         ("[ferry node] node agent RSS with the pods running (MiB)", result["agent_busy_rss_mib"], f"<= {GOALS['busy_rss_mib']}"),
         ("[ferry node] of which its own (RssAnon) idle / busy (MiB)", f"{result['agent_idle_anon_mib']} / {result['agent_busy_anon_mib']}", "(the rest: the shared binary's pages)"),
