@@ -46,7 +46,11 @@ pub fn add(dir: &Path, name: &str) -> io::Result<()> {
             loopback_up()
         })?
         .join()
-        .unwrap_or_else(|_| Err(io::Error::other("the thread making a network namespace panicked")));
+        .unwrap_or_else(|_| {
+            Err(io::Error::other(
+                "the thread making a network namespace panicked",
+            ))
+        });
     if let Err(e) = result {
         if let Err(cleanup) = remove_path(&path) {
             tracing::warn!(netns = %path.display(), error = %cleanup, "a half-made network namespace could not be removed");
@@ -142,7 +146,10 @@ fn ack_code(answer: &[u8]) -> io::Result<()> {
         (Some(NLMSG_ERROR), Some(code)) => Err(io::Error::from_raw_os_error(-code)),
         _ => Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("an rtnetlink answer of {} bytes is not an acknowledgement", answer.len()),
+            format!(
+                "an rtnetlink answer of {} bytes is not an acknowledgement",
+                answer.len()
+            ),
         )),
     }
 }
@@ -154,12 +161,30 @@ mod tests {
     #[test]
     fn the_request_is_an_rtnetlink_set_flags_message() {
         let request = set_flags_request(1, IFF_UP, IFF_UP);
-        assert_eq!(u32::from_ne_bytes(request[0..4].try_into().unwrap()), 32);
-        assert_eq!(u16::from_ne_bytes(request[4..6].try_into().unwrap()), 16);
-        assert_eq!(u16::from_ne_bytes(request[6..8].try_into().unwrap()), 5);
-        assert_eq!(i32::from_ne_bytes(request[20..24].try_into().unwrap()), 1);
-        assert_eq!(u32::from_ne_bytes(request[24..28].try_into().unwrap()), 1);
-        assert_eq!(u32::from_ne_bytes(request[28..32].try_into().unwrap()), 1);
+        assert_eq!(
+            u32::from_ne_bytes(request[0..4].try_into().expect("in range")),
+            32
+        );
+        assert_eq!(
+            u16::from_ne_bytes(request[4..6].try_into().expect("in range")),
+            16
+        );
+        assert_eq!(
+            u16::from_ne_bytes(request[6..8].try_into().expect("in range")),
+            5
+        );
+        assert_eq!(
+            i32::from_ne_bytes(request[20..24].try_into().expect("in range")),
+            1
+        );
+        assert_eq!(
+            u32::from_ne_bytes(request[24..28].try_into().expect("in range")),
+            1
+        );
+        assert_eq!(
+            u32::from_ne_bytes(request[28..32].try_into().expect("in range")),
+            1
+        );
     }
 
     #[test]
@@ -168,10 +193,10 @@ mod tests {
         answer[4..6].copy_from_slice(&NLMSG_ERROR.to_ne_bytes());
         assert!(ack_code(&answer).is_ok());
         answer[16..20].copy_from_slice(&(-1i32).to_ne_bytes());
-        let error = ack_code(&answer).unwrap_err();
+        let error = ack_code(&answer).expect_err("an error code");
         assert_eq!(error.raw_os_error(), Some(1));
         assert_eq!(
-            ack_code(&answer[..8]).unwrap_err().kind(),
+            ack_code(&answer[..8]).expect_err("too short").kind(),
             io::ErrorKind::InvalidData
         );
     }
@@ -181,7 +206,10 @@ mod tests {
     #[test]
     fn a_namespace_is_made_with_lo_up_and_removed() {
         if !rustix::process::geteuid().is_root() {
-            assert!(std::env::var_os("CI").is_none(), "CI runs the tests as root");
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs the tests as root"
+            );
             return;
         }
         let dir = Path::new("/run/netns");
@@ -194,7 +222,11 @@ mod tests {
         let again = add(dir, &name).expect_err("the name is taken");
         remove(dir, &name).expect("removed");
         let text = String::from_utf8_lossy(&shown.stdout);
-        assert!(shown.status.success(), "{}", String::from_utf8_lossy(&shown.stderr));
+        assert!(
+            shown.status.success(),
+            "{}",
+            String::from_utf8_lossy(&shown.stderr)
+        );
         assert!(text.contains("<LOOPBACK,UP,LOWER_UP>"), "{text}");
         assert_eq!(again.kind(), io::ErrorKind::AlreadyExists);
         assert!(!dir.join(&name).exists());
