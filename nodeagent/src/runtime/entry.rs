@@ -7,8 +7,8 @@
 //!
 //! This is the one module of the crate that may use `unsafe`: registering a pre-exec hook is
 //! unsafe because the hook runs in a forked copy of a multi-threaded process, and so is
-//! `unshare` ([`unshare_network`], for the pod network namespaces of `super::netns`). Everything the
-//! hook needs (paths as C strings, the file descriptors of `cgroup.procs` and of the network
+//! `unshare` ([`unshare_network`], for the pod network namespaces of `super::netns`).
+//! Everything the hook needs (paths as C strings, the file descriptors of `cgroup.procs` and of the network
 //! namespace) is prepared before the fork; the hook itself only makes system calls through
 //! `rustix` with those borrowed values: it neither allocates nor takes a lock.
 

@@ -10,7 +10,7 @@
 //! never on a runtime's pooled thread, which would stay in the pod's namespace afterwards.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
@@ -69,7 +69,7 @@ pub fn remove(dir: &Path, name: &str) -> io::Result<()> {
     remove_path(&dir.join(name))
 }
 
-fn remove_path(path: &PathBuf) -> io::Result<()> {
+fn remove_path(path: &Path) -> io::Result<()> {
     match rustix::mount::unmount(path, UnmountFlags::DETACH) {
         // EINVAL: not a mount point (a file left by a failed add); ENOENT: gone already.
         Ok(()) | Err(Errno::INVAL) | Err(Errno::NOENT) => {}
@@ -133,15 +133,21 @@ fn set_flags_request(index: u32, flags: u32, change: u32) -> [u8; 32] {
     request
 }
 
+/// The two bytes at `at`, in host byte order (`None` past the end).
+fn u16_at(bytes: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_ne_bytes(bytes.get(at..at + 2)?.try_into().ok()?))
+}
+
+/// The four bytes at `at`, in host byte order (`None` past the end).
+fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+}
+
 /// The outcome an rtnetlink acknowledgement carries: `NLMSG_ERROR` with code 0 is success,
 /// a negative code is the errno of the failure.
 fn ack_code(answer: &[u8]) -> io::Result<()> {
-    let field = |at: usize| -> Option<[u8; 4]> { answer.get(at..at + 4)?.try_into().ok() };
-    let kind = answer
-        .get(4..6)
-        .and_then(|b| <[u8; 2]>::try_from(b).ok())
-        .map(u16::from_ne_bytes);
-    match (kind, field(16).map(i32::from_ne_bytes)) {
+    // The error code is a signed 32-bit field after the 16-byte header.
+    match (u16_at(answer, 4), u32_at(answer, 16).map(|c| c as i32)) {
         (Some(NLMSG_ERROR), Some(0)) => Ok(()),
         (Some(NLMSG_ERROR), Some(code)) => Err(io::Error::from_raw_os_error(-code)),
         _ => Err(io::Error::new(
@@ -161,30 +167,14 @@ mod tests {
     #[test]
     fn the_request_is_an_rtnetlink_set_flags_message() {
         let request = set_flags_request(1, IFF_UP, IFF_UP);
-        assert_eq!(
-            u32::from_ne_bytes(request[0..4].try_into().expect("in range")),
-            32
-        );
-        assert_eq!(
-            u16::from_ne_bytes(request[4..6].try_into().expect("in range")),
-            16
-        );
-        assert_eq!(
-            u16::from_ne_bytes(request[6..8].try_into().expect("in range")),
-            5
-        );
-        assert_eq!(
-            i32::from_ne_bytes(request[20..24].try_into().expect("in range")),
-            1
-        );
-        assert_eq!(
-            u32::from_ne_bytes(request[24..28].try_into().expect("in range")),
-            1
-        );
-        assert_eq!(
-            u32::from_ne_bytes(request[28..32].try_into().expect("in range")),
-            1
-        );
+        // Length, type RTM_NEWLINK, flags REQUEST|ACK; link 1, flags and change mask IFF_UP.
+        assert_eq!(u32_at(&request, 0), Some(32));
+        assert_eq!(u16_at(&request, 4), Some(16));
+        assert_eq!(u16_at(&request, 6), Some(5));
+        assert_eq!(u32_at(&request, 20), Some(1));
+        assert_eq!(u32_at(&request, 24), Some(1));
+        assert_eq!(u32_at(&request, 28), Some(1));
+        assert_eq!(u32_at(&request, 30), None);
     }
 
     #[test]
