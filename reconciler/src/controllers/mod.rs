@@ -76,6 +76,7 @@ pub async fn run(
     if enabled.runs("replicaset") {
         loops.push(Box::pin(replicaset::controller::<ReplicaSet>(
             client.clone(),
+            Some(&sets),
             &pods,
             cancel.clone(),
         )));
@@ -83,14 +84,18 @@ pub async fn run(
     if enabled.runs("replicationcontroller") {
         loops.push(Box::pin(replicaset::controller::<ReplicationController>(
             client.clone(),
+            None,
             &pods,
             cancel.clone(),
         )));
     }
+    // One watch and cache of the Jobs, for the Job and CronJob controllers.
+    let jobs = informer::Informer::<Job>::new(client.clone());
     if enabled.runs("job") {
         let recorder = Recorder::new(client.clone(), "job-controller", "");
         loops.push(Box::pin(job::controller(
             client.clone(),
+            &jobs,
             &pods,
             recorder,
             cancel.clone(),
@@ -187,11 +192,13 @@ pub async fn run(
             recorder_d,
             cancel.clone(),
         )));
+    }
+    if enabled.runs("deployment") || enabled.runs("replicaset") {
+        // The ReplicaSet watch starts once both readers have subscribed.
         let stop = cancel.clone();
         loops.push(Box::pin(async move { sets.run(stop).await }));
     }
     if enabled.runs("cronjob") {
-        let jobs = informer::Informer::<Job>::new(client.clone());
         let recorder = Recorder::new(client.clone(), "cronjob-controller", "");
         loops.push(Box::pin(cronjob::controller(
             client.clone(),
@@ -199,6 +206,9 @@ pub async fn run(
             recorder,
             cancel.clone(),
         )));
+    }
+    if enabled.runs("job") || enabled.runs("cronjob") {
+        // The Job watch starts once both readers have subscribed.
         let stop = cancel.clone();
         loops.push(Box::pin(async move { jobs.run(stop).await }));
     }

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use super::error::{Backoff, ControllerError};
+use super::informer::Informer;
 use super::owner::{controller_of, key_of};
 use crate::controllers::cached_pod::CachedPod;
 
@@ -41,6 +42,18 @@ where
         .reflect(writer)
         .applied_objects();
     Controller::for_stream(objects, store)
+}
+
+/// A kube-runtime `Controller` of every `K` that reads the shared `informer`'s cache and is
+/// woken by its changes, instead of watching and caching every `K` a second time (a kind that
+/// other controllers also read: ReplicaSets for Deployments, Jobs for CronJobs). Its runner
+/// waits, as `Controller::new`'s does, until the informer's first list is in.
+pub(crate) fn shared_controller<K>(informer: &Informer<K>) -> Controller<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let changes = informer.subscribe(|object: &K| vec![ObjectRef::from_obj(object)]);
+    Controller::for_stream(futures::stream::pending(), informer.store()).reconcile_on(changes)
 }
 
 /// Drops an object's managedFields before a cache keeps it.

@@ -65,14 +65,16 @@ fn selector_of(job: &Job) -> Result<LabelSelector, ControllerError> {
     runner::parse_selector(job, job.spec.as_ref().and_then(|s| s.selector.as_ref()))
 }
 
-/// The Job controller, subscribed to `pods`; runs until `cancel`.
+/// The Job controller, reading the Jobs from their shared informer (the CronJob controller
+/// reads the same cache) and subscribed to `pods`; runs until `cancel`.
 pub fn controller(
     client: kube::Client,
+    jobs: &Informer<Job>,
     pods: &Informer<CachedPod>,
     recorder: Recorder,
     cancel: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let controller = runner::controller(Api::<Job>::all(client.clone()));
+    let controller = runner::shared_controller(jobs);
     let jobs = controller.store();
     let (orphans, candidates) = tracking::orphans();
     let seen = jobs.clone();

@@ -40,13 +40,19 @@ struct Context {
 }
 
 /// The controller of kind `K` (ReplicaSets or ReplicationControllers), subscribed to `pods`;
-/// runs until `cancel`.
+/// runs until `cancel`. The ReplicaSets come from their shared informer (the Deployment
+/// controller reads the same cache); ReplicationControllers, which nothing else reads, from a
+/// watch of its own.
 pub fn controller<K: Replicated>(
     client: kube::Client,
+    sets: Option<&Informer<K>>,
     pods: &Informer<CachedPod>,
     cancel: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let controller = runner::controller(Api::<K>::all(client.clone()));
+    let controller = match sets {
+        Some(informer) => runner::shared_controller(informer),
+        None => runner::controller(Api::<K>::all(client.clone())),
+    };
     let sets = controller.store();
     let triggers = pods.subscribe(move |pod| runner::owners_of(pod, &sets, K::selector));
     let ctx = Arc::new(Context {
