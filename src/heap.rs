@@ -5,6 +5,7 @@
 //! slack: the part of a process's memory that smaller objects alone do not take off.
 
 /// The figures as Prometheus gauges; one that jemalloc cannot give is left out (and logged).
+#[cfg(feature = "jemalloc")]
 pub fn render() -> String {
     use tikv_jemalloc_ctl::{epoch, stats};
     // jemalloc refreshes the figures it reports when its epoch advances.
@@ -49,4 +50,10 @@ pub fn render() -> String {
         }
     }
     out
+}
+
+/// Built with the system allocator (for a heap profiler), the process has no figures to add.
+#[cfg(not(feature = "jemalloc"))]
+pub fn render() -> String {
+    String::new()
 }

@@ -25,6 +25,7 @@ use ferry_schema::validate::{KindFilter, Options, Validator};
 /// back within a second: a big sync or list peaks, then the process returns to its working
 /// set (glibc kept the peak). Built unprefixed, it is also the `malloc` of the C code linked in
 /// (SQLite), which otherwise kept glibc arenas of its own.
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -38,6 +38,8 @@ CHANGED = 100
 ROUNDS = int(os.environ.get("ROUNDS", "20"))
 # Enough hollow nodes (4 cpu each) for the 1,200 pods of 100m.
 NODES = int(os.environ.get("NODES", "32"))
+# A shell command run once the appliance has settled, `{pid}` standing for its process id.
+AT_SETTLE = os.environ.get("AT_SETTLE", "")
 SETTLE_S = 20
 GOALS = {"initial_sync_s": 3.0, "commit_to_applied_p50_ms": 100}
 
@@ -204,6 +206,10 @@ def main():
         time.sleep(SETTLE_S)
         settled = rss_mib(proc.pid)
         settled_heap = heap_mib(base)
+        if AT_SETTLE:
+            # A profiler's look at the settled appliance (e.g. gdb calling the allocator's
+            # statistics), before it is stopped.
+            subprocess.run(AT_SETTLE.replace("{pid}", str(proc.pid)), shell=True, check=False)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
