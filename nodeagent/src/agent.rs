@@ -10,7 +10,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1 as core;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -277,7 +277,8 @@ impl NodeAgent {
         let pods = watcher(
             Api::<core::Pod>::all(self.client.clone()),
             watcher::Config::default().fields(&fields),
-        );
+        )
+        .default_backoff();
         let mut pods = pods.boxed();
         let mut workers: HashMap<String, mpsc::Sender<PodUpdate>> = HashMap::new();
         loop {
@@ -393,7 +394,9 @@ async fn keep_ready(
         .map(|(c, r)| (c.name.clone(), (c, r)))
         .collect();
     let api: Api<core::Node> = Api::all(client);
-    let mut events = watcher(api.clone(), watcher::Config::default()).boxed();
+    let mut events = watcher(api.clone(), watcher::Config::default())
+        .default_backoff()
+        .boxed();
     loop {
         let event = tokio::select! {
             () = cancel.cancelled() => return,

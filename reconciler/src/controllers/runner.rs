@@ -38,6 +38,7 @@ where
 {
     let (store, writer) = reflector::store();
     let objects = watcher(api, watcher::Config::default())
+        .default_backoff()
         .modify(without_managed_fields)
         .reflect(writer)
         .applied_objects();

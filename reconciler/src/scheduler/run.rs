@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1 as core;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
@@ -93,11 +93,13 @@ impl Scheduler {
             Api::<core::Pod>::all(self.client.clone()),
             watcher::Config::default(),
         )
+        .default_backoff()
         .boxed();
         let nodes = watcher(
             Api::<core::Node>::all(self.client.clone()),
             watcher::Config::default(),
         )
+        .default_backoff()
         .boxed();
         let mut pods = pods.fuse();
         let mut nodes = nodes.fuse();
