@@ -51,8 +51,8 @@ fuzz seconds="300":
 protobuf:
     python3 ops/protobuf/generate.py
 
-# Regenerate the release link order (ops/link/ferry.order: the functions an idle node agent runs,
-# laid out together; see build.rs). Needs valgrind.
+# Regenerate the release link order (ops/link/ferry.order: the functions an idle node agent, then
+# the appliance syncing a small repository, run, laid out together; see build.rs). Needs valgrind.
 orderfile:
     cargo build --release
     bash ops/link/order.sh
