@@ -292,7 +292,7 @@ def main():
     if "process" not in runtimes:
         print(json.dumps(result, indent=2))
         os.makedirs("bench-results", exist_ok=True)
-        with open("bench-results/pods-cri.json", "w") as f:
+        with open(os.path.join("bench-results", os.environ.get("BENCH_RESULTS", "pods-cri.json")), "w") as f:
             json.dump(result, f, indent=2)
         return
     cni_alone(result)
