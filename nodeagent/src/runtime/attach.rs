@@ -17,12 +17,15 @@ const POLL: Duration = Duration::from_millis(100);
 
 /// The records written to `log` from now on, as an attach session's stdout and stderr (one
 /// stream with a terminal); it ends when `ended` resolves.
-pub fn from_log(log: PathBuf, ended: BoxFuture<'static, ()>, tty: bool) -> ExecSession {
+///
+/// "Now" is when this returns, before the session's stdin can carry anything: what the
+/// container answers to its input is written after that point, however soon it answers.
+pub async fn from_log(log: PathBuf, ended: BoxFuture<'static, ()>, tty: bool) -> ExecSession {
     let (mut out_writer, out_reader) = tokio::io::duplex(64 * 1024);
     let (mut err_writer, err_reader) = tokio::io::duplex(64 * 1024);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut offset = tokio::fs::metadata(&log).await.map_or(0, |m| m.len());
     let task = tokio::spawn(async move {
-        let mut offset = tokio::fs::metadata(&log).await.map_or(0, |m| m.len());
         let mut ended = ended;
         let mut last = false;
         loop {
@@ -81,5 +84,48 @@ pub fn from_log(log: PathBuf, ended: BoxFuture<'static, ()>, tty: bool) -> ExecS
             Ok(0)
         }),
         kill: Box::new(move || abort.abort()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    /// A container that answers its input at once: the answer is written to the log right
+    /// after the attach is made, before the follower's task has first run. It must be shown,
+    /// and what the log held before the attach must not.
+    #[tokio::test]
+    async fn output_written_right_after_attaching_is_shown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("0.log");
+        std::fs::write(&log, crilog::records("stdout", b"before", true)).expect("log");
+        let (end_tx, end_rx) = tokio::sync::oneshot::channel::<()>();
+        let ended = async move {
+            if end_rx.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        .boxed();
+        let mut session = from_log(log.clone(), ended, false).await;
+        // No await between the attach and the answer: the follower has not run yet.
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .expect("open");
+        std::io::Write::write_all(&mut file, &crilog::records("stdout", b"got one two", true))
+            .expect("append");
+        end_tx.send(()).expect("the follower waits");
+        let mut out = String::new();
+        session
+            .stdout
+            .take()
+            .expect("stdout")
+            .read_to_string(&mut out)
+            .await
+            .expect("read");
+        assert_eq!(out, "got one two\n");
     }
 }

@@ -281,7 +281,7 @@ pub trait Runtime: Send + Sync + 'static {
             let log = status.log_path.ok_or_else(|| {
                 RuntimeError::Failed(format!("the {} runtime keeps no output", self.name()))
             })?;
-            Ok(attach::from_log(log, self.changed(&id), request.tty))
+            Ok(attach::from_log(log, self.changed(&id), request.tty).await)
         })
     }
     /// Finds again what an earlier run of this node left (its sandboxes and containers,

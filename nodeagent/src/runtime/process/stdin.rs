@@ -89,7 +89,7 @@ impl ProcessRuntime {
             )));
         }
         let writer = writer.transpose()?;
-        let mut session = attach::from_log(log, self.changed(id), request.tty);
+        let mut session = attach::from_log(log, self.changed(id), request.tty).await;
         if let Some(writer) = writer {
             session.stdin = Some(Box::new(writer));
         }
