@@ -90,7 +90,6 @@ pub async fn from_log(log: PathBuf, ended: BoxFuture<'static, ()>, tty: bool) ->
 #[cfg(test)]
 mod tests {
     use futures::FutureExt;
-    use tokio::io::AsyncReadExt;
 
     use super::*;
 
@@ -118,14 +117,7 @@ mod tests {
         std::io::Write::write_all(&mut file, &crilog::records("stdout", b"got one two", true))
             .expect("append");
         end_tx.send(()).expect("the follower waits");
-        let mut out = String::new();
-        session
-            .stdout
-            .take()
-            .expect("stdout")
-            .read_to_string(&mut out)
-            .await
-            .expect("read");
+        let out = super::super::exec::read_all(session.stdout.take()).await;
         assert_eq!(out, "got one two\n");
     }
 }

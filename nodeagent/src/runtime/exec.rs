@@ -230,10 +230,23 @@ impl AsyncRead for TerminalReader {
     }
 }
 
+/// The whole of one of a session's output streams, as text (for tests).
+#[cfg(test)]
+pub(crate) async fn read_all(output: Option<Output>) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut text = String::new();
+    output
+        .expect("the session has this stream")
+        .read_to_string(&mut text)
+        .await
+        .expect("read");
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
 
     fn sh(script: &str) -> Vec<String> {
         vec!["sh".into(), "-c".into(), script.into()]
@@ -251,22 +264,8 @@ mod tests {
         let mut stdin = session.stdin.take().expect("stdin");
         stdin.write_all(b"hello\n").await.expect("write");
         drop(stdin);
-        let mut out = String::new();
-        session
-            .stdout
-            .take()
-            .expect("stdout")
-            .read_to_string(&mut out)
-            .await
-            .expect("read");
-        let mut err = String::new();
-        session
-            .stderr
-            .take()
-            .expect("stderr")
-            .read_to_string(&mut err)
-            .await
-            .expect("read");
+        let out = read_all(session.stdout.take()).await;
+        let err = read_all(session.stderr.take()).await;
         assert_eq!((out.as_str(), err.as_str()), ("hello\n", "oops\n"));
         assert_eq!(session.exit.await, Ok(3));
     }
@@ -280,14 +279,7 @@ mod tests {
         };
         let env = [("PATH".to_owned(), "/usr/bin:/bin".to_owned())];
         let mut session = spawn(&request.command, &env, Path::new("/"), &request).expect("spawned");
-        let mut out = String::new();
-        session
-            .stdout
-            .take()
-            .expect("stdout")
-            .read_to_string(&mut out)
-            .await
-            .expect("read");
+        let out = read_all(session.stdout.take()).await;
         assert_eq!(out.replace('\r', ""), "24 80\ntty\n");
         assert_eq!(session.exit.await, Ok(0));
     }
