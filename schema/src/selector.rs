@@ -375,6 +375,63 @@ pub fn selection_changed(old: &Value, new: &Value) -> bool {
             })
 }
 
+/// The part of `object` that label and field selectors read: `metadata.labels` and every
+/// selectable field present (a Revision's changed objects by their identities only). A
+/// selector matches it exactly as it matches the whole object, so a watch can keep this
+/// instead of the object.
+pub fn selectable(object: &Value) -> Value {
+    let mut out = Value::Object(serde_json::Map::new());
+    let labels = &object["metadata"]["labels"];
+    if !labels.is_null() {
+        put(&mut out, "metadata.labels", labels.clone());
+    }
+    for path in ALL_SELECTABLE_FIELDS {
+        if *path == REVISION_OBJECT_FIELD {
+            let changes: Vec<Value> = object["status"]["changes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    let o = &c["object"];
+                    serde_json::json!({"object": {
+                        "kind": o["kind"], "namespace": o["namespace"], "name": o["name"],
+                    }})
+                })
+                .collect();
+            if !changes.is_empty() {
+                put(&mut out, "status.changes", Value::Array(changes));
+            }
+            continue;
+        }
+        let mut v = object;
+        for part in path.split('.') {
+            v = &v[part];
+        }
+        if !v.is_null() {
+            put(&mut out, path, v.clone());
+        }
+    }
+    out
+}
+
+/// Sets the dotted `path` of `target` (an object), making the objects on the way.
+fn put(target: &mut Value, path: &str, value: Value) {
+    let mut at = target;
+    let mut parts = path.split('.').peekable();
+    while let Some(part) = parts.next() {
+        let Some(map) = at.as_object_mut() else {
+            return;
+        };
+        if parts.peek().is_none() {
+            map.insert(part.to_owned(), value);
+            return;
+        }
+        at = map
+            .entry(part.to_owned())
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    }
+}
+
 /// One field selector term.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct FieldTerm {
@@ -437,6 +494,43 @@ impl FieldSelector {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn selectors_match_the_selectable_part_as_the_whole_object() {
+        let pod = json!({"kind": "Pod", "metadata": {"name": "web-1", "namespace": "demo",
+            "labels": {"app": "web", "tier": "front"}, "annotations": {"a": "b"}},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox"}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.5", "conditions": [{"type": "Ready"}]}});
+        let part = selectable(&pod);
+        assert!(part["spec"].get("containers").is_none(), "{part}");
+        assert!(part["metadata"].get("annotations").is_none(), "{part}");
+        for (labels, fields) in [
+            ("app=web", ""),
+            ("app in (web,api),tier!=back", "spec.nodeName=n1"),
+            ("!gone", "status.phase=Running,metadata.namespace=demo"),
+            ("app=api", ""),
+            ("", "spec.nodeName=n2"),
+            ("", "status.podIP=10.0.0.5,metadata.name!=web-1"),
+        ] {
+            let l = LabelSelector::parse(labels).expect("labels");
+            let f = FieldSelector::parse(fields, "Pod").expect("fields");
+            let whole = l.matches(&pod["metadata"]["labels"]) && f.matches(&pod);
+            let cut = l.matches(&part["metadata"]["labels"]) && f.matches(&part);
+            assert_eq!(whole, cut, "{labels} / {fields}");
+        }
+        let revision = json!({"kind": "Revision", "metadata": {"name": "r1"}, "status": {"changes": [
+            {"action": "Update", "diff": "long", "object": {"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "demo", "name": "web"}}]}});
+        let part = selectable(&revision);
+        let f = FieldSelector::parse("status.changes.object=Deployment/demo/web", "Revision")
+            .expect("field");
+        assert!(f.matches(&part) && f.matches(&revision));
+        assert!(part["status"]["changes"][0].get("diff").is_none());
+        let unlabelled = selectable(&json!({"metadata": {"name": "x"}}));
+        assert!(!selection_changed(
+            &unlabelled,
+            &selectable(&json!({"metadata": {"name": "x"}, "data": {"k": "v"}}))
+        ));
+    }
 
     #[test]
     fn revisions_are_selected_by_the_objects_they_changed() {

@@ -18,7 +18,7 @@ use super::catalog::storage_resource;
 use super::request::{Shape, json_response};
 use super::resource::Call;
 use super::status::ApiError;
-use crate::storage::Stored;
+use crate::storage::{ObjectKey, StorageError};
 
 /// Items fetched from storage per round while filtering.
 const PAGE: usize = 500;
@@ -81,31 +81,36 @@ pub fn selectors(call: &Call<'_>) -> Result<(LabelSelector, FieldSelector), ApiE
 }
 
 /// One page of a selected list.
-pub struct Selected {
-    /// The matching objects.
-    pub items: Vec<Value>,
+pub struct Selected<T = Value> {
+    /// The matching objects (parsed, or as stored: see [`select_as`]).
+    pub items: Vec<T>,
     /// The revision the first storage read was consistent at.
     pub revision: i64,
     /// The last key sent, when the limit stopped the page before the end.
     pub more_after: Option<(String, String)>,
 }
 
-fn key_of(object: &Value) -> (String, String) {
-    let meta = &object["metadata"];
-    (
-        meta["namespace"].as_str().unwrap_or_default().to_owned(),
-        meta["name"].as_str().unwrap_or_default().to_owned(),
-    )
-}
-
 /// Objects of the call's resource matching its selectors, after a cursor, at most `limit`
-/// (0: all). Storage is read [`PAGE`] items at a time until the page is full or nothing is
-/// left; when the limit stops it, `more_after` is the last key sent.
+/// (0: all), parsed. See [`select_as`].
 pub async fn select(
     call: &Call<'_>,
     limit: usize,
-    mut after: Option<(String, String)>,
+    after: Option<(String, String)>,
 ) -> Result<Selected, ApiError> {
+    select_as(call, limit, after, |_, object| object).await
+}
+
+/// Objects of the call's resource matching its selectors, after a cursor, at most `limit`
+/// (0: all), each kept as `keep` makes it from its stored text and its parsed form. Storage
+/// is read [`PAGE`] items at a time and parsed one item at a time, so a list that keeps the
+/// text holds no parsed object beyond the one being matched. When the limit stops it,
+/// `more_after` is the last key sent.
+pub async fn select_as<T>(
+    call: &Call<'_>,
+    limit: usize,
+    mut after: Option<(String, String)>,
+    mut keep: impl FnMut(String, Value) -> T,
+) -> Result<Selected<T>, ApiError> {
     let (labels, fields) = selectors(call)?;
     let resource = storage_resource(call.kind);
     let mut items = Vec::new();
@@ -115,16 +120,22 @@ pub async fn select(
         let page = call
             .state
             .storage
-            .list(&resource, call.path.namespace.as_deref(), cursor, PAGE)
+            .list_raw(&resource, call.path.namespace.as_deref(), cursor, PAGE)
             .await
             .map_err(|e| call.storage_error(e))?;
         revision.get_or_insert(page.revision);
         let storage_has_more = page.more_after.is_some();
         let count = page.items.len();
-        for (i, Stored { object, .. }) in page.items.into_iter().enumerate() {
-            after = Some(key_of(&object));
+        for (i, (namespace, name, _, body)) in page.items.into_iter().enumerate() {
+            let object: Value = serde_json::from_str(&body).map_err(|e| {
+                call.storage_error(StorageError::Corrupt(
+                    ObjectKey::new(resource.as_str(), namespace.as_str(), name.as_str()),
+                    e.to_string(),
+                ))
+            })?;
+            after = Some((namespace, name));
             if labels.matches(&object["metadata"]["labels"]) && fields.matches(&object) {
-                items.push(object);
+                items.push(keep(body, object));
                 if limit > 0 && items.len() == limit {
                     let more = i + 1 < count || storage_has_more;
                     return Ok(Selected {
@@ -222,6 +233,24 @@ pub async fn list(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
         .from
         .as_ref()
         .map(|c| (c.namespace.clone(), c.name.clone()));
+    if shape == Shape::Object && single_version {
+        // Selected objects go out as stored: each is parsed only to match it, one at a time.
+        let selected = select_as(call, request.limit, after, |body, _| body).await?;
+        let revision = match &request.from {
+            Some(c) if c.revision >= 0 => c.revision,
+            _ => selected.revision,
+        };
+        let token = selected.more_after.map(|(namespace, name)| {
+            Continue {
+                revision,
+                namespace,
+                name,
+            }
+            .encode()
+        });
+        let items = selected.items.join(",");
+        return Ok(object_list(call, list_meta(revision, token, None), &items));
+    }
     let selected = select(call, request.limit, after).await?;
     let revision = match &request.from {
         Some(c) if c.revision >= 0 => c.revision,
@@ -314,21 +343,29 @@ async fn passthrough(call: &Call<'_>, request: &Request) -> Result<Response<Body
         }
         None => (None, None),
     };
-    let metadata = list_meta(revision, token, remaining);
-    let mut out = String::with_capacity(page.items.len() + 256);
+    Ok(object_list(
+        call,
+        list_meta(revision, token, remaining),
+        &page.items,
+    ))
+}
+
+/// An object list whose items are stored JSON texts, `items` joined with commas.
+fn object_list(call: &Call<'_>, metadata: Value, items: &str) -> Response<Body> {
+    let mut out = String::with_capacity(items.len() + 256);
     out.push_str(&format!(
         "{{\"kind\":{},\"apiVersion\":{},\"metadata\":{metadata},\"items\":[",
         json!(format!("{}List", call.kind.kind)),
         json!(call.kind.api_version())
     ));
-    out.push_str(&page.items);
+    out.push_str(items);
     out.push_str("]}");
     let mut response = Response::new(Body::from(out));
     response.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
         axum::http::HeaderValue::from_static("application/json"),
     );
-    Ok(response)
+    response
 }
 
 #[cfg(test)]

@@ -317,8 +317,8 @@ async fn follow(state: &ApiState, cancel: &CancellationToken) -> Result<(), Stor
         }
         for change in changes {
             if change.key.resource == NAMESPACES {
-                if is_terminating(&change.object)
-                    && change.event != crate::storage::EventType::Deleted
+                if change.event != crate::storage::EventType::Deleted
+                    && is_terminating(&change.object()?)
                 {
                     terminating.insert(change.key.name.clone());
                     dirty.insert(change.key.name.clone());

@@ -19,7 +19,7 @@ use super::request::Shape;
 use super::resource::Call;
 use super::status::ApiError;
 use super::table::table;
-use crate::storage::{Change, EventType, StorageError};
+use crate::storage::{EventType, Notice, StorageError};
 
 /// How often a watch that asked for bookmarks gets one.
 const BOOKMARK_EVERY: Duration = Duration::from_secs(5);
@@ -188,7 +188,17 @@ pub async fn serve(call: Call<'_>) -> Result<Response<Body>, ApiError> {
                     };
                     let line = match sent {
                         Sent::Current if as_stored => encoded_event(kind, &change.body),
-                        sent => event(kind, render(sent.object(&change))),
+                        sent => match sent.object(&change) {
+                            Ok(object) => event(kind, render(object)),
+                            Err(error) => {
+                                tracing::warn!(%error, "a watch ends: a changed object cannot be read");
+                                let status = ApiError::internal(error.to_string()).status();
+                                if tx.send(event("ERROR", status)).await.is_err() {
+                                    tracing::debug!("the watcher left before its error");
+                                }
+                                return;
+                            }
+                        },
                     };
                     if tx.send(line).await.is_err() {
                         return;
@@ -220,11 +230,11 @@ pub enum Sent {
 }
 
 impl Sent {
-    /// The object itself.
-    pub fn object(self, change: &Change) -> Value {
+    /// The object itself (the change's is parsed from its text).
+    pub fn object(self, change: &Notice) -> Result<Value, StorageError> {
         match self {
-            Sent::Current => (*change.object).clone(),
-            Sent::Last(object) => object,
+            Sent::Current => change.object(),
+            Sent::Last(object) => Ok(object),
         }
     }
 }
@@ -233,18 +243,25 @@ impl Sent {
 /// an object that starts passing is ADDED, one that stops passing is DELETED with its previous
 /// (last passing) state at the change's resourceVersion, one that passes before and after is
 /// MODIFIED (or DELETED when deleted), and nothing for one that passes neither.
+///
+/// The selectors read the change's selection (what of the object they can read); the previous
+/// state is parsed only when it is sent.
 pub fn transition(
-    change: &Change,
+    change: &Notice,
     passes: impl Fn(&Value) -> bool,
 ) -> Option<(&'static str, Sent)> {
-    let now = change.event != EventType::Deleted && passes(&change.object);
+    let now = change.event != EventType::Deleted && passes(&change.selection);
     let before = change.passed_before(&passes);
     match (before, now) {
         (false, true) => Some(("ADDED", Sent::Current)),
         (true, true) => Some(("MODIFIED", Sent::Current)),
         (true, false) => match (change.event, &change.previous) {
             (EventType::Modified, Some(previous)) => {
-                let mut last = (**previous).clone();
+                let Ok(mut last) = serde_json::from_str::<Value>(&previous.body) else {
+                    // Written by the writer from a parsed object: cannot fail to parse.
+                    tracing::warn!(key = ?change.key, "a previous state could not be read; sent as deleted in its current state");
+                    return Some(("DELETED", Sent::Current));
+                };
                 if let Some(meta) = last.get_mut("metadata").and_then(Value::as_object_mut) {
                     meta.insert("resourceVersion".into(), json!(change.revision.to_string()));
                 }
@@ -262,11 +279,11 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::storage::ObjectKey;
+    use crate::storage::{Change, ObjectKey};
 
-    fn change(event: EventType, labels: Value, previous: Option<Value>) -> Change {
+    fn change(event: EventType, labels: Value, previous: Option<Value>) -> Notice {
         let object = json!({"metadata": {"name": "p", "labels": labels, "resourceVersion": "9"}});
-        Change {
+        Notice::of(&Change {
             revision: 9,
             event,
             key: ObjectKey::new("pods", "d", "p"),
@@ -277,13 +294,13 @@ mod tests {
                     json!({"metadata": {"name": "p", "labels": labels, "resourceVersion": "8"}}),
                 )
             }),
-        }
+        })
     }
 
     #[test]
     fn selector_transitions_are_those_of_the_watch_cache() {
         let web = |o: &Value| o["metadata"]["labels"]["app"] == "web";
-        let kind = |c: &Change| transition(c, web).map(|(k, _)| k);
+        let kind = |c: &Notice| transition(c, web).map(|(k, _)| k);
         // Starts matching: ADDED.
         let c = change(
             EventType::Modified,
@@ -298,7 +315,7 @@ mod tests {
             Some(json!({"app": "web"})),
         );
         let (k, sent) = transition(&c, web).expect("an event");
-        let object = sent.object(&c);
+        let object = sent.object(&c).expect("parses");
         assert_eq!(k, "DELETED");
         assert_eq!(object["metadata"]["labels"]["app"], "web");
         assert_eq!(object["metadata"]["resourceVersion"], "9");
@@ -334,7 +351,7 @@ mod tests {
     fn an_encoded_event_is_the_event_of_the_object() {
         let c = change(EventType::Added, json!({"app": "web"}), None);
         let encoded = encoded_event("ADDED", &c.body);
-        let made = event("ADDED", (*c.object).clone());
+        let made = event("ADDED", c.object().expect("parses"));
         let parse = |b: &Bytes| serde_json::from_slice::<Value>(b).expect("one JSON line");
         assert_eq!(parse(&encoded), parse(&made));
         assert!(encoded.ends_with(b"}\n"));

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use sqlx::AnyPool;
 use tokio::sync::broadcast;
 
-use super::change::Change;
+use super::change::{Change, Notice};
 
 /// Buffered changes per watcher before it must catch up from the change log.
 const CAPACITY: usize = 4096;
@@ -27,7 +27,7 @@ pub type Observer = Arc<dyn Fn(&Change) + Send + Sync>;
 
 struct Inner {
     pool: AnyPool,
-    sender: broadcast::Sender<Arc<Change>>,
+    sender: broadcast::Sender<Arc<Notice>>,
     last_published: Mutex<i64>,
     observers: Mutex<Vec<Observer>>,
 }
@@ -64,7 +64,15 @@ impl Hub {
                     observe(change);
                 }
                 // No receivers is fine: nobody is watching.
-                if self.inner.sender.send(change.clone()).is_err() {
+                if self.inner.sender.receiver_count() == 0 {
+                    continue;
+                }
+                if self
+                    .inner
+                    .sender
+                    .send(Arc::new(Notice::of(change)))
+                    .is_err()
+                {
                     tracing::trace!(revision = change.revision, "published with no watcher");
                 }
             }
@@ -89,7 +97,7 @@ impl Hub {
             .unwrap_or_default()
     }
 
-    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<Notice>> {
         self.inner.sender.subscribe()
     }
 

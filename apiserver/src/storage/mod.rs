@@ -22,7 +22,7 @@ use sqlx::{AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-pub use change::{Change, EventType};
+pub use change::{Before, Change, EventType, Notice};
 pub use engine::Engine;
 pub use error::StorageError;
 pub use fault::{FaultSpecError, Faults};
@@ -470,6 +470,27 @@ pub(crate) async fn changes_after(
     revision: i64,
     limit: i64,
 ) -> Result<Vec<Arc<Change>>, StorageError> {
+    read_changes(pool, revision, limit, Arc::new).await
+}
+
+/// [`changes_after`] as watches receive them: each change's parsed object is dropped as soon as
+/// its notice is made, so a watch catching up holds no more than one.
+pub(crate) async fn notices_after(
+    pool: &AnyPool,
+    revision: i64,
+    limit: i64,
+) -> Result<Vec<Arc<Notice>>, StorageError> {
+    read_changes(pool, revision, limit, |c| Arc::new(Notice::of(&c))).await
+}
+
+/// Reads committed changes after `revision`, at most `limit`, oldest first, each made into
+/// what `keep` makes of it.
+async fn read_changes<T>(
+    pool: &AnyPool,
+    revision: i64,
+    limit: i64,
+    keep: impl Fn(Change) -> T,
+) -> Result<Vec<T>, StorageError> {
     let compacted: i64 = sqlx::query("SELECT compacted FROM ferry_meta WHERE id = 1")
         .fetch_one(pool)
         .await?
@@ -508,7 +529,7 @@ pub(crate) async fn changes_after(
             .transpose()
             .map_err(|e| StorageError::Corrupt(key.clone(), e.to_string()))?
             .map(Arc::new);
-        out.push(Arc::new(Change {
+        out.push(keep(Change {
             revision: row.try_get(0)?,
             event,
             key,

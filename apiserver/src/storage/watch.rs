@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::change::Change;
+use super::change::Notice;
 use super::error::StorageError;
 use super::hub::Hub;
 
@@ -20,9 +20,9 @@ const PAGE: i64 = 1000;
 /// A stream of changes after a revision.
 pub struct Watch {
     hub: Hub,
-    live: Receiver<Arc<Change>>,
+    live: Receiver<Arc<Notice>>,
     last: i64,
-    backlog: VecDeque<Arc<Change>>,
+    backlog: VecDeque<Arc<Notice>>,
     caught_up: bool,
 }
 
@@ -44,14 +44,14 @@ impl Watch {
     }
 
     async fn refill(&mut self) -> Result<usize, StorageError> {
-        let changes = super::changes_after(self.hub.pool(), self.last, PAGE).await?;
-        let n = changes.len();
-        self.backlog.extend(changes);
+        let notices = super::notices_after(self.hub.pool(), self.last, PAGE).await?;
+        let n = notices.len();
+        self.backlog.extend(notices);
         Ok(n)
     }
 
     /// The next change; waits for one. `Expired` when the starting revision was compacted.
-    pub async fn next(&mut self) -> Result<Arc<Change>, StorageError> {
+    pub async fn next(&mut self) -> Result<Arc<Notice>, StorageError> {
         loop {
             if let Some(change) = self.backlog.pop_front() {
                 if change.revision > self.last {

@@ -45,7 +45,14 @@ pub fn spawn(
         loop {
             let event = tokio::select! {
                 () = cancel.cancelled() => return,
-                e = stream.next() => match e { Some(Ok(e)) => e, Some(Err(_)) => continue, None => return },
+                e = stream.next() => match e {
+                    Some(Ok(e)) => e,
+                    Some(Err(e)) => {
+                        tracing::debug!(%kind, error = %e, "a drift watch failed; it resumes after a back-off");
+                        continue;
+                    }
+                    None => return,
+                },
             };
             let (object, deleted) = match event {
                 Event::Apply(o) | Event::InitApply(o) => (o, false),

@@ -62,14 +62,31 @@ impl SourceWorker {
             .iter()
             .map(|o| (o.id.api_version.clone(), o.id.kind.clone()))
             .collect();
-        let live = self.cluster.live(&self.name, &kinds).await.ok()?;
+        // Each live object is compared as its page arrives; only the differences are kept.
+        let index: HashMap<&ObjectId, &Manifest> =
+            desired.objects.iter().map(|o| (&o.id, &o.object)).collect();
+        let mut found: HashMap<ObjectId, (Vec<String>, Value)> = HashMap::new();
+        self.cluster
+            .visit_live(&self.name, &kinds, |id, live| {
+                let Some(manifest) = index.get(&id) else {
+                    return;
+                };
+                let want = manifest.value();
+                let fields = drift::differences(&want, &live);
+                let healed = if fields.is_empty() {
+                    Value::Null
+                } else {
+                    drift::project(&want, &live)
+                };
+                found.insert(id, (fields, healed));
+            })
+            .await
+            .ok()?;
         for o in &desired.objects {
-            let fields = match live.get(&o.id) {
-                Some(live) => {
-                    let want = o.object.value();
-                    let fields = drift::differences(&want, live);
+            let fields = match found.remove(&o.id) {
+                Some((fields, healed)) => {
                     if !fields.is_empty() {
-                        healing.insert(o.id.clone(), drift::project(&want, live));
+                        healing.insert(o.id.clone(), healed);
                     }
                     fields
                 }

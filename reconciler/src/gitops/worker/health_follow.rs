@@ -1,6 +1,6 @@
 //! Following an applied revision's health to Healthy or Degraded (and auto-rollback).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -55,16 +55,24 @@ impl SourceWorker {
             .map(|id| (id.api_version.clone(), id.kind.clone()))
             .collect();
         tokio::spawn(async move {
+            let wanted: HashSet<&ObjectId> = objects.iter().collect();
             let deadline = tokio::time::Instant::now() + settings.health_timeout;
             let verdict = loop {
                 let mut worst = Health::Healthy;
-                let live = cluster.live(&source, &kinds).await;
+                // Each live object is judged as its page arrives; only the verdicts are kept.
+                let mut judged: HashMap<&ObjectId, Health> = HashMap::new();
+                let live = cluster
+                    .visit_live(&source, &kinds, |id, object| {
+                        if let Some(id) = wanted.get(&id) {
+                            judged.insert(*id, health::assess(&object));
+                        }
+                    })
+                    .await;
                 for id in &objects {
                     let judged = match &live {
-                        Ok(live) => match live.get(id) {
-                            Some(object) => health::assess(object),
-                            None => Health::Degraded(format!("{id} is missing")),
-                        },
+                        Ok(()) => judged
+                            .remove(id)
+                            .unwrap_or_else(|| Health::Degraded(format!("{id} is missing"))),
                         Err(e) => Health::Progressing(e.to_string()),
                     };
                     match (&worst, judged) {

@@ -42,10 +42,9 @@ impl SourceWorker {
         }
         state.inventory = self
             .cluster
-            .applied_by(&self.name)
+            .inventory(&self.name)
             .await?
             .into_iter()
-            .map(|(id, _)| id)
             .collect();
         if let Some(applied) = &state.applied
             && let Ok(snapshot) = self.snapshot(applied).await
