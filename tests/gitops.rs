@@ -800,6 +800,70 @@ fn health_is_followed_degraded_rolls_back_and_drift_self_heals() {
     assert_eq!(ferry.value("settings").as_deref(), Some("on"));
 }
 
+/// More objects of a kind than the engine reads to a page (250): drift on the second page is
+/// found by the full check and healed, and the restarted engine's inventory (what it prunes)
+/// spans every page.
+#[test]
+fn drift_past_the_first_page_is_found_and_healed() {
+    let Some((git, kubectl)) = tools() else {
+        return;
+    };
+    let repo = Repo::new(&git);
+    repo.write("namespace.yaml", NAMESPACE);
+    for i in 0..300 {
+        repo.write(
+            &format!("config/c{i:03}.yaml"),
+            &configmap(&format!("c{i:03}"), "on"),
+        );
+    }
+    repo.commit("300 config maps");
+    let mut ferry = Ferry::up(
+        &kubectl,
+        &repo.path().display().to_string(),
+        &["--self-heal", "--drift-interval", "1h"],
+    );
+    let r = ferry.wait_for(1, "healthy", |r| r["health"] == "Healthy");
+    assert_eq!(r["result"], "Applied");
+
+    // c290 sorts past the first page of 250.
+    let out = ferry.kubectl(&[
+        "patch",
+        "configmap",
+        "c290",
+        "-n",
+        "shop",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"value":"off"}}"#,
+    ]);
+    assert!(out.status.success());
+    let r = ferry.wait_for(2, "self-heal", |r| r["trigger"] == "self-heal");
+    assert_eq!(r["result"], "Applied");
+    let changes = r["changes"].as_array().cloned().unwrap_or_default();
+    assert_eq!(changes.len(), 1, "{r:#}");
+    assert_eq!(changes[0]["name"], "c290");
+    assert_eq!(ferry.value("c290").as_deref(), Some("on"));
+
+    // After a crash the engine rebuilds its inventory from the live objects; a commit that
+    // drops the last 60 then prunes exactly those, including the ones past the first page.
+    let args = ferry.args.clone();
+    ferry.crash_and_restart(args);
+    for i in 240..300 {
+        repo.remove(&format!("config/c{i:03}.yaml"));
+    }
+    repo.commit("240 config maps");
+    let r = ferry.wait_for(3, "pruned", |r| r["result"] == "Applied");
+    let deleted = r["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["action"] == "Delete")
+        .count();
+    assert_eq!(deleted, 60, "{r:#}");
+    assert_eq!(ferry.value("c299"), None);
+    assert_eq!(ferry.value("c239").as_deref(), Some("on"));
+}
+
 /// An empty bare repository `shop.git` (branch `main`) under `dir`, as a Git host keeps one.
 fn bare_repository(git: &Path, dir: &Path) -> PathBuf {
     let bare = dir.join("shop.git");
