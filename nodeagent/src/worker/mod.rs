@@ -411,6 +411,10 @@ impl PodWorker {
     /// The steps are boxed while they run: inline, the largest of them would be part of every
     /// idle worker's future (10 KB a pod; 30,000 pods on hollow nodes).
     pub async fn run(mut self, mut updates: mpsc::Receiver<PodUpdate>, cancel: CancellationToken) {
+        // A status write that failed is retried with back-off even when nothing else changes:
+        // a pod whose Ready status was lost would otherwise stay unready until its next change
+        // (an hour for a pod that runs quietly).
+        let mut report_retry = report::ReportRetry::default();
         loop {
             if self.pod.metadata.deletion_timestamp.is_some() {
                 // Deleted gracefully: stop everything within the grace period, then finish
@@ -426,8 +430,11 @@ impl PodWorker {
                     Some(Instant::now() + Duration::from_secs(1))
                 }
             };
-            Box::pin(self.report()).await;
-            let until = wake.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let reported = Box::pin(self.report()).await;
+            let mut until = wake.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            if let Some(retry) = report_retry.after(reported) {
+                until = until.min(Instant::now() + retry);
+            }
             // A container seen running wakes the worker when it ends.
             let watched: Vec<_> = self
                 .init

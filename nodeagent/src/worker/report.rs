@@ -1,6 +1,8 @@
 //! What a pod worker reports: the status the kubelet would write now (phase, conditions,
 //! container statuses with their waiting reasons), written only when it changed.
 
+use std::time::Duration;
+
 use k8s_openapi::api::core::v1 as core;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
@@ -88,8 +90,9 @@ impl PodWorker {
         }
     }
 
-    /// Writes the status if it changed.
-    pub(super) async fn report(&mut self) {
+    /// Writes the status if it changed. `false` when the write failed: the status the
+    /// apiserver holds is stale, and the caller retries (nothing else may wake the worker).
+    pub(super) async fn report(&mut self) -> bool {
         let previous: Value = match serde_json::from_str(&self.last_status) {
             Ok(v) => v,
             Err(e) => {
@@ -100,7 +103,7 @@ impl PodWorker {
         let status = self.pod_report().await.to_json(&previous);
         let written = status.to_string();
         if written == self.last_status {
-            return;
+            return true;
         }
         let api: Api<core::Pod> = Api::namespaced(
             self.site.client.clone(),
@@ -115,13 +118,61 @@ impl PodWorker {
             )
             .await
         {
-            Ok(_) => self.last_status = written,
+            Ok(_) => {
+                self.last_status = written;
+                true
+            }
             Err(kube::Error::Api(e)) if e.code == 404 => {
                 tracing::debug!(pod = %name_of(&self.pod), "the pod is gone; its status is not written");
+                true
             }
             Err(e) => {
-                tracing::warn!(pod = %name_of(&self.pod), error = %e, "the pod's status could not be written; retried on the next change")
+                tracing::warn!(pod = %name_of(&self.pod), error = %e, "the pod's status could not be written; retrying with back-off");
+                false
             }
         }
+    }
+}
+
+/// When a failed status write is tried again: after 0.5 s, doubling to 30 s while it keeps
+/// failing; forgotten once a write succeeds.
+#[derive(Default)]
+pub(super) struct ReportRetry(Option<backon::ExponentialBackoff>);
+
+impl ReportRetry {
+    /// The delay before the next try, given whether the last write succeeded.
+    pub(super) fn after(&mut self, written: bool) -> Option<Duration> {
+        use backon::{BackoffBuilder, ExponentialBuilder};
+        if written {
+            self.0 = None;
+            return None;
+        }
+        let delays = self.0.get_or_insert_with(|| {
+            ExponentialBuilder::default()
+                .with_min_delay(Duration::from_millis(500))
+                .with_max_delay(Duration::from_secs(30))
+                .without_max_times()
+                .build()
+        });
+        Some(delays.next().unwrap_or(Duration::from_secs(30)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_status_write_is_retried_sooner_then_later_and_forgotten_once_written() {
+        let mut retry = ReportRetry::default();
+        assert_eq!(retry.after(true), None);
+        let delays: Vec<Duration> = (0..9).filter_map(|_| retry.after(false)).collect();
+        assert_eq!(delays[0], Duration::from_millis(500));
+        assert_eq!(delays[1], Duration::from_secs(1));
+        assert!(delays.windows(2).all(|w| w[0] <= w[1]), "{delays:?}");
+        assert_eq!(delays[8], Duration::from_secs(30));
+        // A write that succeeds starts the next failure at the shortest delay again.
+        assert_eq!(retry.after(true), None);
+        assert_eq!(retry.after(false), Some(Duration::from_millis(500)));
     }
 }
