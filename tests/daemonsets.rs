@@ -76,12 +76,7 @@ fn daemons_follow_nodes_labels_and_templates() {
 
     // A fourth node joins: it gets its daemon.
     let mut late = a.node(&["--name", "late"]);
-    k.ok(&[
-        "wait",
-        "--for=condition=Ready",
-        "node/late",
-        "--timeout=60s",
-    ]);
+    a.wait_nodes_ready(&["late"]);
     expect_placed(
         k,
         "agent",

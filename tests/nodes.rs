@@ -57,7 +57,7 @@ fn pods_land_where_their_rules_say() {
         "--capacity",
         "nvidia.com/gpu=2",
     ]);
-    k.ok(&["wait", "--for=condition=Ready", "node/gpu", "--timeout=60s"]);
+    a.wait_nodes_ready(&["gpu"]);
 
     k.ok_stdin(&["apply", "-f", "-"], &pod("plain", ""));
     k.ok_stdin(
@@ -207,13 +207,7 @@ fn a_killed_node_process_goes_unknown_and_its_pods_are_evicted() {
         "--node-lease-renew-interval",
         "500ms",
     ]);
-    k.ok(&[
-        "wait",
-        "--for=condition=Ready",
-        "node/doomed-0",
-        "node/doomed-1",
-        "--timeout=60s",
-    ]);
+    a.wait_nodes_ready(&["doomed-0", "doomed-1"]);
     // Two pods on the doomed pool: one tolerates unreachability for 2 s, one for an hour.
     let tolerating = |name: &str, seconds: u32| {
         pod(

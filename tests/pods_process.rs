@@ -1164,12 +1164,7 @@ fn pods_deleted_while_their_agent_was_away_go_when_it_returns() {
         "127.0.0.1:0",
     ];
     let mut node = a.node(&args);
-    k.ok(&[
-        "wait",
-        "--for=condition=Ready",
-        "node/away",
-        "--timeout=60s",
-    ]);
+    a.wait_nodes_ready(&["away"]);
     // (markers of one length: neither is a part of the other)
     let (gone, kept) = (format!("{}7", marker(5)), format!("{}1", marker(5)));
     k.ok_stdin(&["apply", "-f", "-"], &sleeper("gone", &gone));

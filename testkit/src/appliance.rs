@@ -2,6 +2,7 @@
 //! its data directory, a kubectl pointed at it, and `ferry node` processes joining it.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::ferry::{Background, FerryProcess, Kubectl};
 
@@ -87,6 +88,30 @@ impl Appliance {
         let mut all = vec!["node", "--server", &self.server.url];
         all.extend_from_slice(args);
         Background::start(&self.binary, &all, &log)
+    }
+
+    /// Waits (60 s at most) for nodes that a `ferry node` process just started is registering:
+    /// until each exists, then until each is Ready. (`kubectl wait` on a node not yet
+    /// registered fails at once with NotFound.)
+    pub fn wait_nodes_ready(&self, names: &[&str]) {
+        for name in names {
+            crate::ferry::wait_for(
+                Duration::from_secs(60),
+                &format!("node {name} registered"),
+                || {
+                    self.kubectl
+                        .run(&["get", "node", name, "-o", "name"])
+                        .status
+                        .success()
+                        .then_some(())
+                },
+            );
+        }
+        let mut args = vec!["wait", "--for=condition=Ready"];
+        let nodes: Vec<String> = names.iter().map(|n| format!("node/{n}")).collect();
+        args.extend(nodes.iter().map(String::as_str));
+        args.push("--timeout=60s");
+        self.kubectl.ok(&args);
     }
 
     /// The node a pod is bound to.
