@@ -158,6 +158,25 @@ impl Ferry {
         status["message"].as_str().unwrap_or_default().to_owned()
     }
 
+    /// Changes ConfigMap `name`'s value to "off" behind the source's back (drift).
+    fn drift(&self, name: &str) {
+        let out = self.kubectl(&[
+            "patch",
+            "configmap",
+            name,
+            "-n",
+            "shop",
+            "--type=merge",
+            "-p",
+            r#"{"data":{"value":"off"}}"#,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     fn value(&self, name: &str) -> Option<String> {
         let out = self.kubectl(&[
             "get",
@@ -776,17 +795,7 @@ fn health_is_followed_degraded_rolls_back_and_drift_self_heals() {
     assert_eq!(String::from_utf8_lossy(&image.stdout), "nginx:1.27");
 
     // Drift is reverted, and the revert is audited.
-    let out = ferry.kubectl(&[
-        "patch",
-        "configmap",
-        "settings",
-        "-n",
-        "shop",
-        "--type=merge",
-        "-p",
-        r#"{"data":{"value":"off"}}"#,
-    ]);
-    assert!(out.status.success());
+    ferry.drift("settings");
     let r = ferry.wait_for(4, "self-heal", |r| r["trigger"] == "self-heal");
     assert_eq!(r["result"], "Applied");
     assert_eq!(r["commit"], good.as_str());
@@ -826,17 +835,7 @@ fn drift_past_the_first_page_is_found_and_healed() {
     assert_eq!(r["result"], "Applied");
 
     // c290 sorts past the first page of 250.
-    let out = ferry.kubectl(&[
-        "patch",
-        "configmap",
-        "c290",
-        "-n",
-        "shop",
-        "--type=merge",
-        "-p",
-        r#"{"data":{"value":"off"}}"#,
-    ]);
-    assert!(out.status.success());
+    ferry.drift("c290");
     let r = ferry.wait_for(2, "self-heal", |r| r["trigger"] == "self-heal");
     assert_eq!(r["result"], "Applied");
     let changes = r["changes"].as_array().cloned().unwrap_or_default();

@@ -63,6 +63,19 @@ impl Continue {
         }
     }
 
+    /// The token of a page that stopped after `last`, for a list read at `revision`; none when
+    /// nothing follows.
+    fn token(revision: i64, last: Option<(String, String)>) -> Option<String> {
+        last.map(|(namespace, name)| {
+            Continue {
+                revision,
+                namespace,
+                name,
+            }
+            .encode()
+        })
+    }
+
     fn cursor(&self) -> (&str, &str) {
         (&self.namespace, &self.name)
     }
@@ -176,6 +189,16 @@ struct Request {
 }
 
 impl Request {
+    /// The revision the list is read at: its first page's, carried by the continue token, or
+    /// `first` (what this page read) for a first page or a token that goes on at the current
+    /// revision.
+    fn revision(&self, first: i64) -> i64 {
+        match &self.from {
+            Some(c) if c.revision >= 0 => c.revision,
+            _ => first,
+        }
+    }
+
     fn parse(call: &Call<'_>) -> Result<Request, ApiError> {
         let limit = match call.q("limit") {
             Some(l) => l
@@ -236,26 +259,13 @@ pub async fn list(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
     if shape == Shape::Object && single_version {
         // Selected objects go out as stored: each is parsed only to match it, one at a time.
         let selected = select_as(call, request.limit, after, |body, _| body).await?;
-        let revision = match &request.from {
-            Some(c) if c.revision >= 0 => c.revision,
-            _ => selected.revision,
-        };
-        let token = selected.more_after.map(|(namespace, name)| {
-            Continue {
-                revision,
-                namespace,
-                name,
-            }
-            .encode()
-        });
+        let revision = request.revision(selected.revision);
+        let token = Continue::token(revision, selected.more_after);
         let items = selected.items.join(",");
         return Ok(object_list(call, list_meta(revision, token, None), &items));
     }
     let selected = select(call, request.limit, after).await?;
-    let revision = match &request.from {
-        Some(c) if c.revision >= 0 => c.revision,
-        _ => selected.revision,
-    };
+    let revision = request.revision(selected.revision);
     let remaining = match (&selected.more_after, request.filtered) {
         (Some((ns, name)), false) => Some(
             call.state
@@ -270,14 +280,7 @@ pub async fn list(call: &Call<'_>) -> Result<Response<Body>, ApiError> {
         ),
         _ => None,
     };
-    let token = selected.more_after.map(|(namespace, name)| {
-        Continue {
-            revision,
-            namespace,
-            name,
-        }
-        .encode()
-    });
+    let token = Continue::token(revision, selected.more_after);
     let rv = revision.to_string();
     let body = match shape {
         Shape::Table => {
@@ -323,10 +326,7 @@ async fn passthrough(call: &Call<'_>, request: &Request) -> Result<Response<Body
         .list_joined(&resource, namespace, cursor, request.limit)
         .await
         .map_err(|e| call.storage_error(e))?;
-    let revision = match &request.from {
-        Some(c) if c.revision >= 0 => c.revision,
-        _ => page.revision,
-    };
+    let revision = request.revision(page.revision);
     let (token, remaining) = match page.more_after {
         Some((ns, name)) => {
             let remaining = storage

@@ -163,18 +163,13 @@ pub async fn serve(call: Call<'_>) -> Result<Response<Body>, ApiError> {
                     let change = match next {
                         Ok(change) => change,
                         Err(StorageError::Expired { requested, oldest }) => {
-                            let status = ApiError::expired(format!("too old resource version: {requested} ({oldest})")).status();
-                            if tx.send(event("ERROR", status)).await.is_err() {
-                                tracing::debug!("the watcher left before its 410");
-                            }
+                            let error = ApiError::expired(format!("too old resource version: {requested} ({oldest})"));
+                            end_with(&tx, error).await;
                             return;
                         }
                         Err(error) => {
                             tracing::warn!(%error, "a watch ends: the change log cannot be read");
-                            let status = ApiError::unavailable(error.to_string()).status();
-                            if tx.send(event("ERROR", status)).await.is_err() {
-                                tracing::debug!("the watcher left before its error");
-                            }
+                            end_with(&tx, ApiError::unavailable(error.to_string())).await;
                             return;
                         }
                     };
@@ -192,10 +187,7 @@ pub async fn serve(call: Call<'_>) -> Result<Response<Body>, ApiError> {
                             Ok(object) => event(kind, render(object)),
                             Err(error) => {
                                 tracing::warn!(%error, "a watch ends: a changed object cannot be read");
-                                let status = ApiError::internal(error.to_string()).status();
-                                if tx.send(event("ERROR", status)).await.is_err() {
-                                    tracing::debug!("the watcher left before its error");
-                                }
+                                end_with(&tx, ApiError::internal(error.to_string())).await;
                                 return;
                             }
                         },
@@ -218,6 +210,13 @@ pub async fn serve(call: Call<'_>) -> Result<Response<Body>, ApiError> {
         header::HeaderValue::from_static("application/json"),
     );
     Ok(response)
+}
+
+/// Sends the `ERROR` event that ends a watch, carrying `error` as a Status.
+async fn end_with(tx: &mpsc::Sender<Bytes>, error: ApiError) {
+    if tx.send(event("ERROR", error.status())).await.is_err() {
+        tracing::debug!("the watcher left before its error");
+    }
 }
 
 /// The object a watch event carries.
